@@ -1,0 +1,503 @@
+//! [`Broker`]: one directory on disk holding topics, owned by one process at
+//! a time.
+
+use std::collections::BTreeMap;
+use std::fs::File;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::thread::JoinHandle;
+use std::time::Duration;
+
+use crossbeam_channel::{Sender, bounded};
+use parking_lot::{Mutex, RwLock};
+
+use crate::config::{BrokerConfig, FsyncPolicy, TopicConfig};
+use crate::error::{Error, Result};
+use crate::fsutil;
+use crate::log::{LogSettings, PartitionLog};
+use crate::meta;
+use crate::names;
+use crate::recovery::RecoveryEvent;
+use crate::topic::{Topic, TopicInner};
+
+const LOCK_FILE: &str = "millpond.lock";
+const TOPICS_DIR: &str = "topics";
+const GROUPS_DIR: &str = "groups";
+const TRASH_DIR: &str = "trash";
+const META_FILE: &str = "topic.meta";
+
+/// A broker directory, opened: the registry of its topics.
+///
+/// `Broker` is a cheap handle (`Clone`, `Send + Sync`; an `Arc` inside).
+/// When the last handle is dropped, or [`Broker::close`] is called, every
+/// partition is flushed and closed, blocked consumers wake with
+/// [`Error::Closed`], producers get [`Error::Closed`], and the directory lock
+/// is released. `Topic`, `Producer` and `Consumer` handles do not keep the
+/// broker open.
+///
+/// # On disk
+///
+/// ```text
+/// <dir>/millpond.lock                             exclusive lock: a second open gets Error::Locked
+/// <dir>/topics/<topic>/topic.meta                 the topic's config, checksummed
+/// <dir>/topics/<topic>/<partition>/<base>.log     segments; <base> = first offset, 20 digits
+/// <dir>/topics/<topic>/<partition>/<base>.index   sparse index of a sealed segment
+/// ```
+///
+/// # Examples
+///
+/// ```
+/// use millpond::{Broker, Error, Record, StartFrom, TopicConfig};
+/// # let dir = std::env::temp_dir().join(format!("millpond-doc-broker-{}", std::process::id()));
+/// let broker = Broker::open(&dir)?;
+/// let orders = broker.create_topic("orders", TopicConfig::default().partitions(2))?;
+/// orders.producer().send(Record::new("order-1"))?;
+///
+/// // Only one Broker may own a directory at a time.
+/// assert!(matches!(Broker::open(&dir), Err(Error::Locked { .. })));
+///
+/// drop(broker); // flushes, closes and unlocks
+/// let broker = Broker::open(&dir)?;
+/// let m = broker.topic("orders")?.consumer(StartFrom::Earliest)?.recv()?;
+/// assert_eq!(m.value(), b"order-1");
+/// # drop(broker); std::fs::remove_dir_all(&dir)?;
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
+#[derive(Clone)]
+pub struct Broker {
+    handle: Arc<Handle>,
+}
+
+/// Closes the broker when the last user-held `Broker` goes away.
+struct Handle {
+    shared: Arc<Shared>,
+}
+
+impl Drop for Handle {
+    fn drop(&mut self) {
+        if let Err(e) = self.shared.close() {
+            // Drop cannot return the error; callers who need it use
+            // `Broker::close`. It is still reported rather than swallowed.
+            eprintln!("millpond: error while closing broker {}: {e}", self.shared.dir.display());
+        }
+    }
+}
+
+/// State shared by the broker and every handle derived from it.
+pub(crate) struct Shared {
+    dir: PathBuf,
+    config: BrokerConfig,
+    closed: AtomicBool,
+    topics: RwLock<BTreeMap<String, Arc<TopicInner>>>,
+    /// Serializes topic creation and deletion.
+    admin: Mutex<()>,
+    lock: Mutex<Option<File>>,
+    report: Mutex<Vec<RecoveryEvent>>,
+    flusher: Mutex<Option<(Sender<()>, JoinHandle<()>)>>,
+    trash_seq: AtomicU64,
+}
+
+impl std::fmt::Debug for Broker {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Broker").field("dir", &self.handle.shared.dir).field("closed", &self.is_closed()).finish()
+    }
+}
+
+impl Broker {
+    /// Opens the broker directory `dir`, creating it if needed and recovering
+    /// every partition's active segment.
+    ///
+    /// Fails with [`Error::Locked`] if another `Broker` (in this process or
+    /// another) has it open, and with [`Error::CorruptMetadata`] if a topic's
+    /// metadata is damaged.
+    ///
+    /// ```
+    /// # let dir = std::env::temp_dir().join(format!("millpond-doc-open-{}", std::process::id()));
+    /// let broker = millpond::Broker::open(&dir)?;
+    /// assert!(broker.topics().is_empty());
+    /// # drop(broker); std::fs::remove_dir_all(&dir)?;
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn open(dir: impl AsRef<Path>) -> Result<Broker> {
+        Broker::open_with(dir, BrokerConfig::default())
+    }
+
+    /// Opens `dir` with explicit [`BrokerConfig`] settings.
+    ///
+    /// ```
+    /// use millpond::{Broker, BrokerConfig, RecoveryMode};
+    /// # let dir = std::env::temp_dir().join(format!("millpond-doc-openwith-{}", std::process::id()));
+    /// let broker = Broker::open_with(&dir, BrokerConfig::default().recovery(RecoveryMode::FailOnCorruptTail))?;
+    /// # drop(broker); std::fs::remove_dir_all(&dir)?;
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn open_with(dir: impl AsRef<Path>, config: BrokerConfig) -> Result<Broker> {
+        let dir = dir.as_ref().to_path_buf();
+        fsutil::create_dir_all(&dir)?;
+        let lock_path = dir.join(LOCK_FILE);
+        let lock = fsutil::new_file_options()
+            .read(true)
+            .write(true)
+            .create(true)
+            .truncate(false)
+            .open(&lock_path)
+            .map_err(Error::io_at("open lock file", &lock_path))?;
+        match lock.try_lock() {
+            Ok(()) => {}
+            Err(std::fs::TryLockError::WouldBlock) => return Err(Error::Locked { path: lock_path }),
+            Err(std::fs::TryLockError::Error(e)) => return Err(Error::io("lock", lock_path, e)),
+        }
+        for sub in [TOPICS_DIR, GROUPS_DIR, TRASH_DIR] {
+            fsutil::create_dir_all(&dir.join(sub))?;
+        }
+        empty_trash(&dir.join(TRASH_DIR))?;
+        let shared = Arc::new(Shared {
+            dir,
+            config,
+            closed: AtomicBool::new(false),
+            topics: RwLock::new(BTreeMap::new()),
+            admin: Mutex::new(()),
+            lock: Mutex::new(Some(lock)),
+            report: Mutex::new(Vec::new()),
+            flusher: Mutex::new(None),
+            trash_seq: AtomicU64::new(0),
+        });
+        // From here on, dropping `broker` on error closes what was opened.
+        let broker = Broker { handle: Arc::new(Handle { shared: Arc::clone(&shared) }) };
+        let topics_dir = shared.dir.join(TOPICS_DIR);
+        let mut names = Vec::new();
+        for entry in std::fs::read_dir(&topics_dir).map_err(Error::io_at("list topics", &topics_dir))? {
+            let entry = entry.map_err(Error::io_at("list topics", &topics_dir))?;
+            // Directories whose names millpond would never create are not ours.
+            if let Some(name) = entry.file_name().to_str().filter(|n| names::validate("topic", n).is_ok()) {
+                if entry.path().is_dir() {
+                    names.push(name.to_string());
+                }
+            }
+        }
+        names.sort();
+        for name in names {
+            let topic_dir = topics_dir.join(&name);
+            let meta_path = topic_dir.join(META_FILE);
+            let bytes = std::fs::read(&meta_path).map_err(Error::io_at("read topic metadata", &meta_path))?;
+            let config = meta::decode(&bytes, &meta_path)?;
+            let inner = shared.open_topic(&name, config, &topic_dir)?;
+            shared.topics.write().insert(name, inner);
+        }
+        shared.ensure_flusher();
+        Ok(broker)
+    }
+
+    /// The broker's directory.
+    ///
+    /// ```
+    /// # let dir = std::env::temp_dir().join(format!("millpond-doc-dir-{}", std::process::id()));
+    /// let broker = millpond::Broker::open(&dir)?;
+    /// assert_eq!(broker.dir(), dir.as_path());
+    /// # drop(broker); std::fs::remove_dir_all(&dir)?;
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn dir(&self) -> &Path {
+        &self.handle.shared.dir
+    }
+
+    /// Creates a topic, or returns the existing one if it was created with
+    /// the same config. A different config is [`Error::TopicConfigMismatch`];
+    /// an invalid name [`Error::InvalidName`]; a bad setting
+    /// [`Error::InvalidConfig`]. On error nothing is left on disk.
+    ///
+    /// ```
+    /// use millpond::{Broker, Error, TopicConfig};
+    /// # let dir = std::env::temp_dir().join(format!("millpond-doc-create-{}", std::process::id()));
+    /// let broker = Broker::open(&dir)?;
+    /// let t = broker.create_topic("events", TopicConfig::default().partitions(3))?;
+    /// assert_eq!(t.partitions(), 3);
+    /// // Same config: the same topic.
+    /// broker.create_topic("events", TopicConfig::default().partitions(3))?;
+    /// // Different config: an error.
+    /// let err = broker.create_topic("events", TopicConfig::default().partitions(4)).unwrap_err();
+    /// assert!(matches!(err, Error::TopicConfigMismatch { .. }));
+    /// # drop(broker); std::fs::remove_dir_all(&dir)?;
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn create_topic(&self, name: &str, config: TopicConfig) -> Result<Topic> {
+        names::validate("topic", name)?;
+        config.validate()?;
+        let shared = &self.handle.shared;
+        let _admin = shared.admin.lock();
+        shared.check_open()?;
+        if let Some(existing) = shared.topics.read().get(name) {
+            return match existing.config.difference(&config) {
+                None => Ok(Topic::new(Arc::clone(existing), Arc::clone(shared))),
+                Some(difference) => Err(Error::TopicConfigMismatch { topic: name.to_string(), difference }),
+            };
+        }
+        // Build the topic in the trash directory, then rename it into place:
+        // a crash leaves either no topic or a complete one.
+        let staging = shared.trash_path(name);
+        let result = (|| {
+            fsutil::create_dir_all(&staging)?;
+            fsutil::write_atomic(&staging.join(META_FILE), &meta::encode(&config)?)?;
+            let final_dir = shared.dir.join(TOPICS_DIR).join(name);
+            std::fs::rename(&staging, &final_dir).map_err(Error::io_at("move new topic into place", &final_dir))?;
+            fsutil::fsync_dir(&shared.dir.join(TOPICS_DIR))?;
+            shared.open_topic(name, config, &final_dir)
+        })();
+        let inner = match result {
+            Ok(inner) => inner,
+            Err(e) => {
+                let _ = std::fs::remove_dir_all(&staging); // tidy-up only; `e` is what matters
+                return Err(e);
+            }
+        };
+        shared.topics.write().insert(name.to_string(), Arc::clone(&inner));
+        shared.ensure_flusher();
+        Ok(Topic::new(inner, Arc::clone(shared)))
+    }
+
+    /// The existing topic `name`, or [`Error::UnknownTopic`].
+    ///
+    /// ```
+    /// use millpond::{Broker, Error, TopicConfig};
+    /// # let dir = std::env::temp_dir().join(format!("millpond-doc-topic-{}", std::process::id()));
+    /// let broker = Broker::open(&dir)?;
+    /// assert!(matches!(broker.topic("missing"), Err(Error::UnknownTopic { .. })));
+    /// broker.create_topic("present", TopicConfig::default())?;
+    /// assert_eq!(broker.topic("present")?.name(), "present");
+    /// # drop(broker); std::fs::remove_dir_all(&dir)?;
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn topic(&self, name: &str) -> Result<Topic> {
+        let shared = &self.handle.shared;
+        shared.check_open()?;
+        match shared.topics.read().get(name) {
+            Some(inner) => Ok(Topic::new(Arc::clone(inner), Arc::clone(shared))),
+            None => Err(Error::UnknownTopic { topic: name.to_string() }),
+        }
+    }
+
+    /// The names of all topics, sorted.
+    ///
+    /// ```
+    /// use millpond::{Broker, TopicConfig};
+    /// # let dir = std::env::temp_dir().join(format!("millpond-doc-topics-{}", std::process::id()));
+    /// let broker = Broker::open(&dir)?;
+    /// broker.create_topic("b", TopicConfig::default())?;
+    /// broker.create_topic("a", TopicConfig::default())?;
+    /// assert_eq!(broker.topics(), ["a", "b"]);
+    /// # drop(broker); std::fs::remove_dir_all(&dir)?;
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn topics(&self) -> Vec<String> {
+        self.handle.shared.topics.read().keys().cloned().collect()
+    }
+
+    /// Deletes a topic and its data. Producers and consumers of it get
+    /// [`Error::TopicDeleted`]; messages already received stay readable.
+    ///
+    /// ```
+    /// use millpond::{Broker, Error, TopicConfig};
+    /// # let dir = std::env::temp_dir().join(format!("millpond-doc-delete-{}", std::process::id()));
+    /// let broker = Broker::open(&dir)?;
+    /// let t = broker.create_topic("tmp", TopicConfig::default())?;
+    /// let p = t.producer();
+    /// broker.delete_topic("tmp")?;
+    /// assert!(broker.topics().is_empty());
+    /// assert!(matches!(p.send(millpond::Record::new("x")), Err(Error::TopicDeleted { .. })));
+    /// # drop(broker); std::fs::remove_dir_all(&dir)?;
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn delete_topic(&self, name: &str) -> Result<()> {
+        names::validate("topic", name)?;
+        let shared = &self.handle.shared;
+        let _admin = shared.admin.lock();
+        shared.check_open()?;
+        let Some(inner) = shared.topics.write().remove(name) else {
+            return Err(Error::UnknownTopic { topic: name.to_string() });
+        };
+        inner.deleted.store(true, Ordering::SeqCst);
+        for p in &inner.partitions {
+            p.abandon(Error::TopicDeleted { topic: name.to_string() });
+        }
+        // The rename is the commit point; removing the files afterwards may
+        // fail (they are then removed at the next open).
+        let doomed = shared.trash_path(name);
+        std::fs::rename(&inner.dir, &doomed).map_err(Error::io_at("move deleted topic to trash", &inner.dir))?;
+        fsutil::fsync_dir(&shared.dir.join(TOPICS_DIR))?;
+        let _ = std::fs::remove_dir_all(&doomed); // see above: retried at next open
+        Ok(())
+    }
+
+    /// What recovery repaired when this broker was opened (and when topics
+    /// were opened since): one event per truncated active segment.
+    ///
+    /// See [`RecoveryEvent`] for an example.
+    pub fn recovery_report(&self) -> Vec<RecoveryEvent> {
+        self.handle.shared.report.lock().clone()
+    }
+
+    /// Makes everything appended to every topic durable (msync + fsync).
+    ///
+    /// ```
+    /// use millpond::{Broker, Record, TopicConfig};
+    /// # let dir = std::env::temp_dir().join(format!("millpond-doc-bflush-{}", std::process::id()));
+    /// let broker = Broker::open(&dir)?;
+    /// broker.create_topic("t", TopicConfig::default())?.producer().send(Record::new("x"))?;
+    /// broker.flush()?;
+    /// # drop(broker); std::fs::remove_dir_all(&dir)?;
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn flush(&self) -> Result<()> {
+        let topics: Vec<Arc<TopicInner>> = self.handle.shared.topics.read().values().cloned().collect();
+        for t in topics {
+            for p in &t.partitions {
+                p.flush()?;
+            }
+        }
+        Ok(())
+    }
+
+    /// Flushes and closes every partition, wakes blocked consumers with
+    /// [`Error::Closed`], and releases the directory lock. Idempotent;
+    /// dropping the last `Broker` does the same but can only print errors.
+    ///
+    /// ```
+    /// use millpond::{Broker, Error, TopicConfig};
+    /// # let dir = std::env::temp_dir().join(format!("millpond-doc-close-{}", std::process::id()));
+    /// let broker = Broker::open(&dir)?;
+    /// let t = broker.create_topic("t", TopicConfig::default())?;
+    /// broker.close()?;
+    /// assert!(broker.is_closed());
+    /// assert!(matches!(t.producer().send(millpond::Record::new("x")), Err(Error::Closed)));
+    /// # std::fs::remove_dir_all(&dir)?;
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn close(&self) -> Result<()> {
+        self.handle.shared.close()
+    }
+
+    /// Whether the broker was closed.
+    ///
+    /// See [`Broker::close`] for an example.
+    pub fn is_closed(&self) -> bool {
+        self.handle.shared.is_closed()
+    }
+}
+
+/// Removes everything in the trash directory (left by a crash during topic
+/// creation or deletion).
+fn empty_trash(trash: &Path) -> Result<()> {
+    for entry in std::fs::read_dir(trash).map_err(Error::io_at("list trash", trash))? {
+        let path = entry.map_err(Error::io_at("list trash", trash))?.path();
+        let removed = if path.is_dir() { std::fs::remove_dir_all(&path) } else { std::fs::remove_file(&path) };
+        removed.map_err(Error::io_at("empty trash", &path))?;
+    }
+    Ok(())
+}
+
+impl Shared {
+    /// `Err(Closed)` once the broker is closed.
+    pub(crate) fn check_open(&self) -> Result<()> {
+        if self.is_closed() { Err(Error::Closed) } else { Ok(()) }
+    }
+
+    pub(crate) fn is_closed(&self) -> bool {
+        self.closed.load(Ordering::SeqCst)
+    }
+
+    fn trash_path(&self, name: &str) -> PathBuf {
+        let seq = self.trash_seq.fetch_add(1, Ordering::Relaxed);
+        self.dir.join(TRASH_DIR).join(format!("{name}.{}.{seq}", std::process::id()))
+    }
+
+    fn open_topic(&self, name: &str, config: TopicConfig, dir: &Path) -> Result<Arc<TopicInner>> {
+        let topic: Arc<str> = Arc::from(name);
+        let mut partitions = Vec::with_capacity(config.partitions as usize);
+        for p in 0..config.partitions {
+            let (log, event) = PartitionLog::open(
+                &dir.join(p.to_string()),
+                Arc::clone(&topic),
+                p,
+                LogSettings::from(&config),
+                self.config.recovery,
+            )?;
+            if let Some(event) = event {
+                self.report.lock().push(event);
+            }
+            partitions.push(Arc::new(log));
+        }
+        Ok(Arc::new(TopicInner::new(topic, config, dir.to_path_buf(), partitions)))
+    }
+
+    /// Starts the background flusher if some topic uses
+    /// `FsyncPolicy::Interval` and it is not running yet.
+    fn ensure_flusher(self: &Arc<Self>) {
+        let has_interval = self.topics.read().values().any(|t| matches!(t.config.fsync, FsyncPolicy::Interval(_)));
+        let mut flusher = self.flusher.lock();
+        if !has_interval || flusher.is_some() {
+            return;
+        }
+        let (stop_tx, stop_rx) = bounded::<()>(0);
+        let weak = Arc::downgrade(self);
+        let handle = std::thread::Builder::new().name("millpond-flusher".into()).spawn(move || {
+            loop {
+                let Some(shared) = weak.upgrade() else { return };
+                let topics: Vec<Arc<TopicInner>> = shared.topics.read().values().cloned().collect();
+                drop(shared);
+                let mut tick = Duration::from_secs(1);
+                for t in &topics {
+                    if let FsyncPolicy::Interval(d) = t.config.fsync {
+                        tick = tick.min(d / 2).max(Duration::from_millis(1));
+                        for p in &t.partitions {
+                            // A failure poisons the partition, which then
+                            // reports it on every send and flush.
+                            let _ = p.sync_if_due();
+                        }
+                    }
+                }
+                if stop_rx.recv_timeout(tick).is_ok() {
+                    return;
+                }
+                if matches!(stop_rx.try_recv(), Err(crossbeam_channel::TryRecvError::Disconnected)) {
+                    return;
+                }
+            }
+        });
+        match handle {
+            Ok(h) => *flusher = Some((stop_tx, h)),
+            // Without the thread, Interval topics are still synced by
+            // `flush()`; report the failure rather than hiding it.
+            Err(e) => eprintln!("millpond: cannot start the flusher thread: {e}"),
+        }
+    }
+
+    fn close(&self) -> Result<()> {
+        if self.closed.swap(true, Ordering::SeqCst) {
+            return Ok(());
+        }
+        if let Some((stop, handle)) = self.flusher.lock().take() {
+            let _ = stop.send(()); // the thread may already have exited; join below
+            let _ = handle.join(); // a panicked flusher has nothing left to report
+        }
+        let _admin = self.admin.lock();
+        let topics: Vec<Arc<TopicInner>> = self.topics.read().values().cloned().collect();
+        let mut first_error = None;
+        for t in topics {
+            for p in &t.partitions {
+                if let Err(e) = p.close(Error::Closed) {
+                    first_error.get_or_insert(e);
+                }
+            }
+        }
+        if let Some(lock) = self.lock.lock().take() {
+            if let Err(e) = lock.unlock() {
+                first_error.get_or_insert(Error::io("unlock", self.dir.join(LOCK_FILE), e));
+            }
+        }
+        match first_error {
+            Some(e) => Err(e),
+            None => Ok(()),
+        }
+    }
+}

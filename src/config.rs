@@ -1,0 +1,359 @@
+//! Configuration: [`BrokerConfig`], [`TopicConfig`], [`FsyncPolicy`],
+//! [`StartFrom`], [`WaitStrategy`] and [`RecoveryMode`].
+
+use std::time::Duration;
+
+use serde::{Deserialize, Serialize};
+
+use crate::error::{Error, Result};
+
+/// When a partition's written bytes are forced to stable storage (msync + fsync).
+///
+/// Every policy survives a crash of the *process* (`kill -9`): once `send`
+/// returns, the record is in the kernel's page cache through the shared
+/// mapping. The policies differ in what survives a crash of the *machine*
+/// (power loss, kernel panic). [`Producer::flush`](crate::Producer::flush) is a
+/// barrier under every policy.
+///
+/// | policy | survives process crash | survives machine crash |
+/// | --- | --- | --- |
+/// | `Never` (default) | everything acknowledged | what was flushed, plus what the kernel wrote back on its own |
+/// | `EveryN(n)` | everything acknowledged | all but at most the last `n - 1` records per partition |
+/// | `Interval(d)` | everything acknowledged | all but at most the last `d` of writes |
+/// | `Always` | everything acknowledged | everything acknowledged |
+///
+/// # Examples
+///
+/// ```
+/// use millpond::{FsyncPolicy, TopicConfig};
+/// use std::time::Duration;
+/// let durable = TopicConfig::default().fsync(FsyncPolicy::Always);
+/// let batched = TopicConfig::default().fsync(FsyncPolicy::Interval(Duration::from_millis(50)));
+/// assert_ne!(durable, batched);
+/// ```
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[non_exhaustive]
+pub enum FsyncPolicy {
+    /// Never sync on the write path; only `flush()` (and sealing during
+    /// `flush()`) forces data to disk.
+    #[default]
+    Never,
+    /// Sync after every `n` records appended to a partition.
+    EveryN(u64),
+    /// Sync a partition's new bytes at least every `d` (by a background thread).
+    Interval(Duration),
+    /// Sync before `send` returns.
+    Always,
+}
+
+/// Settings of one topic, persisted (checksummed) in its `topic.meta`.
+///
+/// Re-creating an existing topic with a different `TopicConfig` is an error
+/// ([`Error::TopicConfigMismatch`]); re-creating it with the same one returns
+/// the existing topic.
+///
+/// | setting | default | meaning |
+/// | --- | --- | --- |
+/// | `partitions` | 1 | number of partitions (1..=10,000) |
+/// | `segment_bytes` | 64 MiB | size a segment file is preallocated to; a batch larger than this gets a segment of its own size |
+/// | `max_record_bytes` | 1 MiB | largest encoded record (key + value + headers + 26 bytes); plus 40 bytes it must fit in `segment_bytes` |
+/// | `index_interval_bytes` | 4 KiB | bytes between entries of the sparse offset index |
+/// | `fsync` | [`FsyncPolicy::Never`] | durability against machine crashes |
+///
+/// # Examples
+///
+/// ```
+/// use millpond::TopicConfig;
+/// let cfg = TopicConfig::default().partitions(4).segment_bytes(8 << 20);
+/// assert_eq!(cfg.partition_count(), 4);
+/// assert_eq!(cfg.segment_size(), 8 << 20);
+/// ```
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TopicConfig {
+    pub(crate) partitions: u32,
+    pub(crate) segment_bytes: u64,
+    pub(crate) max_record_bytes: u32,
+    pub(crate) index_interval_bytes: u32,
+    pub(crate) fsync: FsyncPolicy,
+}
+
+impl Default for TopicConfig {
+    fn default() -> Self {
+        TopicConfig {
+            partitions: 1,
+            segment_bytes: 64 << 20,
+            max_record_bytes: 1 << 20,
+            index_interval_bytes: 4096,
+            fsync: FsyncPolicy::Never,
+        }
+    }
+}
+
+/// Largest number of partitions a topic may have.
+pub(crate) const MAX_PARTITIONS: u32 = 10_000;
+/// Smallest segment size accepted.
+pub(crate) const MIN_SEGMENT_BYTES: u64 = 4096;
+/// Largest segment size accepted (positions inside a segment are `u32`).
+pub(crate) const MAX_SEGMENT_BYTES: u64 = 1 << 31;
+
+impl TopicConfig {
+    /// Sets the number of partitions.
+    ///
+    /// ```
+    /// let cfg = millpond::TopicConfig::default().partitions(8);
+    /// assert_eq!(cfg.partition_count(), 8);
+    /// ```
+    pub fn partitions(mut self, n: u32) -> Self {
+        self.partitions = n;
+        self
+    }
+
+    /// Sets the size segment files are preallocated to (4 KiB ..= 2 GiB).
+    ///
+    /// ```
+    /// let cfg = millpond::TopicConfig::default().segment_bytes(1 << 20);
+    /// assert_eq!(cfg.segment_size(), 1 << 20);
+    /// ```
+    pub fn segment_bytes(mut self, n: u64) -> Self {
+        self.segment_bytes = n;
+        self
+    }
+
+    /// Sets the largest accepted encoded record size.
+    ///
+    /// ```
+    /// let cfg = millpond::TopicConfig::default().max_record_bytes(4096);
+    /// assert_eq!(cfg.max_record_size(), 4096);
+    /// ```
+    pub fn max_record_bytes(mut self, n: u32) -> Self {
+        self.max_record_bytes = n;
+        self
+    }
+
+    /// Sets the number of bytes between sparse index entries.
+    ///
+    /// ```
+    /// let cfg = millpond::TopicConfig::default().index_interval_bytes(1024);
+    /// assert_eq!(cfg.index_interval(), 1024);
+    /// ```
+    pub fn index_interval_bytes(mut self, n: u32) -> Self {
+        self.index_interval_bytes = n;
+        self
+    }
+
+    /// Sets the [`FsyncPolicy`].
+    ///
+    /// ```
+    /// use millpond::{FsyncPolicy, TopicConfig};
+    /// let cfg = TopicConfig::default().fsync(FsyncPolicy::EveryN(100));
+    /// assert_eq!(cfg.fsync_policy(), FsyncPolicy::EveryN(100));
+    /// ```
+    pub fn fsync(mut self, policy: FsyncPolicy) -> Self {
+        self.fsync = policy;
+        self
+    }
+
+    /// The number of partitions.
+    ///
+    /// ```
+    /// assert_eq!(millpond::TopicConfig::default().partition_count(), 1);
+    /// ```
+    pub fn partition_count(&self) -> u32 {
+        self.partitions
+    }
+
+    /// The segment preallocation size in bytes.
+    ///
+    /// ```
+    /// assert_eq!(millpond::TopicConfig::default().segment_size(), 64 << 20);
+    /// ```
+    pub fn segment_size(&self) -> u64 {
+        self.segment_bytes
+    }
+
+    /// The largest accepted encoded record size in bytes.
+    ///
+    /// ```
+    /// assert_eq!(millpond::TopicConfig::default().max_record_size(), 1 << 20);
+    /// ```
+    pub fn max_record_size(&self) -> u32 {
+        self.max_record_bytes
+    }
+
+    /// Bytes between sparse index entries.
+    ///
+    /// ```
+    /// assert_eq!(millpond::TopicConfig::default().index_interval(), 4096);
+    /// ```
+    pub fn index_interval(&self) -> u32 {
+        self.index_interval_bytes
+    }
+
+    /// The [`FsyncPolicy`].
+    ///
+    /// ```
+    /// use millpond::{FsyncPolicy, TopicConfig};
+    /// assert_eq!(TopicConfig::default().fsync_policy(), FsyncPolicy::Never);
+    /// ```
+    pub fn fsync_policy(&self) -> FsyncPolicy {
+        self.fsync
+    }
+
+    /// Checks every setting is in range.
+    pub(crate) fn validate(&self) -> Result<()> {
+        let bad = |reason: String| Err(Error::InvalidConfig { reason });
+        if self.partitions == 0 || self.partitions > MAX_PARTITIONS {
+            return bad(format!("partitions must be 1..={MAX_PARTITIONS}, got {}", self.partitions));
+        }
+        if !(MIN_SEGMENT_BYTES..=MAX_SEGMENT_BYTES).contains(&self.segment_bytes) {
+            return bad(format!(
+                "segment_bytes must be {MIN_SEGMENT_BYTES}..={MAX_SEGMENT_BYTES}, got {}",
+                self.segment_bytes
+            ));
+        }
+        let max_frame = crate::log::frame::max_single_record_frame(self.max_record_bytes as usize);
+        if self.max_record_bytes == 0 || max_frame as u64 > self.segment_bytes {
+            return bad(format!(
+                "max_record_bytes must be at least 1 and, plus the {}-byte frame header, fit in                  segment_bytes ({}); got {}",
+                crate::log::frame::HEADER_LEN,
+                self.segment_bytes,
+                self.max_record_bytes
+            ));
+        }
+        if self.index_interval_bytes == 0 {
+            return bad("index_interval_bytes must be at least 1".into());
+        }
+        match self.fsync {
+            FsyncPolicy::EveryN(0) => bad("FsyncPolicy::EveryN(0): n must be at least 1".into()),
+            FsyncPolicy::Interval(d) if d.is_zero() => {
+                bad("FsyncPolicy::Interval: the interval must be non-zero".into())
+            }
+            _ => Ok(()),
+        }
+    }
+
+    /// Describes the first setting that differs from `other`, if any.
+    pub(crate) fn difference(&self, other: &TopicConfig) -> Option<String> {
+        let mut diffs = Vec::new();
+        if self.partitions != other.partitions {
+            diffs.push(format!("partitions {} vs {}", self.partitions, other.partitions));
+        }
+        if self.segment_bytes != other.segment_bytes {
+            diffs.push(format!("segment_bytes {} vs {}", self.segment_bytes, other.segment_bytes));
+        }
+        if self.max_record_bytes != other.max_record_bytes {
+            diffs.push(format!("max_record_bytes {} vs {}", self.max_record_bytes, other.max_record_bytes));
+        }
+        if self.index_interval_bytes != other.index_interval_bytes {
+            diffs.push(format!("index_interval_bytes {} vs {}", self.index_interval_bytes, other.index_interval_bytes));
+        }
+        if self.fsync != other.fsync {
+            diffs.push(format!("fsync {:?} vs {:?}", self.fsync, other.fsync));
+        }
+        if diffs.is_empty() { None } else { Some(format!("existing vs requested: {}", diffs.join(", "))) }
+    }
+}
+
+/// What recovery does when the active segment ends in a torn or corrupt frame.
+///
+/// # Examples
+///
+/// ```
+/// use millpond::{BrokerConfig, RecoveryMode};
+/// let strict = BrokerConfig::default().recovery(RecoveryMode::FailOnCorruptTail);
+/// # let _ = strict;
+/// ```
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+#[non_exhaustive]
+pub enum RecoveryMode {
+    /// Truncate the active segment at the first bad frame, zero what follows and
+    /// report what was dropped in [`Broker::recovery_report`](crate::Broker::recovery_report).
+    /// A process crash can only tear the last, unacknowledged write, so this is
+    /// the default.
+    #[default]
+    TruncateCorruptTail,
+    /// Refuse to open ([`Error::Corrupt`]) rather than drop anything, leaving
+    /// the files untouched for inspection.
+    FailOnCorruptTail,
+}
+
+/// Settings of a [`Broker`](crate::Broker) that are not stored on disk.
+///
+/// # Examples
+///
+/// ```
+/// use millpond::{Broker, BrokerConfig, RecoveryMode};
+/// # let dir = std::env::temp_dir().join(format!("millpond-doc-brokercfg-{}", std::process::id()));
+/// let broker = Broker::open_with(&dir, BrokerConfig::default().recovery(RecoveryMode::TruncateCorruptTail))?;
+/// # drop(broker); std::fs::remove_dir_all(&dir)?;
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
+#[derive(Debug, Clone, Default)]
+pub struct BrokerConfig {
+    pub(crate) recovery: RecoveryMode,
+}
+
+impl BrokerConfig {
+    /// Sets the [`RecoveryMode`] used when opening partitions.
+    ///
+    /// ```
+    /// use millpond::{BrokerConfig, RecoveryMode};
+    /// let cfg = BrokerConfig::default().recovery(RecoveryMode::FailOnCorruptTail);
+    /// # let _ = cfg;
+    /// ```
+    pub fn recovery(mut self, mode: RecoveryMode) -> Self {
+        self.recovery = mode;
+        self
+    }
+}
+
+/// Where a new [`Consumer`](crate::Consumer) starts reading each partition.
+///
+/// # Examples
+///
+/// ```
+/// use millpond::StartFrom;
+/// let from_start = StartFrom::Earliest;
+/// let only_new = StartFrom::Latest;
+/// let exact = StartFrom::Offset(42);
+/// let since = StartFrom::Timestamp(1_700_000_000_000);
+/// # let _ = (from_start, only_new, exact, since);
+/// ```
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum StartFrom {
+    /// The earliest offset still stored in each partition.
+    Earliest,
+    /// The high watermark: only records appended from now on.
+    Latest,
+    /// This offset in every partition; an offset outside
+    /// `log start ..= high watermark` is [`Error::OffsetOutOfRange`].
+    Offset(u64),
+    /// The first record whose timestamp (milliseconds since the Unix epoch) is
+    /// at least this, in each partition; the high watermark if there is none.
+    Timestamp(i64),
+}
+
+/// How a blocked consumer waits for new records.
+///
+/// Like the LMAX Disruptor's wait strategies: trade CPU for latency.
+///
+/// # Examples
+///
+/// ```
+/// use millpond::WaitStrategy;
+/// assert_eq!(WaitStrategy::default(), WaitStrategy::SpinThenPark);
+/// ```
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+#[non_exhaustive]
+pub enum WaitStrategy {
+    /// Spin briefly, then park the thread until a producer wakes it (default;
+    /// uses no CPU while idle).
+    #[default]
+    SpinThenPark,
+    /// Spin, then `thread::yield_now()` in a loop: lower latency, burns a core
+    /// while idle, still gives the CPU to other runnable threads.
+    Yield,
+    /// Busy-spin without ever yielding: lowest latency, burns a core.
+    BusySpin,
+}

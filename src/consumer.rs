@@ -1,0 +1,590 @@
+//! [`Consumer`]: reads a topic's partitions from a position of its own, with
+//! crossbeam-channel's receive vocabulary and Kafka's `poll`/`seek`.
+
+use std::cell::Cell;
+use std::marker::PhantomData;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::{Duration, Instant};
+
+use crate::channel::ConsumerChannel;
+use crate::config::{StartFrom, WaitStrategy};
+use crate::error::{Error, Result};
+use crate::log::Cursor;
+use crate::notify::WaitCell;
+use crate::record::Message;
+use crate::topic::Topic;
+
+/// Spin iterations before a waiting consumer yields or parks.
+const SPINS: u32 = 200;
+/// `yield_now` iterations, after spinning, before a `SpinThenPark` consumer parks.
+const YIELDS: u32 = 20;
+
+/// Reads records from a topic's partitions, at its own pace, from its own
+/// position per partition.
+///
+/// A consumer is owned by one thread (`Send`, not `Sync`). It takes records
+/// from its partitions in turn, one at a time, so a busy partition never
+/// starves a quiet one. Receiving never takes the producers' lock.
+///
+/// | method | waits? | returns |
+/// | --- | --- | --- |
+/// | [`try_recv`](Consumer::try_recv) | never | `Ok(None)` if nothing is there |
+/// | [`recv`](Consumer::recv) | until a record arrives | the record |
+/// | [`recv_timeout`](Consumer::recv_timeout), [`recv_deadline`](Consumer::recv_deadline) | at most until the timeout | `Ok(None)` on timeout |
+/// | [`poll`](Consumer::poll) | at most the timeout, for the first record | up to `max` records |
+/// | [`iter`](Consumer::iter) | yes | records until the broker closes |
+/// | [`try_iter`](Consumer::try_iter) | never | the records available now |
+///
+/// Waiting follows the consumer's [`WaitStrategy`]: by default it spins
+/// briefly, then parks until a producer wakes it. When the broker is closed
+/// or dropped, or the topic deleted, waiting consumers wake with
+/// [`Error::Closed`] or [`Error::TopicDeleted`].
+///
+/// # Examples
+///
+/// ```
+/// use millpond::{Broker, Record, StartFrom, TopicConfig};
+/// use std::time::Duration;
+/// # let dir = std::env::temp_dir().join(format!("millpond-doc-consumer-{}", std::process::id()));
+/// let broker = Broker::open(&dir)?;
+/// let topic = broker.create_topic("jobs", TopicConfig::default().partitions(2))?;
+/// let mut consumer = topic.consumer(StartFrom::Earliest)?;
+///
+/// let producer = topic.producer();
+/// let worker = std::thread::spawn(move || producer.send(Record::new("job-1")));
+///
+/// let m = consumer.recv()?; // blocks until the record arrives
+/// assert_eq!(m.value(), b"job-1");
+/// assert!(consumer.try_recv()?.is_none());
+/// assert!(consumer.recv_timeout(Duration::from_millis(10))?.is_none());
+/// worker.join().unwrap()?;
+/// # drop(broker); std::fs::remove_dir_all(&dir)?;
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
+pub struct Consumer {
+    topic: Topic,
+    cursors: Vec<Cursor>,
+    /// Index of the cursor to try first (round-robin fairness).
+    next: usize,
+    cell: Arc<WaitCell>,
+    wait: WaitStrategy,
+    /// Set by a channel bridge to stop a blocked receive.
+    interrupt: Option<Arc<AtomicBool>>,
+    /// A consumer is used from one thread at a time.
+    _not_sync: PhantomData<Cell<()>>,
+}
+
+impl std::fmt::Debug for Consumer {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Consumer").field("topic", &self.topic.name()).field("positions", &self.positions()).finish()
+    }
+}
+
+impl Consumer {
+    pub(crate) fn new(topic: Topic, partitions: Vec<u32>, from: StartFrom) -> Result<Consumer> {
+        if let Some(e) = topic.unusable() {
+            return Err(e);
+        }
+        let mut cursors = Vec::with_capacity(partitions.len());
+        for p in partitions {
+            let log = topic.partition_log(p)?;
+            let offset = match from {
+                StartFrom::Earliest => log.log_start(),
+                StartFrom::Latest => log.high_watermark(),
+                StartFrom::Offset(o) => o,
+                StartFrom::Timestamp(ts) => log.offset_for_timestamp(ts)?,
+            };
+            cursors.push(log.cursor_at(offset)?);
+        }
+        Ok(Consumer {
+            topic,
+            cursors,
+            next: 0,
+            cell: Arc::new(WaitCell::default()),
+            wait: WaitStrategy::default(),
+            interrupt: None,
+            _not_sync: PhantomData,
+        })
+    }
+
+    /// Sets how this consumer waits for records.
+    ///
+    /// ```
+    /// use millpond::{Broker, StartFrom, TopicConfig, WaitStrategy};
+    /// # let dir = std::env::temp_dir().join(format!("millpond-doc-wait-{}", std::process::id()));
+    /// let broker = Broker::open(&dir)?;
+    /// let topic = broker.create_topic("t", TopicConfig::default())?;
+    /// let c = topic.consumer(StartFrom::Latest)?.wait_strategy(WaitStrategy::BusySpin);
+    /// # drop(c); drop(broker); std::fs::remove_dir_all(&dir)?;
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn wait_strategy(mut self, wait: WaitStrategy) -> Self {
+        self.wait = wait;
+        self
+    }
+
+    /// The topic this consumer reads.
+    ///
+    /// ```
+    /// use millpond::{Broker, StartFrom, TopicConfig};
+    /// # let dir = std::env::temp_dir().join(format!("millpond-doc-ctopic-{}", std::process::id()));
+    /// let broker = Broker::open(&dir)?;
+    /// let c = broker.create_topic("t", TopicConfig::default())?.consumer(StartFrom::Earliest)?;
+    /// assert_eq!(c.topic().name(), "t");
+    /// # drop(c); drop(broker); std::fs::remove_dir_all(&dir)?;
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn topic(&self) -> &Topic {
+        &self.topic
+    }
+
+    /// The partitions this consumer reads, in order.
+    ///
+    /// ```
+    /// use millpond::{Broker, StartFrom, TopicConfig};
+    /// # let dir = std::env::temp_dir().join(format!("millpond-doc-assign-{}", std::process::id()));
+    /// let broker = Broker::open(&dir)?;
+    /// let c = broker.create_topic("t", TopicConfig::default().partitions(3))?.consumer(StartFrom::Earliest)?;
+    /// assert_eq!(c.assignment(), [0, 1, 2]);
+    /// # drop(c); drop(broker); std::fs::remove_dir_all(&dir)?;
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn assignment(&self) -> Vec<u32> {
+        self.cursors.iter().map(|c| c.log().partition()).collect()
+    }
+
+    fn cursor_index(&self, partition: u32) -> Result<usize> {
+        self.cursors.iter().position(|c| c.log().partition() == partition).ok_or_else(|| Error::InvalidPartition {
+            topic: self.topic.name().to_string(),
+            partition,
+            partitions: self.topic.partitions(),
+        })
+    }
+
+    /// The offset of the next record this consumer will return from
+    /// `partition` (Kafka's position).
+    ///
+    /// ```
+    /// use millpond::{Broker, Record, StartFrom, TopicConfig};
+    /// # let dir = std::env::temp_dir().join(format!("millpond-doc-position-{}", std::process::id()));
+    /// let broker = Broker::open(&dir)?;
+    /// let topic = broker.create_topic("t", TopicConfig::default())?;
+    /// topic.producer().send(Record::new("a"))?;
+    /// let mut c = topic.consumer(StartFrom::Earliest)?;
+    /// assert_eq!(c.position(0)?, 0);
+    /// c.recv()?;
+    /// assert_eq!(c.position(0)?, 1);
+    /// # drop(c); drop(broker); std::fs::remove_dir_all(&dir)?;
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn position(&self, partition: u32) -> Result<u64> {
+        Ok(self.cursors[self.cursor_index(partition)?].position())
+    }
+
+    /// `(partition, position)` for every assigned partition.
+    ///
+    /// ```
+    /// use millpond::{Broker, StartFrom, TopicConfig};
+    /// # let dir = std::env::temp_dir().join(format!("millpond-doc-positions-{}", std::process::id()));
+    /// let broker = Broker::open(&dir)?;
+    /// let c = broker.create_topic("t", TopicConfig::default().partitions(2))?.consumer(StartFrom::Earliest)?;
+    /// assert_eq!(c.positions(), [(0, 0), (1, 0)]);
+    /// # drop(c); drop(broker); std::fs::remove_dir_all(&dir)?;
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn positions(&self) -> Vec<(u32, u64)> {
+        self.cursors.iter().map(|c| (c.log().partition(), c.position())).collect()
+    }
+
+    /// Records not yet read: the sum over partitions of high watermark minus
+    /// position.
+    ///
+    /// ```
+    /// use millpond::{Broker, Record, StartFrom, TopicConfig};
+    /// # let dir = std::env::temp_dir().join(format!("millpond-doc-lag-{}", std::process::id()));
+    /// let broker = Broker::open(&dir)?;
+    /// let topic = broker.create_topic("t", TopicConfig::default())?;
+    /// let mut c = topic.consumer(StartFrom::Earliest)?;
+    /// topic.producer().send_batch((0..5).map(|i| Record::new(format!("{i}"))))?;
+    /// assert_eq!(c.lag(), 5);
+    /// c.recv()?;
+    /// assert_eq!(c.lag(), 4);
+    /// # drop(c); drop(broker); std::fs::remove_dir_all(&dir)?;
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn lag(&self) -> u64 {
+        self.cursors.iter().map(|c| c.log().high_watermark().saturating_sub(c.position())).sum()
+    }
+
+    /// Moves `partition`'s position to `offset`, which must lie within the
+    /// stored range (`log_start..=high_watermark`), else
+    /// [`Error::OffsetOutOfRange`] and the position is unchanged.
+    ///
+    /// ```
+    /// use millpond::{Broker, Error, Record, StartFrom, TopicConfig};
+    /// # let dir = std::env::temp_dir().join(format!("millpond-doc-seek-{}", std::process::id()));
+    /// let broker = Broker::open(&dir)?;
+    /// let topic = broker.create_topic("t", TopicConfig::default())?;
+    /// topic.producer().send_batch((0..10).map(|i| Record::new(format!("{i}"))))?;
+    /// let mut c = topic.consumer(StartFrom::Earliest)?;
+    /// c.seek(0, 7)?;
+    /// assert_eq!(c.recv()?.value(), b"7");
+    /// assert!(matches!(c.seek(0, 11), Err(Error::OffsetOutOfRange { start: 0, end: 10, .. })));
+    /// # drop(c); drop(broker); std::fs::remove_dir_all(&dir)?;
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn seek(&mut self, partition: u32, offset: u64) -> Result<()> {
+        let i = self.cursor_index(partition)?;
+        let cursor = self.cursors[i].log().cursor_at(offset)?;
+        self.cursors[i] = cursor;
+        Ok(())
+    }
+
+    /// Moves every partition's position to its earliest stored offset.
+    ///
+    /// ```
+    /// use millpond::{Broker, Record, StartFrom, TopicConfig};
+    /// # let dir = std::env::temp_dir().join(format!("millpond-doc-seekb-{}", std::process::id()));
+    /// let broker = Broker::open(&dir)?;
+    /// let topic = broker.create_topic("t", TopicConfig::default())?;
+    /// topic.producer().send(Record::new("again"))?;
+    /// let mut c = topic.consumer(StartFrom::Earliest)?;
+    /// c.recv()?;
+    /// c.seek_to_beginning()?;
+    /// assert_eq!(c.recv()?.value(), b"again");
+    /// # drop(c); drop(broker); std::fs::remove_dir_all(&dir)?;
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn seek_to_beginning(&mut self) -> Result<()> {
+        for c in &mut self.cursors {
+            let log = Arc::clone(c.log());
+            *c = log.cursor_at(log.log_start())?;
+        }
+        Ok(())
+    }
+
+    /// Moves every partition's position to its high watermark, skipping
+    /// everything stored so far.
+    ///
+    /// ```
+    /// use millpond::{Broker, Record, StartFrom, TopicConfig};
+    /// # let dir = std::env::temp_dir().join(format!("millpond-doc-seeke-{}", std::process::id()));
+    /// let broker = Broker::open(&dir)?;
+    /// let topic = broker.create_topic("t", TopicConfig::default())?;
+    /// topic.producer().send(Record::new("old"))?;
+    /// let mut c = topic.consumer(StartFrom::Earliest)?;
+    /// c.seek_to_end()?;
+    /// assert!(c.try_recv()?.is_none());
+    /// # drop(c); drop(broker); std::fs::remove_dir_all(&dir)?;
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn seek_to_end(&mut self) -> Result<()> {
+        for c in &mut self.cursors {
+            let log = Arc::clone(c.log());
+            *c = log.cursor_at(log.high_watermark())?;
+        }
+        Ok(())
+    }
+
+    /// Why receiving can never succeed again, if it cannot.
+    fn closed_error(&self) -> Option<Error> {
+        if let Some(e) = self.topic.unusable() {
+            return Some(e);
+        }
+        if self.cursors.iter().any(|c| c.log().notifier.is_closed()) {
+            return Some(Error::Closed);
+        }
+        None
+    }
+
+    /// Returns the next record if one is available, without waiting.
+    ///
+    /// `Ok(None)` means every partition is read up to its high watermark.
+    /// After the broker closes, records already stored can still be read;
+    /// once they are exhausted this returns [`Error::Closed`].
+    ///
+    /// ```
+    /// use millpond::{Broker, Record, StartFrom, TopicConfig};
+    /// # let dir = std::env::temp_dir().join(format!("millpond-doc-tryrecv-{}", std::process::id()));
+    /// let broker = Broker::open(&dir)?;
+    /// let topic = broker.create_topic("t", TopicConfig::default())?;
+    /// let mut c = topic.consumer(StartFrom::Earliest)?;
+    /// assert!(c.try_recv()?.is_none());
+    /// topic.producer().send(Record::new("x"))?;
+    /// assert_eq!(c.try_recv()?.unwrap().value(), b"x");
+    /// # drop(c); drop(broker); std::fs::remove_dir_all(&dir)?;
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn try_recv(&mut self) -> Result<Option<Message>> {
+        if let Some(m) = self.take_available()? {
+            return Ok(Some(m));
+        }
+        match self.closed_error() {
+            Some(e) => Err(e),
+            None => Ok(None),
+        }
+    }
+
+    /// One record from the partitions in turn, starting after the one that
+    /// gave the last record.
+    fn take_available(&mut self) -> Result<Option<Message>> {
+        let n = self.cursors.len();
+        for k in 0..n {
+            let i = (self.next + k) % n;
+            match self.cursors[i].next() {
+                Ok(Some(m)) => {
+                    self.next = (i + 1) % n;
+                    return Ok(Some(m));
+                }
+                Ok(None) => {}
+                Err(e) => {
+                    // Let the other partitions be read on the next call.
+                    self.next = (i + 1) % n;
+                    return Err(e);
+                }
+            }
+        }
+        Ok(None)
+    }
+
+    /// Blocks until a record is available and returns it.
+    ///
+    /// See [`Consumer`] for an example.
+    pub fn recv(&mut self) -> Result<Message> {
+        loop {
+            if let Some(m) = self.recv_deadline_inner(None)? {
+                return Ok(m);
+            }
+            if self.interrupted() {
+                return Err(Error::Closed);
+            }
+        }
+    }
+
+    /// Waits at most `timeout` for a record; `Ok(None)` on timeout.
+    ///
+    /// See [`Consumer`] for an example.
+    pub fn recv_timeout(&mut self, timeout: Duration) -> Result<Option<Message>> {
+        match Instant::now().checked_add(timeout) {
+            Some(deadline) => self.recv_deadline(deadline),
+            None => self.recv().map(Some),
+        }
+    }
+
+    /// Waits until `deadline` at most for a record; `Ok(None)` on timeout.
+    ///
+    /// ```
+    /// use millpond::{Broker, StartFrom, TopicConfig};
+    /// use std::time::{Duration, Instant};
+    /// # let dir = std::env::temp_dir().join(format!("millpond-doc-deadline-{}", std::process::id()));
+    /// let broker = Broker::open(&dir)?;
+    /// let mut c = broker.create_topic("t", TopicConfig::default())?.consumer(StartFrom::Latest)?;
+    /// let deadline = Instant::now() + Duration::from_millis(20);
+    /// assert!(c.recv_deadline(deadline)?.is_none());
+    /// assert!(Instant::now() >= deadline);
+    /// # drop(c); drop(broker); std::fs::remove_dir_all(&dir)?;
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn recv_deadline(&mut self, deadline: Instant) -> Result<Option<Message>> {
+        self.recv_deadline_inner(Some(deadline))
+    }
+
+    /// Waits for a record until `deadline` (forever if `None`), or until
+    /// interrupted by a channel bridge (then `Ok(None)`).
+    fn recv_deadline_inner(&mut self, deadline: Option<Instant>) -> Result<Option<Message>> {
+        loop {
+            if let Some(m) = self.try_recv()? {
+                return Ok(Some(m));
+            }
+            if self.interrupted() || !self.wait_for_data(deadline) {
+                return Ok(None);
+            }
+        }
+    }
+
+    /// Waits for up to `timeout` for the first record, then returns it with
+    /// every record available at once, up to `max` in all (Kafka's `poll`).
+    /// An empty `Vec` means the timeout passed with nothing to read.
+    ///
+    /// ```
+    /// use millpond::{Broker, Record, StartFrom, TopicConfig};
+    /// use std::time::Duration;
+    /// # let dir = std::env::temp_dir().join(format!("millpond-doc-poll-{}", std::process::id()));
+    /// let broker = Broker::open(&dir)?;
+    /// let topic = broker.create_topic("t", TopicConfig::default())?;
+    /// topic.producer().send_batch((0..800).map(|i| Record::new(format!("{i}"))))?;
+    /// let mut c = topic.consumer(StartFrom::Earliest)?;
+    /// assert_eq!(c.poll(500, Duration::from_millis(10))?.len(), 500);
+    /// assert_eq!(c.poll(500, Duration::from_millis(10))?.len(), 300);
+    /// assert!(c.poll(500, Duration::from_millis(10))?.is_empty());
+    /// # drop(c); drop(broker); std::fs::remove_dir_all(&dir)?;
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn poll(&mut self, max: usize, timeout: Duration) -> Result<Vec<Message>> {
+        let mut out = Vec::new();
+        if max == 0 {
+            return Ok(out);
+        }
+        match self.recv_timeout(timeout)? {
+            Some(m) => out.push(m),
+            None => return Ok(out),
+        }
+        while out.len() < max {
+            match self.take_available()? {
+                Some(m) => out.push(m),
+                None => break,
+            }
+        }
+        Ok(out)
+    }
+
+    /// A blocking iterator over records. It ends when the broker closes or
+    /// the topic is deleted; other errors are yielded as `Err`.
+    ///
+    /// ```
+    /// use millpond::{Broker, Record, StartFrom, TopicConfig};
+    /// # let dir = std::env::temp_dir().join(format!("millpond-doc-iter-{}", std::process::id()));
+    /// let broker = Broker::open(&dir)?;
+    /// let topic = broker.create_topic("t", TopicConfig::default())?;
+    /// topic.producer().send_batch((0..3).map(|i| Record::new(format!("{i}"))))?;
+    /// let mut c = topic.consumer(StartFrom::Earliest)?;
+    /// let closer = broker.clone();
+    /// std::thread::spawn(move || { std::thread::sleep(std::time::Duration::from_millis(50)); closer.close() });
+    /// let values: Vec<Vec<u8>> = c.iter().map(|m| m.map(|m| m.value().to_vec())).collect::<Result<_, _>>()?;
+    /// assert_eq!(values, [b"0", b"1", b"2"]); // ended when the broker closed
+    /// # drop(c); drop(broker); std::fs::remove_dir_all(&dir)?;
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn iter(&mut self) -> Iter<'_> {
+        Iter { consumer: self }
+    }
+
+    /// A non-blocking iterator over the records available now.
+    ///
+    /// ```
+    /// use millpond::{Broker, Record, StartFrom, TopicConfig};
+    /// # let dir = std::env::temp_dir().join(format!("millpond-doc-tryiter-{}", std::process::id()));
+    /// let broker = Broker::open(&dir)?;
+    /// let topic = broker.create_topic("t", TopicConfig::default())?;
+    /// topic.producer().send_batch((0..3).map(|i| Record::new(format!("{i}"))))?;
+    /// let mut c = topic.consumer(StartFrom::Earliest)?;
+    /// assert_eq!(c.try_iter().count(), 3);
+    /// assert_eq!(c.try_iter().count(), 0);
+    /// # drop(c); drop(broker); std::fs::remove_dir_all(&dir)?;
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn try_iter(&mut self) -> TryIter<'_> {
+        TryIter { consumer: self }
+    }
+
+    /// Moves this consumer onto a thread of its own that forwards records
+    /// into a bounded `crossbeam_channel` of `capacity`, so a service can
+    /// `select!` over topics, timers and its own channels.
+    ///
+    /// See [`ConsumerChannel`] for an example.
+    pub fn into_channel(self, capacity: usize) -> ConsumerChannel {
+        ConsumerChannel::spawn(self, capacity)
+    }
+
+    /// Installs the flag a channel bridge sets to stop a blocked receive, and
+    /// returns the cell to wake.
+    pub(crate) fn set_interrupt(&mut self, flag: Arc<AtomicBool>) -> Arc<WaitCell> {
+        self.interrupt = Some(flag);
+        Arc::clone(&self.cell)
+    }
+
+    /// Removes the interrupt flag (when a bridge hands the consumer back).
+    pub(crate) fn clear_interrupt(&mut self) {
+        self.interrupt = None;
+    }
+
+    fn interrupted(&self) -> bool {
+        self.interrupt.as_ref().is_some_and(|f| f.load(Ordering::SeqCst))
+    }
+
+    fn any_ready(&self) -> bool {
+        self.cursors.iter().any(Cursor::may_have_data)
+    }
+
+    /// Waits until some partition may have data, the consumer is closed or
+    /// interrupted (`true`), or `deadline` passes (`false`).
+    fn wait_for_data(&mut self, deadline: Option<Instant>) -> bool {
+        let mut i: u32 = 0;
+        loop {
+            if self.any_ready() || self.interrupted() || self.closed_error().is_some() {
+                return true;
+            }
+            if i % 64 == 63 && deadline.is_some_and(|d| Instant::now() >= d) {
+                return false;
+            }
+            match self.wait {
+                WaitStrategy::BusySpin => std::hint::spin_loop(),
+                WaitStrategy::Yield if i < SPINS => std::hint::spin_loop(),
+                WaitStrategy::Yield => std::thread::yield_now(),
+                WaitStrategy::SpinThenPark if i < SPINS => std::hint::spin_loop(),
+                WaitStrategy::SpinThenPark if i < SPINS + YIELDS => std::thread::yield_now(),
+                WaitStrategy::SpinThenPark => return self.park(deadline),
+            }
+            i = i.wrapping_add(1);
+        }
+    }
+
+    /// Registers with every partition's notifier, re-checks, and sleeps.
+    fn park(&self, deadline: Option<Instant>) -> bool {
+        for c in &self.cursors {
+            c.log().notifier.register(&self.cell);
+        }
+        // Re-check after registering (see notify.rs: no lost wake-ups).
+        let woken = if self.any_ready() || self.interrupted() || self.closed_error().is_some() {
+            true
+        } else {
+            self.cell.sleep(deadline)
+        };
+        for c in &self.cursors {
+            c.log().notifier.unregister(&self.cell);
+        }
+        woken || deadline.is_none_or(|d| Instant::now() < d)
+    }
+}
+
+/// Blocking iterator from [`Consumer::iter`].
+///
+/// See [`Consumer::iter`] for an example.
+#[derive(Debug)]
+pub struct Iter<'c> {
+    consumer: &'c mut Consumer,
+}
+
+impl Iterator for Iter<'_> {
+    type Item = Result<Message>;
+
+    fn next(&mut self) -> Option<Self::Item> {
+        match self.consumer.recv() {
+            Ok(m) => Some(Ok(m)),
+            Err(Error::Closed | Error::TopicDeleted { .. }) => None,
+            Err(e) => Some(Err(e)),
+        }
+    }
+}
+
+/// Non-blocking iterator from [`Consumer::try_iter`]. Errors other than
+/// closing are yielded as `Err`; it ends when nothing more is available.
+///
+/// See [`Consumer::try_iter`] for an example.
+#[derive(Debug)]
+pub struct TryIter<'c> {
+    consumer: &'c mut Consumer,
+}
+
+impl Iterator for TryIter<'_> {
+    type Item = Result<Message>;
+
+    fn next(&mut self) -> Option<Self::Item> {
+        match self.consumer.try_recv() {
+            Ok(Some(m)) => Some(Ok(m)),
+            Ok(None) | Err(Error::Closed | Error::TopicDeleted { .. }) => None,
+            Err(e) => Some(Err(e)),
+        }
+    }
+}

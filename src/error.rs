@@ -1,0 +1,220 @@
+//! Errors: one [`Error`] type whose variants carry the topic, partition, offset
+//! or path they concern, and the [`Result`] alias used throughout the crate.
+
+use std::io;
+use std::path::PathBuf;
+
+/// `Result` with millpond's [`Error`] as the default error type.
+///
+/// # Examples
+///
+/// ```
+/// fn open() -> millpond::Result<millpond::Broker> {
+///     let dir = std::env::temp_dir().join(format!("millpond-doc-result-{}", std::process::id()));
+///     millpond::Broker::open(&dir)
+/// }
+/// # let b = open().unwrap(); let d = b.dir().to_path_buf(); drop(b); std::fs::remove_dir_all(d).unwrap();
+/// ```
+pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+/// Everything that can go wrong in millpond.
+///
+/// Every variant says what was wrong and where. No operation panics on bad
+/// input or bad files; each returns one of these and leaves the log as it was.
+///
+/// # Examples
+///
+/// ```
+/// use millpond::{Broker, Error, TopicConfig};
+/// # let dir = std::env::temp_dir().join(format!("millpond-doc-error-{}", std::process::id()));
+/// let broker = Broker::open(&dir)?;
+/// match broker.create_topic("no/slashes", TopicConfig::default()) {
+///     Err(Error::InvalidName { kind, name, .. }) => assert_eq!((kind, name.as_str()), ("topic", "no/slashes")),
+///     other => panic!("expected InvalidName, got {other:?}"),
+/// }
+/// # drop(broker); std::fs::remove_dir_all(&dir)?;
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum Error {
+    /// Another `Broker` (in this process or another) holds the directory's lock.
+    #[error("broker directory {path} is locked by another Broker (in this or another process)")]
+    Locked {
+        /// The lock file.
+        path: PathBuf,
+    },
+
+    /// The broker was closed or dropped; the operation cannot proceed.
+    #[error("the broker is closed")]
+    Closed,
+
+    /// The topic was deleted while this handle was in use.
+    #[error("topic {topic:?} was deleted")]
+    TopicDeleted {
+        /// The deleted topic.
+        topic: String,
+    },
+
+    /// A topic or group name is not acceptable.
+    #[error("invalid {kind} name {name:?}: {reason}")]
+    InvalidName {
+        /// `"topic"` or `"group"`.
+        kind: &'static str,
+        /// The name as given.
+        name: String,
+        /// Why it was refused.
+        reason: &'static str,
+    },
+
+    /// A configuration value is out of range.
+    #[error("invalid configuration: {reason}")]
+    InvalidConfig {
+        /// What is wrong.
+        reason: String,
+    },
+
+    /// No topic of that name exists.
+    #[error("unknown topic {topic:?}")]
+    UnknownTopic {
+        /// The name asked for.
+        topic: String,
+    },
+
+    /// The topic exists with a different configuration.
+    #[error("topic {topic:?} already exists with a different configuration: {difference}")]
+    TopicConfigMismatch {
+        /// The topic.
+        topic: String,
+        /// Which setting differs, with both values.
+        difference: String,
+    },
+
+    /// A record the format cannot hold (for example a header name over 64 KiB).
+    #[error("invalid record for topic {topic:?}: {reason}")]
+    InvalidRecord {
+        /// The topic.
+        topic: String,
+        /// What is wrong with it.
+        reason: &'static str,
+    },
+
+    /// A partition number outside `0..partitions`.
+    #[error("topic {topic:?} has {partitions} partitions; partition {partition} does not exist")]
+    InvalidPartition {
+        /// The topic.
+        topic: String,
+        /// The partition asked for.
+        partition: u32,
+        /// How many partitions the topic has.
+        partitions: u32,
+    },
+
+    /// A record is larger than the topic's `max_record_bytes`.
+    #[error("record of {size} bytes for topic {topic:?} exceeds max_record_bytes ({max})")]
+    RecordTooLarge {
+        /// The topic.
+        topic: String,
+        /// The encoded size of the record.
+        size: usize,
+        /// The topic's limit.
+        max: usize,
+    },
+
+    /// A requested offset is not in the log.
+    #[error(
+        "offset {offset} is out of range for topic {topic:?} partition {partition} \
+         (valid: {start}..={end})"
+    )]
+    OffsetOutOfRange {
+        /// The topic.
+        topic: String,
+        /// The partition.
+        partition: u32,
+        /// The offset asked for.
+        offset: u64,
+        /// The log start offset (the earliest offset still stored).
+        start: u64,
+        /// The high watermark (one past the last record).
+        end: u64,
+    },
+
+    /// A frame or record in a segment failed its checks. No data from it is returned.
+    #[error("corrupt data in topic {topic:?} partition {partition}, file {path} at byte {position}: {reason}")]
+    Corrupt {
+        /// The topic.
+        topic: String,
+        /// The partition.
+        partition: u32,
+        /// The segment file.
+        path: PathBuf,
+        /// Byte position of the bad frame in the file.
+        position: u64,
+        /// What check failed.
+        reason: String,
+    },
+
+    /// A metadata file (topic config, index, committed offsets) is unreadable.
+    #[error("corrupt metadata file {path}: {reason}")]
+    CorruptMetadata {
+        /// The file.
+        path: PathBuf,
+        /// What check failed.
+        reason: String,
+    },
+
+    /// A previous msync/fsync failed, so the partition refuses further writes:
+    /// the kernel may already have dropped the unsynced data.
+    #[error("topic {topic:?} partition {partition} is poisoned by an earlier failed sync: {reason}")]
+    Poisoned {
+        /// The topic.
+        topic: String,
+        /// The partition.
+        partition: u32,
+        /// The failure that poisoned it.
+        reason: String,
+    },
+
+    /// The disk (or a quota) is full. Nothing partial became visible; sends
+    /// succeed again once space is freed.
+    #[error("no space left while trying to {op} {path}: {source}")]
+    DiskFull {
+        /// What was being done.
+        op: &'static str,
+        /// The file concerned.
+        path: PathBuf,
+        /// The underlying error.
+        #[source]
+        source: io::Error,
+    },
+
+    /// Any other I/O failure.
+    #[error("I/O error while trying to {op} {path}: {source}")]
+    Io {
+        /// What was being done.
+        op: &'static str,
+        /// The file or directory concerned.
+        path: PathBuf,
+        /// The underlying error.
+        #[source]
+        source: io::Error,
+    },
+}
+
+impl Error {
+    /// Wraps an `io::Error` with what was being done and where, mapping
+    /// "no space" conditions to [`Error::DiskFull`].
+    pub(crate) fn io(op: &'static str, path: impl Into<PathBuf>, source: io::Error) -> Error {
+        let path = path.into();
+        let full = matches!(source.kind(), io::ErrorKind::StorageFull | io::ErrorKind::QuotaExceeded)
+            || source.raw_os_error() == Some(libc::ENOSPC)
+            || source.raw_os_error() == Some(libc::EFBIG)
+            || source.raw_os_error() == Some(libc::EDQUOT);
+        if full { Error::DiskFull { op, path, source } } else { Error::Io { op, path, source } }
+    }
+
+    /// Returns a closure for `map_err` that wraps an `io::Error` with context.
+    pub(crate) fn io_at<'p>(op: &'static str, path: &'p std::path::Path) -> impl FnOnce(io::Error) -> Error + 'p {
+        move |source| Error::io(op, path, source)
+    }
+}

@@ -1,0 +1,116 @@
+//! File-system helpers: atomic replacement, directory fsync, preallocation.
+
+use std::fs::{self, File, OpenOptions};
+use std::io::Write;
+use std::path::{Path, PathBuf};
+
+use crate::error::{Error, Result};
+
+/// Permissions of every file millpond creates: owner read-write, others
+/// read-only, never world-writable (the process umask may narrow it further).
+#[cfg(unix)]
+pub(crate) const FILE_MODE: u32 = 0o644;
+/// Permissions of every directory millpond creates.
+#[cfg(unix)]
+pub(crate) const DIR_MODE: u32 = 0o755;
+
+/// Opens options for a new file with millpond's permissions.
+pub(crate) fn new_file_options() -> OpenOptions {
+    let mut o = OpenOptions::new();
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::OpenOptionsExt;
+        o.mode(FILE_MODE);
+    }
+    o
+}
+
+/// Creates `dir` and its missing parents with millpond's permissions.
+pub(crate) fn create_dir_all(dir: &Path) -> Result<()> {
+    let mut b = fs::DirBuilder::new();
+    b.recursive(true);
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::DirBuilderExt;
+        b.mode(DIR_MODE);
+    }
+    b.create(dir).map_err(Error::io_at("create directory", dir))
+}
+
+/// fsyncs a directory, making the creation, removal or renaming of its
+/// entries durable.
+pub(crate) fn fsync_dir(dir: &Path) -> Result<()> {
+    let d = File::open(dir).map_err(Error::io_at("open directory for fsync", dir))?;
+    d.sync_all().map_err(Error::io_at("fsync directory", dir))
+}
+
+fn tmp_path(path: &Path) -> PathBuf {
+    let mut name = path.file_name().map(|n| n.to_os_string()).unwrap_or_default();
+    name.push(".tmp");
+    path.with_file_name(name)
+}
+
+/// Replaces `path` with `bytes` atomically: writes a temporary file beside
+/// it, fsyncs it, renames it over `path` and fsyncs the directory. A crash
+/// leaves either the old or the new contents, never a mix.
+pub(crate) fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
+    let tmp = tmp_path(path);
+    let mut f =
+        new_file_options().write(true).create(true).truncate(true).open(&tmp).map_err(Error::io_at("create", &tmp))?;
+    f.write_all(bytes).map_err(Error::io_at("write", &tmp))?;
+    f.sync_all().map_err(Error::io_at("fsync", &tmp))?;
+    drop(f);
+    fs::rename(&tmp, path).map_err(Error::io_at("rename into place", path))?;
+    if let Some(dir) = path.parent() {
+        fsync_dir(dir)?;
+    }
+    Ok(())
+}
+
+/// Replaces `path` with `bytes` by rename, without fsync: for derived data
+/// (indexes) that is checksummed and rebuilt when missing or bad.
+pub(crate) fn write_replace_unsynced(path: &Path, bytes: &[u8]) -> Result<()> {
+    let tmp = tmp_path(path);
+    let mut f =
+        new_file_options().write(true).create(true).truncate(true).open(&tmp).map_err(Error::io_at("create", &tmp))?;
+    f.write_all(bytes).map_err(Error::io_at("write", &tmp))?;
+    drop(f);
+    fs::rename(&tmp, path).map_err(Error::io_at("rename into place", path))
+}
+
+/// Reserves real disk blocks for the first `len` bytes of `file`, so later
+/// writes through a mapping cannot hit a full disk (which would raise SIGBUS).
+pub(crate) fn preallocate(file: &File, len: u64, path: &Path) -> Result<()> {
+    #[cfg(target_os = "linux")]
+    {
+        use std::os::fd::AsRawFd;
+        let len_off = libc::off_t::try_from(len).map_err(|_| Error::InvalidConfig {
+            reason: format!("segment of {len} bytes is too large for this platform"),
+        })?;
+        // SAFETY: plain syscall on a file descriptor we own; no memory is passed.
+        let rc = unsafe { libc::posix_fallocate(file.as_raw_fd(), 0, len_off) };
+        if rc != 0 {
+            return Err(Error::io("preallocate", path, std::io::Error::from_raw_os_error(rc)));
+        }
+        Ok(())
+    }
+    #[cfg(not(target_os = "linux"))]
+    {
+        // Without fallocate, write zeros so the blocks are really allocated.
+        use std::io::{Seek, SeekFrom};
+        let current = file.metadata().map_err(Error::io_at("stat", path))?.len();
+        if current >= len {
+            return Ok(());
+        }
+        let mut f = file;
+        f.seek(SeekFrom::Start(current)).map_err(Error::io_at("seek", path))?;
+        let zeros = vec![0u8; 1 << 16];
+        let mut left = len - current;
+        while left > 0 {
+            let n = left.min(zeros.len() as u64) as usize;
+            f.write_all(&zeros[..n]).map_err(Error::io_at("preallocate", path))?;
+            left -= n as u64;
+        }
+        Ok(())
+    }
+}

@@ -1,0 +1,513 @@
+//! The storage engine: one [`PartitionLog`] per partition, made of segments.
+//!
+//! # Write path, step by step
+//!
+//! 1. The producer encodes nothing up front: it computes the frame's size
+//!    and takes the partition's writer lock (the only lock on the path).
+//! 2. If the frame does not fit in the active segment, the writer *rolls*:
+//!    it creates and preallocates the next segment first (so a full disk
+//!    leaves the old one active and untouched), persists the old one's index,
+//!    trims it to its length, publishes the new segment in the segment list,
+//!    and only then marks the old one sealed.
+//! 3. The frame is encoded straight into the mapping above the committed
+//!    length, its CRC computed, and the new length published (`Release`).
+//! 4. Every `index_interval_bytes` a sparse index entry is added.
+//! 5. The high watermark is published, the fsync policy applied, the lock
+//!    released, and sleeping consumers woken.
+//!
+//! Readers ([`Cursor`]) never take the writer lock: they load the committed
+//! length (`Acquire`) and decode frames below it, moving to the next segment
+//! once a segment is sealed and read to its end.
+
+pub(crate) mod cursor;
+pub(crate) mod frame;
+pub(crate) mod index;
+mod mmap;
+pub(crate) mod recovery;
+pub(crate) mod segment;
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Instant;
+
+use parking_lot::{Mutex, RwLock};
+
+pub(crate) use cursor::Cursor;
+use index::IndexEntry;
+pub(crate) use segment::MappedBytes;
+use segment::{PartitionId, Segment};
+
+use crate::config::{FsyncPolicy, RecoveryMode, TopicConfig};
+use crate::error::{Error, Result};
+use crate::fsutil;
+use crate::notify::Notifier;
+use crate::record::{Record, now_millis};
+use crate::recovery::RecoveryEvent;
+
+/// The settings a partition log needs from its topic's config.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct LogSettings {
+    pub segment_bytes: u64,
+    pub index_interval: u32,
+    pub fsync: FsyncPolicy,
+}
+
+impl From<&TopicConfig> for LogSettings {
+    fn from(c: &TopicConfig) -> Self {
+        LogSettings { segment_bytes: c.segment_bytes, index_interval: c.index_interval_bytes, fsync: c.fsync }
+    }
+}
+
+/// A segment's place in the partition: loaded lazily for sealed segments, so
+/// opening a partition reads only its active segment.
+struct Slot {
+    base: u64,
+    seg: Mutex<Option<Arc<Segment>>>,
+}
+
+/// State owned by the holder of the writer lock.
+struct Writer {
+    active: Arc<Segment>,
+    next_offset: u64,
+    /// Position of the last index entry in the active segment.
+    last_index_pos: Option<u32>,
+    /// Largest timestamp appended to the active segment so far.
+    max_ts: i64,
+    /// Bytes of the active segment already msynced.
+    synced_to: u32,
+    /// Records appended since the last sync (for `EveryN`).
+    unsynced_records: u64,
+    /// Sealed segments not yet synced.
+    pending: Vec<Arc<Segment>>,
+    /// Whether files were created in the directory since the last sync.
+    dir_dirty: bool,
+    last_sync: Instant,
+    /// Set when the broker closed or the topic was deleted.
+    closed: Option<Error>,
+    /// Set when a sync failed; the partition refuses writes from then on.
+    poisoned: Option<String>,
+}
+
+/// One partition: an ordered, append-only log of segments.
+pub(crate) struct PartitionLog {
+    id: PartitionId,
+    dir: PathBuf,
+    settings: LogSettings,
+    writer: Mutex<Writer>,
+    slots: RwLock<Vec<Arc<Slot>>>,
+    high_watermark: AtomicU64,
+    log_start: AtomicU64,
+    pub(crate) notifier: Notifier,
+}
+
+impl std::fmt::Debug for PartitionLog {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("PartitionLog")
+            .field("topic", &self.id.topic)
+            .field("partition", &self.id.partition)
+            .field("high_watermark", &self.high_watermark())
+            .finish()
+    }
+}
+
+/// Parses `<20 digits>.log`.
+fn parse_segment_name(name: &str) -> Option<u64> {
+    let digits = name.strip_suffix(".log")?;
+    if digits.len() != 20 || !digits.bytes().all(|b| b.is_ascii_digit()) {
+        return None;
+    }
+    digits.parse().ok()
+}
+
+impl PartitionLog {
+    /// Opens (creating if needed) the partition in `dir`, recovering its
+    /// active segment.
+    pub(crate) fn open(
+        dir: &Path,
+        topic: Arc<str>,
+        partition: u32,
+        settings: LogSettings,
+        mode: RecoveryMode,
+    ) -> Result<(PartitionLog, Option<RecoveryEvent>)> {
+        let id = PartitionId { topic, partition };
+        let existed = dir.is_dir();
+        fsutil::create_dir_all(dir)?;
+        let mut bases = Vec::new();
+        for entry in std::fs::read_dir(dir).map_err(Error::io_at("list partition directory", dir))? {
+            let entry = entry.map_err(Error::io_at("list partition directory", dir))?;
+            if let Some(base) = entry.file_name().to_str().and_then(parse_segment_name) {
+                bases.push(base);
+            }
+        }
+        bases.sort_unstable();
+        let (active, event) = match bases.last() {
+            None => {
+                let seg = Segment::create(dir, 0, settings.segment_bytes, id.clone())?;
+                bases.push(0);
+                fsutil::fsync_dir(dir)?;
+                if !existed {
+                    if let Some(parent) = dir.parent() {
+                        fsutil::fsync_dir(parent)?;
+                    }
+                }
+                (seg, None)
+            }
+            Some(&last) => {
+                Segment::recover_active(dir, last, settings.segment_bytes, settings.index_interval, mode, id.clone())?
+            }
+        };
+        let active = Arc::new(active);
+        let slots: Vec<Arc<Slot>> = bases
+            .iter()
+            .map(|&base| {
+                let seg = (base == active.base_offset).then(|| Arc::clone(&active));
+                Arc::new(Slot { base, seg: Mutex::new(seg) })
+            })
+            .collect();
+        let next_offset = active.next_offset();
+        let entries = active.index_entries();
+        let writer = Writer {
+            last_index_pos: entries.last().map(|e| e.position),
+            max_ts: active.max_timestamp(),
+            synced_to: 0,
+            active,
+            next_offset,
+            unsynced_records: 0,
+            pending: Vec::new(),
+            dir_dirty: false,
+            last_sync: Instant::now(),
+            closed: None,
+            poisoned: None,
+        };
+        let log = PartitionLog {
+            id,
+            dir: dir.to_path_buf(),
+            settings,
+            writer: Mutex::new(writer),
+            log_start: AtomicU64::new(bases[0]),
+            slots: RwLock::new(slots),
+            high_watermark: AtomicU64::new(next_offset),
+            notifier: Notifier::default(),
+        };
+        Ok((log, event))
+    }
+
+    /// The partition number.
+    pub(crate) fn partition(&self) -> u32 {
+        self.id.partition
+    }
+
+    /// One past the last visible record.
+    pub(crate) fn high_watermark(&self) -> u64 {
+        self.high_watermark.load(Ordering::Acquire)
+    }
+
+    /// The earliest offset still stored.
+    pub(crate) fn log_start(&self) -> u64 {
+        self.log_start.load(Ordering::Acquire)
+    }
+
+    /// Number of segment files.
+    pub(crate) fn segment_count(&self) -> usize {
+        self.slots.read().len()
+    }
+
+    /// Bytes of the active segment's published frames plus the sizes of
+    /// sealed segment files (from their metadata, without opening them).
+    pub(crate) fn size_bytes(&self) -> u64 {
+        let slots: Vec<Arc<Slot>> = self.slots.read().clone();
+        slots
+            .iter()
+            .map(|slot| match &*slot.seg.lock() {
+                Some(seg) => u64::from(seg.committed()),
+                None => std::fs::metadata(segment::log_path(&self.dir, slot.base)).map_or(0, |m| m.len()),
+            })
+            .sum()
+    }
+
+    fn error_if_unwritable(&self, w: &Writer) -> Result<()> {
+        if let Some(closed) = &w.closed {
+            return Err(match closed {
+                Error::TopicDeleted { topic } => Error::TopicDeleted { topic: topic.clone() },
+                _ => Error::Closed,
+            });
+        }
+        if let Some(reason) = &w.poisoned {
+            return Err(Error::Poisoned {
+                topic: self.id.topic.to_string(),
+                partition: self.id.partition,
+                reason: reason.clone(),
+            });
+        }
+        Ok(())
+    }
+
+    /// Appends `records` (whose encoded sizes are `sizes`) as one frame when
+    /// they fit in a segment, else as one frame per segment they span.
+    /// Returns the offset of the first record.
+    pub(crate) fn append(&self, records: &[&Record<'_>], sizes: &[usize]) -> Result<u64> {
+        debug_assert_eq!(records.len(), sizes.len());
+        let mut w = self.writer.lock();
+        self.error_if_unwritable(&w)?;
+        let first = w.next_offset;
+        let written = self.write_frames(&mut w, records, sizes);
+        if w.next_offset == first {
+            return written.map(|()| first);
+        }
+        // Publish whatever was written, even if a later roll failed.
+        self.high_watermark.store(w.next_offset, Ordering::Release);
+        w.unsynced_records += w.next_offset - first;
+        let due = match self.settings.fsync {
+            FsyncPolicy::Always => true,
+            FsyncPolicy::EveryN(n) => w.unsynced_records >= n,
+            _ => false,
+        };
+        let synced = if due { self.sync_locked(&mut w) } else { Ok(()) };
+        drop(w);
+        self.notifier.notify();
+        written.and(synced).map(|()| first)
+    }
+
+    /// Writes `records` as one frame when they fit in a segment, else as one
+    /// frame per segment they span.
+    fn write_frames(&self, w: &mut Writer, records: &[&Record<'_>], sizes: &[usize]) -> Result<()> {
+        let total: usize = frame::HEADER_LEN + sizes.iter().sum::<usize>();
+        let mut i = 0;
+        while i < records.len() {
+            // As many of the remaining records as fit in the free space.
+            let free = w.active.free();
+            let mut len = frame::HEADER_LEN;
+            let mut j = i;
+            while j < records.len() && len + sizes[j] <= free {
+                len += sizes[j];
+                j += 1;
+            }
+            let whole_batch_fits_fresh = total as u64 <= self.settings.segment_bytes;
+            if j == i || (j < records.len() && i == 0 && whole_batch_fits_fresh) {
+                // Not even one fits, or the whole batch would fit in a fresh
+                // segment: roll, so that the batch stays one frame.
+                self.roll(w)?;
+                continue;
+            }
+            self.write_frame(w, &records[i..j], len);
+            i = j;
+        }
+        Ok(())
+    }
+
+    fn write_frame(&self, w: &mut Writer, records: &[&Record<'_>], len: usize) {
+        let base = w.next_offset;
+        let now = now_millis();
+        // SAFETY: we hold the writer lock (`w` is its guard's contents) and
+        // the caller checked `len <= w.active.free()`.
+        let (pos, header) =
+            unsafe { w.active.append(len, |buf| frame::encode_frame(buf, base, records.iter().copied(), now)) };
+        if w.last_index_pos.is_none_or(|last| pos - last >= self.settings.index_interval) {
+            w.active.push_index(IndexEntry {
+                rel_offset: (base - w.active.base_offset) as u32,
+                position: pos,
+                max_ts_before: w.max_ts,
+            });
+            w.last_index_pos = Some(pos);
+        }
+        w.max_ts = w.max_ts.max(header.max_timestamp);
+        w.next_offset = header.next_offset();
+    }
+
+    /// Seals the active segment and starts a new one at the next offset.
+    fn roll(&self, w: &mut Writer) -> Result<()> {
+        let old = Arc::clone(&w.active);
+        if old.committed() == 0 {
+            // Cannot happen: an empty segment fits any single record because
+            // validation keeps max_record_bytes + header <= segment_bytes.
+            return Err(Error::InvalidConfig {
+                reason: format!("a record does not fit in an empty segment of {}", self.dir.display()),
+            });
+        }
+        // 1. The new segment first: if the disk is full, nothing changes.
+        let new = Arc::new(Segment::create(&self.dir, w.next_offset, self.settings.segment_bytes, self.id.clone())?);
+        // 2. Persist the old segment's index and trim it.
+        if let Err(e) = old.finish(&self.dir) {
+            let _ = std::fs::remove_file(&new.path); // undo step 1; the error below is what matters
+            return Err(e);
+        }
+        // 3. Publish the new segment, then seal the old one, so a reader that
+        //    sees `sealed` finds its successor.
+        self.slots.write().push(Arc::new(Slot { base: new.base_offset, seg: Mutex::new(Some(Arc::clone(&new))) }));
+        old.mark_sealed();
+        w.pending.push(old);
+        w.active = new;
+        w.synced_to = 0;
+        w.last_index_pos = None;
+        w.max_ts = i64::MIN;
+        w.dir_dirty = true;
+        Ok(())
+    }
+
+    /// msyncs and fsyncs everything written so far; poisons the partition on
+    /// failure.
+    fn sync_locked(&self, w: &mut Writer) -> Result<()> {
+        let result = (|| -> Result<()> {
+            for seg in &w.pending {
+                seg.sync_range(0)?;
+                seg.sync_file()?;
+            }
+            w.pending.clear();
+            w.synced_to = w.active.sync_range(w.synced_to)?;
+            if w.dir_dirty {
+                fsutil::fsync_dir(&self.dir)?;
+                w.dir_dirty = false;
+            }
+            Ok(())
+        })();
+        match result {
+            Ok(()) => {
+                w.unsynced_records = 0;
+                w.last_sync = Instant::now();
+                Ok(())
+            }
+            Err(e) => {
+                w.poisoned = Some(e.to_string());
+                Err(e)
+            }
+        }
+    }
+
+    /// Makes everything appended so far durable (the `flush` barrier).
+    pub(crate) fn flush(&self) -> Result<()> {
+        let mut w = self.writer.lock();
+        self.error_if_unwritable(&w)?;
+        self.sync_locked(&mut w)
+    }
+
+    /// For `FsyncPolicy::Interval`: syncs if there are unsynced records and
+    /// the interval has passed since the last sync.
+    pub(crate) fn sync_if_due(&self) -> Result<()> {
+        let FsyncPolicy::Interval(every) = self.settings.fsync else { return Ok(()) };
+        let mut w = self.writer.lock();
+        if w.closed.is_some() || w.poisoned.is_some() || w.unsynced_records == 0 || w.last_sync.elapsed() < every {
+            return Ok(());
+        }
+        self.sync_locked(&mut w)
+    }
+
+    /// Stops the partition: syncs, trims the active segment (so reopening
+    /// needs no tail scan), refuses further writes with `reason`, and wakes
+    /// every waiting consumer.
+    pub(crate) fn close(&self, reason: Error) -> Result<()> {
+        let mut w = self.writer.lock();
+        if w.closed.is_some() {
+            return Ok(());
+        }
+        let result = if w.poisoned.is_none() {
+            self.sync_locked(&mut w).and_then(|()| {
+                w.active.finish(&self.dir)?;
+                w.active.sync_file()
+            })
+        } else {
+            Ok(())
+        };
+        w.closed = Some(reason);
+        drop(w);
+        self.notifier.close();
+        result
+    }
+
+    /// Marks the partition closed without touching its files (for a topic
+    /// being deleted).
+    pub(crate) fn abandon(&self, reason: Error) {
+        self.writer.lock().closed = Some(reason);
+        self.notifier.close();
+    }
+
+    fn load(&self, slot: &Slot) -> Result<Arc<Segment>> {
+        let mut guard = slot.seg.lock();
+        if let Some(seg) = &*guard {
+            return Ok(Arc::clone(seg));
+        }
+        let seg = Arc::new(Segment::open_sealed(&self.dir, slot.base, self.settings.index_interval, self.id.clone())?);
+        *guard = Some(Arc::clone(&seg));
+        Ok(seg)
+    }
+
+    /// The segment holding `offset` (the last one whose base is at or below it).
+    pub(crate) fn segment_for(&self, offset: u64) -> Result<Arc<Segment>> {
+        let slot = {
+            let slots = self.slots.read();
+            let i = slots.partition_point(|s| s.base <= offset);
+            match i.checked_sub(1) {
+                Some(i) => Arc::clone(&slots[i]),
+                None => return Err(self.out_of_range(offset)),
+            }
+        };
+        self.load(&slot)
+    }
+
+    /// The first segment after the one based at `base`, if any.
+    pub(crate) fn segment_after(&self, base: u64) -> Result<Option<Arc<Segment>>> {
+        let slot = {
+            let slots = self.slots.read();
+            let i = slots.partition_point(|s| s.base <= base);
+            match slots.get(i) {
+                Some(s) => Arc::clone(s),
+                None => return Ok(None),
+            }
+        };
+        self.load(&slot).map(Some)
+    }
+
+    /// All segments' bases, oldest first.
+    pub(crate) fn segment_bases(&self) -> Vec<u64> {
+        self.slots.read().iter().map(|s| s.base).collect()
+    }
+
+    /// An `OffsetOutOfRange` error for this partition.
+    pub(crate) fn out_of_range(&self, offset: u64) -> Error {
+        Error::OffsetOutOfRange {
+            topic: self.id.topic.to_string(),
+            partition: self.id.partition,
+            offset,
+            start: self.log_start(),
+            end: self.high_watermark(),
+        }
+    }
+
+    /// The first offset whose record has a timestamp at or after `ts`, or the
+    /// high watermark if there is none.
+    pub(crate) fn offset_for_timestamp(self: &Arc<Self>, ts: i64) -> Result<u64> {
+        let hw = self.high_watermark();
+        for base in self.segment_bases() {
+            let seg = match self.segment_for(base) {
+                Ok(seg) => seg,
+                Err(Error::OffsetOutOfRange { .. }) => continue, // deleted meanwhile
+                Err(e) => return Err(e),
+            };
+            if seg.max_timestamp() < ts {
+                continue;
+            }
+            let start = index::SegmentIndex::lookup_timestamp(&seg.index_entries(), ts);
+            let (pos, offset) =
+                start.map_or((0, seg.base_offset), |e| (e.position, seg.base_offset + u64::from(e.rel_offset)));
+            let mut cursor = Cursor::new(Arc::clone(self), seg, pos, offset);
+            while let Some(m) = cursor.next_in_segment()? {
+                if m.timestamp() >= ts {
+                    return Ok(m.offset());
+                }
+            }
+        }
+        Ok(hw)
+    }
+
+    /// A cursor positioned at `offset` (which must be within
+    /// `log_start..=high_watermark`).
+    pub(crate) fn cursor_at(self: &Arc<Self>, offset: u64) -> Result<Cursor> {
+        if offset < self.log_start() || offset > self.high_watermark() {
+            return Err(self.out_of_range(offset));
+        }
+        let seg = self.segment_for(offset)?;
+        let pos = index::SegmentIndex::lookup_offset(&seg.index_entries(), offset - seg.base_offset)
+            .map_or(0, |e| e.position);
+        Ok(Cursor::new(Arc::clone(self), seg, pos, offset))
+    }
+}

@@ -1,0 +1,423 @@
+//! A segment: one memory-mapped file `<base>.log` of a partition.
+//!
+//! The writer copies frames into the mapping and then publishes the new end
+//! of committed bytes with a `Release` store; readers `Acquire` it and read
+//! only below it. A sealed segment is trimmed to its committed length and
+//! never written again.
+
+use std::fs::File;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicI64, AtomicU32, AtomicU64, Ordering};
+
+use parking_lot::Mutex;
+
+use super::frame::{self, FrameError, FrameHeader};
+use super::index::{IndexEntry, SegmentIndex};
+use super::mmap::MappedFile;
+use super::recovery;
+use crate::config::RecoveryMode;
+use crate::error::{Error, Result};
+use crate::fsutil;
+use crate::recovery::RecoveryEvent;
+
+/// Which topic and partition a segment belongs to, for error messages.
+#[derive(Debug, Clone)]
+pub(crate) struct PartitionId {
+    pub topic: Arc<str>,
+    pub partition: u32,
+}
+
+/// `<dir>/<base>.log` with `base` as 20 digits.
+pub(crate) fn log_path(dir: &Path, base: u64) -> PathBuf {
+    dir.join(format!("{base:020}.log"))
+}
+
+/// `<dir>/<base>.index`.
+pub(crate) fn index_path(dir: &Path, base: u64) -> PathBuf {
+    dir.join(format!("{base:020}.index"))
+}
+
+/// One segment file and its mapping.
+pub(crate) struct Segment {
+    pub(crate) base_offset: u64,
+    pub(crate) path: PathBuf,
+    id: PartitionId,
+    file: File,
+    map: MappedFile,
+    /// Bytes of valid, published frames. Written only by the partition's
+    /// writer (`Release`), read by everyone (`Acquire`).
+    committed: AtomicU32,
+    /// One past the last record published in this segment.
+    next_offset: AtomicU64,
+    max_timestamp: AtomicI64,
+    sealed: AtomicBool,
+    /// Frames of segments read back from disk are checksummed on every read;
+    /// frames this process wrote (or recovery already checked) are not.
+    verify_reads: bool,
+    /// Where a sealed segment's valid data ends early because of damage.
+    corrupt_at: Option<(u32, FrameError)>,
+    index: Mutex<Vec<IndexEntry>>,
+}
+
+impl std::fmt::Debug for Segment {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Segment")
+            .field("path", &self.path)
+            .field("committed", &self.committed())
+            .field("sealed", &self.is_sealed())
+            .finish()
+    }
+}
+
+impl Segment {
+    /// Creates a new, empty segment file preallocated to `capacity` bytes.
+    pub(crate) fn create(dir: &Path, base: u64, capacity: u64, id: PartitionId) -> Result<Segment> {
+        let path = log_path(dir, base);
+        let file = fsutil::new_file_options()
+            .read(true)
+            .write(true)
+            .create_new(true)
+            .open(&path)
+            .map_err(Error::io_at("create segment", &path))?;
+        if let Err(e) = fsutil::preallocate(&file, capacity, &path) {
+            // Leave no half-made segment behind (a full disk is retried later).
+            drop(file);
+            let _ = std::fs::remove_file(&path); // best effort: the error below is what matters
+            return Err(e);
+        }
+        let map = MappedFile::map_read_write(&file, capacity as usize).map_err(Error::io_at("map segment", &path))?;
+        Ok(Segment {
+            base_offset: base,
+            path,
+            id,
+            file,
+            map,
+            committed: AtomicU32::new(0),
+            next_offset: AtomicU64::new(base),
+            max_timestamp: AtomicI64::new(i64::MIN),
+            sealed: AtomicBool::new(false),
+            verify_reads: false,
+            corrupt_at: None,
+            index: Mutex::new(Vec::new()),
+        })
+    }
+
+    /// Opens the last segment of a partition for appending: validates every
+    /// frame, truncates at the first bad one and zeroes what follows (or, in
+    /// `FailOnCorruptTail` mode, refuses and changes nothing).
+    pub(crate) fn recover_active(
+        dir: &Path,
+        base: u64,
+        capacity: u64,
+        index_interval: u32,
+        mode: RecoveryMode,
+        id: PartitionId,
+    ) -> Result<(Segment, Option<RecoveryEvent>)> {
+        let path = log_path(dir, base);
+        let file = File::options().read(true).write(true).open(&path).map_err(Error::io_at("open segment", &path))?;
+        let file_len = file.metadata().map_err(Error::io_at("stat segment", &path))?.len();
+        if file_len > crate::config::MAX_SEGMENT_BYTES {
+            return Err(Error::Corrupt {
+                topic: id.topic.to_string(),
+                partition: id.partition,
+                path,
+                position: 0,
+                reason: format!("segment file is {file_len} bytes, larger than any millpond writes"),
+            });
+        }
+        let capacity = capacity.max(file_len);
+        // A zero-length file cannot be mapped; preallocate first (it has no
+        // data to protect).
+        if file_len == 0 {
+            fsutil::preallocate(&file, capacity, &path)?;
+        }
+        let map_len = if file_len == 0 { capacity } else { file_len };
+        let map = MappedFile::map_read_write(&file, map_len as usize).map_err(Error::io_at("map segment", &path))?;
+        // SAFETY: no reader or writer exists yet: this segment is being opened
+        // and is not shared, and `map_len` is the mapping's length.
+        let bytes = unsafe { map.slice(0, map_len as usize) };
+        let scan = recovery::scan(bytes, base, index_interval);
+        let garbage_end = scan.valid_end + recovery::last_nonzero_end(&bytes[scan.valid_end..]);
+        let mut event = None;
+        if garbage_end > scan.valid_end {
+            let reason = match scan.stop {
+                Some((_, e)) => e.to_string(),
+                None => "unknown".to_string(),
+            };
+            if mode == RecoveryMode::FailOnCorruptTail {
+                return Err(Error::Corrupt {
+                    topic: id.topic.to_string(),
+                    partition: id.partition,
+                    path,
+                    position: scan.valid_end as u64,
+                    reason: format!("{reason}; {} bytes would be dropped", garbage_end - scan.valid_end),
+                });
+            }
+            // SAFETY: still unshared (see above); the range is inside the mapping.
+            let tail = unsafe { map.slice_mut(scan.valid_end, garbage_end - scan.valid_end) };
+            tail.fill(0);
+            map.flush_range(scan.valid_end, garbage_end - scan.valid_end)
+                .map_err(Error::io_at("msync zeroed tail", &path))?;
+            event = Some(RecoveryEvent {
+                topic: id.topic.to_string(),
+                partition: id.partition,
+                segment: path.clone(),
+                valid_bytes: scan.valid_end as u64,
+                dropped_bytes: (garbage_end - scan.valid_end) as u64,
+                next_offset: scan.next_offset,
+                reason,
+            });
+        }
+        // Grow a trimmed (previously sealed or cleanly closed) segment back
+        // to its capacity so appends can continue in it.
+        let map = if file_len != 0 && file_len < capacity {
+            drop(map);
+            fsutil::preallocate(&file, capacity, &path)?;
+            MappedFile::map_read_write(&file, capacity as usize).map_err(Error::io_at("map segment", &path))?
+        } else {
+            map
+        };
+        // A stale index from an earlier seal no longer describes this segment.
+        let idx = index_path(dir, base);
+        match std::fs::remove_file(&idx) {
+            Ok(()) => {}
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+            Err(e) => return Err(Error::io("remove stale index", idx, e)),
+        }
+        let segment = Segment {
+            base_offset: base,
+            path,
+            id,
+            file,
+            map,
+            committed: AtomicU32::new(scan.valid_end as u32),
+            next_offset: AtomicU64::new(scan.next_offset),
+            max_timestamp: AtomicI64::new(scan.max_timestamp),
+            sealed: AtomicBool::new(false),
+            verify_reads: false,
+            corrupt_at: None,
+            index: Mutex::new(scan.entries),
+        };
+        Ok((segment, event))
+    }
+
+    /// Opens a sealed segment for reading, trusting its index file; without a
+    /// valid index, scans (and checksums) the segment to rebuild it.
+    pub(crate) fn open_sealed(dir: &Path, base: u64, index_interval: u32, id: PartitionId) -> Result<Segment> {
+        let path = log_path(dir, base);
+        let file = File::open(&path).map_err(Error::io_at("open segment", &path))?;
+        let file_len = file.metadata().map_err(Error::io_at("stat segment", &path))?.len();
+        if file_len > crate::config::MAX_SEGMENT_BYTES {
+            return Err(Error::Corrupt {
+                topic: id.topic.to_string(),
+                partition: id.partition,
+                path,
+                position: 0,
+                reason: format!("segment file is {file_len} bytes, larger than any millpond writes"),
+            });
+        }
+        let idx_path = index_path(dir, base);
+        let index = std::fs::read(&idx_path)
+            .ok()
+            .and_then(|b| SegmentIndex::decode(&b, &idx_path).ok())
+            .filter(|i| i.valid_bytes <= file_len && i.next_offset >= base);
+        let (map, index, corrupt_at) = match index {
+            Some(index) => {
+                let map = MappedFile::map_read_only(&file, index.valid_bytes as usize)
+                    .map_err(Error::io_at("map segment", &path))?;
+                (map, index, None)
+            }
+            None => {
+                let map =
+                    MappedFile::map_read_only(&file, file_len as usize).map_err(Error::io_at("map segment", &path))?;
+                // SAFETY: a sealed segment is never written again; the range is the whole mapping.
+                let bytes = unsafe { map.slice(0, map.len()) };
+                let scan = recovery::scan(bytes, base, index_interval);
+                let corrupt_at = match scan.stop {
+                    Some((pos, e)) if !scan.ended_cleanly() => Some((pos as u32, e)),
+                    _ => None,
+                };
+                let index = SegmentIndex {
+                    entries: scan.entries,
+                    valid_bytes: scan.valid_end as u64,
+                    next_offset: scan.next_offset,
+                    max_timestamp: scan.max_timestamp,
+                };
+                (map, index, corrupt_at)
+            }
+        };
+        Ok(Segment {
+            base_offset: base,
+            path,
+            id,
+            file,
+            map,
+            committed: AtomicU32::new(index.valid_bytes as u32),
+            next_offset: AtomicU64::new(index.next_offset),
+            max_timestamp: AtomicI64::new(index.max_timestamp),
+            sealed: AtomicBool::new(true),
+            verify_reads: true,
+            corrupt_at,
+            index: Mutex::new(index.entries),
+        })
+    }
+
+    /// Bytes of published frames (`Acquire`: everything below is readable).
+    pub(crate) fn committed(&self) -> u32 {
+        self.committed.load(Ordering::Acquire)
+    }
+
+    /// One past the last record published in this segment.
+    pub(crate) fn next_offset(&self) -> u64 {
+        self.next_offset.load(Ordering::Acquire)
+    }
+
+    /// Largest record timestamp in this segment (`i64::MIN` if empty).
+    pub(crate) fn max_timestamp(&self) -> i64 {
+        self.max_timestamp.load(Ordering::Acquire)
+    }
+
+    /// Whether the segment is sealed: nothing will be appended to it again.
+    pub(crate) fn is_sealed(&self) -> bool {
+        self.sealed.load(Ordering::Acquire)
+    }
+
+    /// A copy of the sparse index entries.
+    pub(crate) fn index_entries(&self) -> Vec<IndexEntry> {
+        self.index.lock().clone()
+    }
+
+    /// Borrows published bytes `[start, end)`, clamped to what is committed.
+    pub(crate) fn committed_slice(&self, start: u32, end: u32) -> &[u8] {
+        let committed = self.committed();
+        let end = end.min(committed);
+        let start = start.min(end);
+        // SAFETY: `start <= end <= committed <= map.len()`; bytes below
+        // `committed` are never written again while mapped (mmap.rs, contract 2).
+        unsafe { self.map.slice(start as usize, (end - start) as usize) }
+    }
+
+    /// Reads the frame header at `pos` (below `end`, a committed length the
+    /// caller loaded), checking the CRC if this segment came from disk.
+    pub(crate) fn frame_at(&self, pos: u32, end: u32) -> Result<FrameHeader> {
+        let bytes = self.committed_slice(pos, end);
+        let checked = frame::read_header(bytes).and_then(|h| {
+            if self.verify_reads {
+                frame::check_crc(&h, &bytes[..h.frame_len()])?;
+            }
+            Ok(h)
+        });
+        checked.map_err(|e| self.corrupt(pos, e))
+    }
+
+    /// An `Error::Corrupt` for this segment at `pos`.
+    pub(crate) fn corrupt(&self, pos: u32, e: FrameError) -> Error {
+        Error::Corrupt {
+            topic: self.id.topic.to_string(),
+            partition: self.id.partition,
+            path: self.path.clone(),
+            position: u64::from(pos),
+            reason: e.to_string(),
+        }
+    }
+
+    /// The damage that ended this sealed segment early, as an error, if any.
+    pub(crate) fn damage(&self) -> Option<Error> {
+        self.corrupt_at.map(|(pos, e)| self.corrupt(pos, e))
+    }
+
+    /// Appends a frame of `len` bytes written by `encode`, publishing it.
+    ///
+    /// # Safety
+    ///
+    /// The caller holds the partition's writer lock, which is the only way
+    /// to reach this method for the active segment, and `len` fits in the
+    /// free space (`committed + len <= capacity`).
+    pub(crate) unsafe fn append(
+        &self,
+        len: usize,
+        encode: impl FnOnce(&mut [u8]) -> FrameHeader,
+    ) -> (u32, FrameHeader) {
+        let pos = self.committed.load(Ordering::Relaxed);
+        debug_assert!(!self.is_sealed());
+        debug_assert!(pos as usize + len <= self.map.len());
+        // SAFETY: the range lies at or above `committed`, which readers never
+        // read past, and the caller holds the writer lock, so this is the only
+        // reference to it (mmap.rs, contract 3).
+        let buf = unsafe { self.map.slice_mut(pos as usize, len) };
+        let header = encode(buf);
+        self.max_timestamp.fetch_max(header.max_timestamp, Ordering::Relaxed);
+        self.next_offset.store(header.next_offset(), Ordering::Release);
+        // Release: a reader that sees the new length also sees the frame's bytes.
+        self.committed.store(pos + len as u32, Ordering::Release);
+        (pos, header)
+    }
+
+    /// Adds a sparse index entry for a frame already published.
+    pub(crate) fn push_index(&self, entry: IndexEntry) {
+        self.index.lock().push(entry);
+    }
+
+    /// Free bytes left in the mapping.
+    pub(crate) fn free(&self) -> usize {
+        self.map.len() - self.committed.load(Ordering::Relaxed) as usize
+    }
+
+    /// msyncs published bytes `[from, committed)`.
+    pub(crate) fn sync_range(&self, from: u32) -> Result<u32> {
+        let end = self.committed();
+        if end > from {
+            self.map
+                .flush_range(from as usize, (end - from) as usize)
+                .map_err(Error::io_at("msync segment", &self.path))?;
+        }
+        Ok(end)
+    }
+
+    /// fsyncs the segment file (data and metadata such as its length).
+    pub(crate) fn sync_file(&self) -> Result<()> {
+        self.file.sync_all().map_err(Error::io_at("fsync segment", &self.path))
+    }
+
+    /// Prepares the segment for sealing: persists its index and trims the
+    /// file to its committed length. Readers still see it as unsealed until
+    /// [`Segment::mark_sealed`].
+    pub(crate) fn finish(&self, dir: &Path) -> Result<()> {
+        let index = SegmentIndex {
+            entries: self.index_entries(),
+            valid_bytes: u64::from(self.committed()),
+            next_offset: self.next_offset(),
+            max_timestamp: self.max_timestamp(),
+        };
+        fsutil::write_replace_unsynced(&index_path(dir, self.base_offset), &index.encode())?;
+        self.file.set_len(u64::from(self.committed())).map_err(Error::io_at("trim segment", &self.path))
+    }
+
+    /// Marks the segment sealed; readers at its end move to the next one,
+    /// which must already be in the partition's segment list.
+    pub(crate) fn mark_sealed(&self) {
+        self.sealed.store(true, Ordering::Release);
+    }
+}
+
+/// A byte range of a segment's published data, kept mapped by an `Arc`.
+/// Handed to consumers as the backing store of a [`Message`](crate::Message).
+#[derive(Clone)]
+pub(crate) struct MappedBytes {
+    seg: Arc<Segment>,
+    start: u32,
+    end: u32,
+}
+
+impl MappedBytes {
+    /// A range of `seg`'s committed bytes.
+    pub(crate) fn new(seg: Arc<Segment>, start: u32, end: u32) -> MappedBytes {
+        MappedBytes { seg, start, end }
+    }
+
+    /// The bytes.
+    pub(crate) fn as_slice(&self) -> &[u8] {
+        self.seg.committed_slice(self.start, self.end)
+    }
+}
