@@ -93,3 +93,8 @@ pub use producer::Producer;
 pub use record::{Headers, IntoBytes, Message, Record, RecordId, now_millis};
 pub use recovery::RecoveryEvent;
 pub use topic::{PartitionStats, Topic, TopicStats};
+
+/// The README's examples, run as doc tests so they stay true.
+#[doc = include_str!("../README.md")]
+#[cfg(doctest)]
+pub struct ReadmeDoctests;
