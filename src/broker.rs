@@ -1,7 +1,7 @@
 //! [`Broker`]: one directory on disk holding topics, owned by one process at
 //! a time.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 use std::fs::File;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -13,11 +13,13 @@ use crossbeam_channel::{Sender, bounded};
 use parking_lot::{Mutex, RwLock};
 
 use crate::config::{BrokerConfig, FsyncPolicy, TopicConfig};
+use crate::coordinator::GroupState;
 use crate::error::{Error, Result};
 use crate::fsutil;
 use crate::log::{LogSettings, PartitionLog};
 use crate::meta;
 use crate::names;
+use crate::offsets::OffsetsFile;
 use crate::recovery::RecoveryEvent;
 use crate::topic::{Topic, TopicInner};
 
@@ -96,6 +98,8 @@ pub(crate) struct Shared {
     report: Mutex<Vec<RecoveryEvent>>,
     flusher: Mutex<Option<(Sender<()>, JoinHandle<()>)>>,
     trash_seq: AtomicU64,
+    /// Consumer groups in use, by (group, topic).
+    groups: Mutex<HashMap<(String, String), Arc<GroupState>>>,
 }
 
 impl std::fmt::Debug for Broker {
@@ -162,6 +166,7 @@ impl Broker {
             report: Mutex::new(Vec::new()),
             flusher: Mutex::new(None),
             trash_seq: AtomicU64::new(0),
+            groups: Mutex::new(HashMap::new()),
         });
         // From here on, dropping `broker` on error closes what was opened.
         let broker = Broker { handle: Arc::new(Handle { shared: Arc::clone(&shared) }) };
@@ -326,6 +331,15 @@ impl Broker {
         std::fs::rename(&inner.dir, &doomed).map_err(Error::io_at("move deleted topic to trash", &inner.dir))?;
         fsutil::fsync_dir(&shared.dir.join(TOPICS_DIR))?;
         let _ = std::fs::remove_dir_all(&doomed); // see above: retried at next open
+        // The topic's committed offsets go with it, in every group.
+        shared.groups.lock().retain(|(_, topic), _| topic != name);
+        let groups_dir = shared.dir.join(GROUPS_DIR);
+        for entry in std::fs::read_dir(&groups_dir).map_err(Error::io_at("list groups", &groups_dir))? {
+            let entry = entry.map_err(Error::io_at("list groups", &groups_dir))?;
+            if entry.path().is_dir() {
+                OffsetsFile::new(entry.path(), name).remove()?;
+            }
+        }
         Ok(())
     }
 
@@ -404,6 +418,17 @@ impl Shared {
 
     pub(crate) fn is_closed(&self) -> bool {
         self.closed.load(Ordering::SeqCst)
+    }
+
+    /// The state of consumer group `group` on `topic`, created on first use.
+    pub(crate) fn group_state(&self, group: &str, topic: &Arc<TopicInner>) -> Arc<GroupState> {
+        let key = (group.to_string(), topic.name.to_string());
+        let mut groups = self.groups.lock();
+        let state = groups.entry(key).or_insert_with(|| {
+            let file = OffsetsFile::new(self.dir.join(GROUPS_DIR).join(group), &topic.name);
+            Arc::new(GroupState::new(group, Arc::clone(topic), file))
+        });
+        Arc::clone(state)
     }
 
     fn trash_path(&self, name: &str) -> PathBuf {

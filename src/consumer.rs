@@ -10,6 +10,7 @@ use std::time::{Duration, Instant};
 use crate::channel::ConsumerChannel;
 use crate::config::{StartFrom, WaitStrategy};
 use crate::error::{Error, Result};
+use crate::group::Membership;
 use crate::log::Cursor;
 use crate::notify::WaitCell;
 use crate::record::Message;
@@ -71,6 +72,8 @@ pub struct Consumer {
     wait: WaitStrategy,
     /// Set by a channel bridge to stop a blocked receive.
     interrupt: Option<Arc<AtomicBool>>,
+    /// Present when this consumer is a group member.
+    pub(crate) membership: Option<Box<Membership>>,
     /// A consumer is used from one thread at a time.
     _not_sync: PhantomData<Cell<()>>,
 }
@@ -104,6 +107,7 @@ impl Consumer {
             cell: Arc::new(WaitCell::default()),
             wait: WaitStrategy::default(),
             interrupt: None,
+            membership: None,
             _not_sync: PhantomData,
         })
     }
@@ -329,6 +333,9 @@ impl Consumer {
     /// One record from the partitions in turn, starting after the one that
     /// gave the last record.
     fn take_available(&mut self) -> Result<Option<Message>> {
+        if self.membership.is_some() {
+            self.sync_group()?;
+        }
         let n = self.cursors.len();
         for k in 0..n {
             let i = (self.next + k) % n;
@@ -504,7 +511,19 @@ impl Consumer {
     }
 
     fn any_ready(&self) -> bool {
-        self.cursors.iter().any(Cursor::may_have_data)
+        self.cursors.iter().any(Cursor::may_have_data) || self.membership.as_ref().is_some_and(|m| m.changed())
+    }
+
+    /// Starts reading another partition (a group member was given it).
+    pub(crate) fn add_cursor(&mut self, cursor: Cursor) {
+        let at = self.cursors.partition_point(|c| c.log().partition() < cursor.log().partition());
+        self.cursors.insert(at, cursor);
+    }
+
+    /// Stops reading `partition` (a group member gave it up).
+    pub(crate) fn remove_cursor(&mut self, partition: u32) {
+        self.cursors.retain(|c| c.log().partition() != partition);
+        self.next = if self.cursors.is_empty() { 0 } else { self.next % self.cursors.len() };
     }
 
     /// Waits until some partition may have data, the consumer is closed or
@@ -535,6 +554,9 @@ impl Consumer {
         for c in &self.cursors {
             c.log().notifier.register(&self.cell);
         }
+        if let Some(m) = &self.membership {
+            m.notifier().register(&self.cell);
+        }
         // Re-check after registering (see notify.rs: no lost wake-ups).
         let woken = if self.any_ready() || self.interrupted() || self.closed_error().is_some() {
             true
@@ -544,7 +566,19 @@ impl Consumer {
         for c in &self.cursors {
             c.log().notifier.unregister(&self.cell);
         }
+        if let Some(m) = &self.membership {
+            m.notifier().unregister(&self.cell);
+        }
         woken || deadline.is_none_or(|d| Instant::now() < d)
+    }
+}
+
+impl Drop for Consumer {
+    fn drop(&mut self) {
+        if let Err(e) = self.leave_group(true) {
+            // Drop cannot return it; `GroupMember::close` does.
+            eprintln!("millpond: error while leaving group on drop: {e}");
+        }
     }
 }
 

@@ -90,6 +90,29 @@ pub enum Error {
         difference: String,
     },
 
+    /// A group member needs a partition's committed offset, has none, and
+    /// its reset policy is [`OffsetReset::Fail`](crate::OffsetReset::Fail).
+    #[error("group {group:?} has no committed offset for topic {topic:?} partition {partition}")]
+    NoCommittedOffset {
+        /// The topic.
+        topic: String,
+        /// The group.
+        group: String,
+        /// The partition.
+        partition: u32,
+    },
+
+    /// A group member tried to commit or seek a partition it does not own.
+    #[error("group {group:?} member does not own partition {partition} of topic {topic:?}")]
+    NotAssigned {
+        /// The topic.
+        topic: String,
+        /// The group.
+        group: String,
+        /// The partition.
+        partition: u32,
+    },
+
     /// A record the format cannot hold (for example a header name over 64 KiB).
     #[error("invalid record for topic {topic:?}: {reason}")]
     InvalidRecord {

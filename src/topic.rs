@@ -8,6 +8,7 @@ use crate::broker::Shared;
 use crate::config::{StartFrom, TopicConfig};
 use crate::consumer::Consumer;
 use crate::error::{Error, Result};
+use crate::group::Group;
 use crate::log::PartitionLog;
 use crate::producer::Producer;
 
@@ -196,6 +197,20 @@ impl Topic {
         ps.sort_unstable();
         ps.dedup();
         Consumer::new(self.clone(), ps, from)
+    }
+
+    /// The consumer group `name` on this topic (Kafka's `group.id`): join it
+    /// to share the partitions with the other members and resume from the
+    /// group's committed offsets. Fails with [`Error::InvalidName`] for a
+    /// name outside `[A-Za-z0-9._-]{1,249}` (or `.`/`..`).
+    ///
+    /// See [`Group`] for an example.
+    pub fn group(&self, name: &str) -> Result<Group> {
+        crate::names::validate("group", name)?;
+        if let Some(e) = self.unusable() {
+            return Err(e);
+        }
+        Ok(Group::new(self.clone(), self.shared.group_state(name, &self.inner)))
     }
 
     /// One past the last record of `partition`.

@@ -198,6 +198,11 @@ impl PartitionLog {
         self.id.partition
     }
 
+    /// The topic's name.
+    pub(crate) fn topic_name(&self) -> &str {
+        &self.id.topic
+    }
+
     /// One past the last visible record.
     pub(crate) fn high_watermark(&self) -> u64 {
         self.high_watermark.load(Ordering::Acquire)

@@ -1,0 +1,245 @@
+//! The in-process group coordinator: membership, partition assignment,
+//! partition ownership and committed offsets of one consumer group on one
+//! topic.
+//!
+//! # Assignment and ownership
+//!
+//! The *target* assignment is Kafka's range assignment: members sorted by
+//! join order, partitions `0..n` cut into contiguous ranges, the first
+//! `n % members` members getting one extra. It is recomputed whenever a
+//! member joins or leaves, and the group's `generation` is bumped so members
+//! notice at their next receive call.
+//!
+//! *Ownership* is what makes "no partition is read by two members" hold
+//! during a rebalance: a member reads a partition only while it owns it. A
+//! member gives up the partitions it lost (first committing, if configured)
+//! before another can take them; a member whose new partition is still owned
+//! waits for the release (which bumps the generation again and wakes it).
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+
+use parking_lot::Mutex;
+
+use crate::error::{Error, Result};
+use crate::notify::Notifier;
+use crate::offsets::OffsetsFile;
+use crate::topic::TopicInner;
+
+/// One consumer group's state for one topic.
+pub(crate) struct GroupState {
+    pub(crate) name: String,
+    pub(crate) topic: Arc<TopicInner>,
+    file: OffsetsFile,
+    inner: Mutex<Inner>,
+    /// Bumped on every change members must react to.
+    generation: AtomicU64,
+    /// Wakes members blocked in a receive call when the generation changes.
+    pub(crate) notifier: Notifier,
+}
+
+#[derive(Default)]
+struct Inner {
+    next_member: u64,
+    /// Member ids in join order.
+    members: Vec<u64>,
+    target: BTreeMap<u64, Vec<u32>>,
+    owner: BTreeMap<u32, u64>,
+    committed: Option<BTreeMap<u32, u64>>,
+    /// Damage found in the offsets file when it was loaded (fell back to `.prev`).
+    load_warning: Option<String>,
+}
+
+/// Kafka's range assignment of `partitions` over `members` (in order).
+pub(crate) fn range_assignment(members: &[u64], partitions: u32) -> BTreeMap<u64, Vec<u32>> {
+    let mut out = BTreeMap::new();
+    let m = members.len() as u32;
+    if m == 0 {
+        return out;
+    }
+    let (per, extra) = (partitions / m, partitions % m);
+    let mut next = 0;
+    for (i, &member) in members.iter().enumerate() {
+        let count = per + u32::from((i as u32) < extra);
+        out.insert(member, (next..next + count).collect());
+        next += count;
+    }
+    out
+}
+
+impl GroupState {
+    pub(crate) fn new(name: &str, topic: Arc<TopicInner>, file: OffsetsFile) -> GroupState {
+        GroupState {
+            name: name.to_string(),
+            topic,
+            file,
+            inner: Mutex::new(Inner::default()),
+            generation: AtomicU64::new(1),
+            notifier: Notifier::default(),
+        }
+    }
+
+    /// The current generation (`Acquire`: pairs with the bump's `Release`).
+    pub(crate) fn generation(&self) -> u64 {
+        self.generation.load(Ordering::Acquire)
+    }
+
+    fn bump(&self) {
+        self.generation.fetch_add(1, Ordering::Release);
+        self.notifier.notify();
+    }
+
+    fn partitions(&self) -> u32 {
+        self.topic.partitions.len() as u32
+    }
+
+    /// Loads the committed offsets on first use.
+    fn committed_loaded<'a>(&self, inner: &'a mut Inner) -> Result<&'a mut BTreeMap<u32, u64>> {
+        if inner.committed.is_none() {
+            let loaded = self.file.load(self.partitions())?;
+            inner.load_warning = loaded.fell_back.map(|e| e.to_string());
+            inner.committed = Some(loaded.offsets);
+        }
+        Ok(inner.committed.get_or_insert_with(BTreeMap::new))
+    }
+
+    /// Adds a member, returning its id.
+    pub(crate) fn join(&self) -> Result<u64> {
+        let mut inner = self.inner.lock();
+        self.committed_loaded(&mut inner)?;
+        let id = inner.next_member;
+        inner.next_member += 1;
+        inner.members.push(id);
+        inner.target = range_assignment(&inner.members, self.partitions());
+        drop(inner);
+        self.bump();
+        Ok(id)
+    }
+
+    /// Removes a member and everything it owned.
+    pub(crate) fn leave(&self, member: u64) {
+        let mut inner = self.inner.lock();
+        inner.members.retain(|&m| m != member);
+        inner.owner.retain(|_, &mut m| m != member);
+        inner.target = range_assignment(&inner.members, self.partitions());
+        drop(inner);
+        self.bump();
+    }
+
+    /// The partitions `member` should own now.
+    pub(crate) fn target(&self, member: u64) -> Vec<u32> {
+        self.inner.lock().target.get(&member).cloned().unwrap_or_default()
+    }
+
+    /// Releases `partitions` owned by `member`.
+    pub(crate) fn release(&self, member: u64, partitions: &[u32]) {
+        let mut inner = self.inner.lock();
+        for p in partitions {
+            if inner.owner.get(p) == Some(&member) {
+                inner.owner.remove(p);
+            }
+        }
+        drop(inner);
+        self.bump();
+    }
+
+    /// Takes ownership of `partition` for `member` if it is free and still
+    /// in the member's target; returns its committed offset (`Some(None)`
+    /// when there is none), or `None` if it cannot be taken yet.
+    pub(crate) fn try_acquire(&self, member: u64, partition: u32) -> Result<Option<Option<u64>>> {
+        let mut inner = self.inner.lock();
+        let wanted = inner.target.get(&member).is_some_and(|t| t.contains(&partition));
+        if !wanted || inner.owner.contains_key(&partition) {
+            return Ok(None);
+        }
+        inner.owner.insert(partition, member);
+        let committed = self.committed_loaded(&mut inner)?.get(&partition).copied();
+        Ok(Some(committed))
+    }
+
+    /// Commits `offsets` for partitions `member` owns. Each offset must be
+    /// at most the partition's high watermark.
+    pub(crate) fn commit(&self, member: u64, offsets: &[(u32, u64)]) -> Result<()> {
+        let mut inner = self.inner.lock();
+        for &(p, o) in offsets {
+            if inner.owner.get(&p) != Some(&member) {
+                return Err(Error::NotAssigned {
+                    topic: self.topic.name.to_string(),
+                    group: self.name.clone(),
+                    partition: p,
+                });
+            }
+            let log = &self.topic.partitions[p as usize];
+            if o > log.high_watermark() {
+                return Err(log.out_of_range(o));
+            }
+        }
+        let mut next = self.committed_loaded(&mut inner)?.clone();
+        let mut changed = false;
+        for &(p, o) in offsets {
+            changed |= next.insert(p, o) != Some(o);
+        }
+        if !changed {
+            return Ok(());
+        }
+        self.file.store(&next)?;
+        inner.committed = Some(next);
+        Ok(())
+    }
+
+    /// The committed offsets (loading them if needed).
+    pub(crate) fn committed(&self) -> Result<BTreeMap<u32, u64>> {
+        let mut inner = self.inner.lock();
+        Ok(self.committed_loaded(&mut inner)?.clone())
+    }
+
+    /// Damage found when loading the offsets file, if `.prev` was used.
+    pub(crate) fn load_warning(&self) -> Option<String> {
+        self.inner.lock().load_warning.clone()
+    }
+
+    /// Number of members.
+    pub(crate) fn member_count(&self) -> usize {
+        self.inner.lock().members.len()
+    }
+
+    /// Who owns which partition now.
+    pub(crate) fn owners(&self) -> BTreeMap<u32, u64> {
+        self.inner.lock().owner.clone()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn range_assignment_splits_partitions_contiguously() {
+        let a = range_assignment(&[10, 11, 12], 7);
+        assert_eq!(a[&10], [0, 1, 2]);
+        assert_eq!(a[&11], [3, 4]);
+        assert_eq!(a[&12], [5, 6]);
+    }
+
+    #[test]
+    fn range_assignment_with_more_members_than_partitions() {
+        let a = range_assignment(&[1, 2, 3], 2);
+        assert_eq!(a[&1], [0]);
+        assert_eq!(a[&2], [1]);
+        assert!(a[&3].is_empty());
+        assert!(range_assignment(&[], 4).is_empty());
+    }
+
+    #[test]
+    fn range_assignment_covers_every_partition_once() {
+        for members in 1..9u64 {
+            for parts in 0..20 {
+                let ids: Vec<u64> = (0..members).collect();
+                let mut all: Vec<u32> = range_assignment(&ids, parts).into_values().flatten().collect();
+                all.sort_unstable();
+                assert_eq!(all, (0..parts).collect::<Vec<_>>());
+            }
+        }
+    }
+}
