@@ -59,6 +59,15 @@ pub enum FsyncPolicy {
 /// | `max_record_bytes` | 1 MiB | largest encoded record (key + value + headers + 26 bytes); plus 40 bytes it must fit in `segment_bytes` |
 /// | `index_interval_bytes` | 4 KiB | bytes between entries of the sparse offset index |
 /// | `fsync` | [`FsyncPolicy::Never`] | durability against machine crashes |
+/// | `retention_bytes` | none | per partition: delete the oldest sealed segments while the rest still hold at least this many bytes |
+/// | `retention` | none | delete the oldest sealed segments whose newest record timestamp is older than this |
+///
+/// Retention deletes whole sealed segments, never the active one, so a
+/// partition keeps at least its active segment; it runs in the broker's
+/// background thread (about every second, and soon after each roll) and on
+/// [`Topic::enforce_retention`](crate::Topic::enforce_retention). Offsets are
+/// never reused: the log start moves forward. A reader still reading a deleted
+/// segment finishes it safely (the mapping outlives the file).
 ///
 /// # Examples
 ///
@@ -75,6 +84,8 @@ pub struct TopicConfig {
     pub(crate) max_record_bytes: u32,
     pub(crate) index_interval_bytes: u32,
     pub(crate) fsync: FsyncPolicy,
+    pub(crate) retention_bytes: Option<u64>,
+    pub(crate) retention: Option<Duration>,
 }
 
 impl Default for TopicConfig {
@@ -85,6 +96,8 @@ impl Default for TopicConfig {
             max_record_bytes: 1 << 20,
             index_interval_bytes: 4096,
             fsync: FsyncPolicy::Never,
+            retention_bytes: None,
+            retention: None,
         }
     }
 }
@@ -151,6 +164,48 @@ impl TopicConfig {
     pub fn fsync(mut self, policy: FsyncPolicy) -> Self {
         self.fsync = policy;
         self
+    }
+
+    /// Keeps each partition to about `bytes` by deleting its oldest sealed
+    /// segments (see the table above).
+    ///
+    /// ```
+    /// let cfg = millpond::TopicConfig::default().retention_bytes(1 << 30);
+    /// assert_eq!(cfg.retention_size(), Some(1 << 30));
+    /// ```
+    pub fn retention_bytes(mut self, bytes: u64) -> Self {
+        self.retention_bytes = Some(bytes);
+        self
+    }
+
+    /// Deletes sealed segments whose newest record is older than `age`.
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// let cfg = millpond::TopicConfig::default().retention(Duration::from_secs(7 * 24 * 3600));
+    /// assert_eq!(cfg.retention_age(), Some(Duration::from_secs(604_800)));
+    /// ```
+    pub fn retention(mut self, age: Duration) -> Self {
+        self.retention = Some(age);
+        self
+    }
+
+    /// The size-based retention limit per partition, if any.
+    ///
+    /// ```
+    /// assert_eq!(millpond::TopicConfig::default().retention_size(), None);
+    /// ```
+    pub fn retention_size(&self) -> Option<u64> {
+        self.retention_bytes
+    }
+
+    /// The age-based retention limit, if any.
+    ///
+    /// ```
+    /// assert_eq!(millpond::TopicConfig::default().retention_age(), None);
+    /// ```
+    pub fn retention_age(&self) -> Option<Duration> {
+        self.retention
     }
 
     /// The number of partitions.
@@ -223,6 +278,9 @@ impl TopicConfig {
         if self.index_interval_bytes == 0 {
             return bad("index_interval_bytes must be at least 1".into());
         }
+        if self.retention.is_some_and(|d| d.is_zero()) {
+            return bad("retention must be non-zero".into());
+        }
         match self.fsync {
             FsyncPolicy::EveryN(0) => bad("FsyncPolicy::EveryN(0): n must be at least 1".into()),
             FsyncPolicy::Interval(d) if d.is_zero() => {
@@ -246,6 +304,12 @@ impl TopicConfig {
         }
         if self.index_interval_bytes != other.index_interval_bytes {
             diffs.push(format!("index_interval_bytes {} vs {}", self.index_interval_bytes, other.index_interval_bytes));
+        }
+        if self.retention_bytes != other.retention_bytes {
+            diffs.push(format!("retention_bytes {:?} vs {:?}", self.retention_bytes, other.retention_bytes));
+        }
+        if self.retention != other.retention {
+            diffs.push(format!("retention {:?} vs {:?}", self.retention, other.retention));
         }
         if self.fsync != other.fsync {
             diffs.push(format!("fsync {:?} vs {:?}", self.fsync, other.fsync));

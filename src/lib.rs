@@ -86,6 +86,7 @@ mod producer;
 mod record;
 mod recovery;
 mod topic;
+mod verify;
 
 pub use broker::Broker;
 pub use channel::ConsumerChannel;
@@ -97,6 +98,7 @@ pub use producer::Producer;
 pub use record::{Headers, IntoBytes, Message, Record, RecordId, now_millis};
 pub use recovery::RecoveryEvent;
 pub use topic::{PartitionStats, Topic, TopicStats};
+pub use verify::VerifyReport;
 
 /// The README's examples, run as doc tests so they stay true.
 #[doc = include_str!("../README.md")]

@@ -11,6 +11,7 @@ use crate::error::{Error, Result};
 use crate::group::Group;
 use crate::log::PartitionLog;
 use crate::producer::Producer;
+use crate::verify::VerifyReport;
 
 /// The state of one open topic.
 pub(crate) struct TopicInner {
@@ -258,6 +259,44 @@ impl Topic {
                 })
                 .collect(),
         }
+    }
+
+    /// Applies the topic's retention limits now (the background thread also
+    /// does, about every second): deletes the oldest sealed segments outside
+    /// them and returns how many were deleted.
+    ///
+    /// ```
+    /// use millpond::{Broker, Record, TopicConfig};
+    /// # let dir = std::env::temp_dir().join(format!("millpond-doc-retention-{}", std::process::id()));
+    /// let broker = Broker::open(&dir)?;
+    /// let cfg = TopicConfig::default().segment_bytes(4096).max_record_bytes(1024).retention_bytes(8192);
+    /// let topic = broker.create_topic("t", cfg)?;
+    /// topic.producer().send_batch((0..200).map(|_| Record::new(vec![7u8; 200])))?;
+    /// topic.enforce_retention()?;
+    /// let stats = topic.stats();
+    /// assert!(stats.partitions[0].log_start > 0);         // old segments are gone
+    /// assert_eq!(stats.partitions[0].high_watermark, 200); // offsets are never reused
+    /// # drop(broker); std::fs::remove_dir_all(&dir)?;
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn enforce_retention(&self) -> Result<u64> {
+        if let Some(e) = self.unusable() {
+            return Err(e);
+        }
+        let now = crate::record::now_millis();
+        let mut deleted = 0;
+        for p in &self.inner.partitions {
+            deleted += p.apply_retention(now)?;
+        }
+        Ok(deleted)
+    }
+
+    /// Reads and checksums every frame of this topic (see
+    /// [`Broker::verify`](crate::Broker::verify)).
+    ///
+    /// See [`VerifyReport`] for an example.
+    pub fn verify(&self) -> Result<VerifyReport> {
+        crate::verify::verify_topic(&self.inner)
     }
 
     /// Makes everything appended to this topic durable (msync + fsync).

@@ -24,7 +24,9 @@ pub(crate) mod frame;
 pub(crate) mod index;
 mod mmap;
 pub(crate) mod recovery;
+mod retention;
 pub(crate) mod segment;
+mod verify;
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -51,11 +53,19 @@ pub(crate) struct LogSettings {
     pub segment_bytes: u64,
     pub index_interval: u32,
     pub fsync: FsyncPolicy,
+    pub retention_bytes: Option<u64>,
+    pub retention: Option<std::time::Duration>,
 }
 
 impl From<&TopicConfig> for LogSettings {
     fn from(c: &TopicConfig) -> Self {
-        LogSettings { segment_bytes: c.segment_bytes, index_interval: c.index_interval_bytes, fsync: c.fsync }
+        LogSettings {
+            segment_bytes: c.segment_bytes,
+            index_interval: c.index_interval_bytes,
+            fsync: c.fsync,
+            retention_bytes: c.retention_bytes,
+            retention: c.retention,
+        }
     }
 }
 
@@ -99,6 +109,10 @@ pub(crate) struct PartitionLog {
     high_watermark: AtomicU64,
     log_start: AtomicU64,
     pub(crate) notifier: Notifier,
+    /// Serializes retention runs (background thread and explicit calls).
+    retention_lock: Mutex<()>,
+    /// Set when a roll happened since the last retention run.
+    rolled: std::sync::atomic::AtomicBool,
 }
 
 impl std::fmt::Debug for PartitionLog {
@@ -189,6 +203,8 @@ impl PartitionLog {
             slots: RwLock::new(slots),
             high_watermark: AtomicU64::new(next_offset),
             notifier: Notifier::default(),
+            retention_lock: Mutex::new(()),
+            rolled: std::sync::atomic::AtomicBool::new(false),
         };
         Ok((log, event))
     }
@@ -222,13 +238,7 @@ impl PartitionLog {
     /// sealed segment files (from their metadata, without opening them).
     pub(crate) fn size_bytes(&self) -> u64 {
         let slots: Vec<Arc<Slot>> = self.slots.read().clone();
-        slots
-            .iter()
-            .map(|slot| match &*slot.seg.lock() {
-                Some(seg) => u64::from(seg.committed()),
-                None => std::fs::metadata(segment::log_path(&self.dir, slot.base)).map_or(0, |m| m.len()),
-            })
-            .sum()
+        slots.iter().map(|slot| self.slot_bytes(slot)).sum()
     }
 
     fn error_if_unwritable(&self, w: &Writer) -> Result<()> {
@@ -347,6 +357,7 @@ impl PartitionLog {
         w.last_index_pos = None;
         w.max_ts = i64::MIN;
         w.dir_dirty = true;
+        self.rolled.store(true, Ordering::Release);
         Ok(())
     }
 
