@@ -479,7 +479,8 @@ impl Shared {
     /// `FsyncPolicy::Interval` or retention and it is not running yet.
     fn ensure_flusher(self: &Arc<Self>) {
         let needed = self.topics.read().values().any(|t| {
-            matches!(t.config.fsync, FsyncPolicy::Interval(_)) || t.partitions.iter().any(|p| p.has_retention())
+            matches!(t.config.fsync, FsyncPolicy::Interval(_))
+                || t.partitions.iter().any(|p| p.has_retention() || p.is_compacted())
         });
         let mut flusher = self.flusher.lock();
         if !needed || flusher.is_some() {
@@ -489,12 +490,14 @@ impl Shared {
         let weak = Arc::downgrade(self);
         let handle = std::thread::Builder::new().name("millpond-maintenance".into()).spawn(move || {
             let mut last_retention = std::time::Instant::now();
+            let mut last_compaction = std::time::Instant::now();
             loop {
                 let Some(shared) = weak.upgrade() else { return };
                 let topics: Vec<Arc<TopicInner>> = shared.topics.read().values().cloned().collect();
                 drop(shared);
                 let mut tick = Duration::from_millis(250);
                 let retention_due = last_retention.elapsed() >= Duration::from_millis(250);
+                let compaction_due = last_compaction.elapsed() >= Duration::from_secs(30);
                 for t in &topics {
                     if let FsyncPolicy::Interval(d) = t.config.fsync {
                         tick = tick.min(d / 2).max(Duration::from_millis(1));
@@ -503,16 +506,25 @@ impl Shared {
                         // A sync failure poisons the partition, which then
                         // reports it on every send and flush.
                         let _ = p.sync_if_due();
-                        if p.has_retention() && (p.take_rolled() || retention_due) {
+                        let rolled = p.take_rolled();
+                        if p.has_retention() && (rolled || retention_due) {
                             if let Err(e) = p.apply_retention(crate::record::now_millis()) {
                                 // No caller to return it to; retried next tick.
                                 eprintln!("millpond: retention of {}/{}: {e}", t.name, p.partition());
+                            }
+                        }
+                        if p.is_compacted() && (rolled || compaction_due) {
+                            if let Err(e) = p.compact(crate::record::now_millis()) {
+                                eprintln!("millpond: compaction of {}/{}: {e}", t.name, p.partition());
                             }
                         }
                     }
                 }
                 if retention_due {
                     last_retention = std::time::Instant::now();
+                }
+                if compaction_due {
+                    last_compaction = std::time::Instant::now();
                 }
                 match stop_rx.recv_timeout(tick) {
                     Err(crossbeam_channel::RecvTimeoutError::Timeout) => {}

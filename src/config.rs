@@ -46,6 +46,28 @@ pub enum FsyncPolicy {
     Always,
 }
 
+/// What happens to a topic's old records besides retention.
+///
+/// # Examples
+///
+/// ```
+/// use millpond::{CleanupPolicy, TopicConfig};
+/// let accounts = TopicConfig::default().cleanup(CleanupPolicy::Compact);
+/// assert_eq!(accounts.cleanup_policy(), CleanupPolicy::Compact);
+/// ```
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[non_exhaustive]
+pub enum CleanupPolicy {
+    /// Keep every record until retention deletes its segment (default).
+    #[default]
+    Delete,
+    /// Log compaction: in sealed segments, keep only the latest record of
+    /// each key; a tombstone (key, no value) is itself removed once it is
+    /// older than `tombstone_retention`. Offsets of kept records never
+    /// change; consumers skip the gaps. Records without a key are kept.
+    Compact,
+}
+
 /// Settings of one topic, persisted (checksummed) in its `topic.meta`.
 ///
 /// Re-creating an existing topic with a different `TopicConfig` is an error
@@ -61,6 +83,8 @@ pub enum FsyncPolicy {
 /// | `fsync` | [`FsyncPolicy::Never`] | durability against machine crashes |
 /// | `retention_bytes` | none | per partition: delete the oldest sealed segments while the rest still hold at least this many bytes |
 /// | `retention` | none | delete the oldest sealed segments whose newest record timestamp is older than this |
+/// | `cleanup` | [`CleanupPolicy::Delete`] | [`CleanupPolicy::Compact`] keeps the latest record per key in sealed segments |
+/// | `tombstone_retention` | 24 h | how long a compacted topic keeps a tombstone (by the timestamp of its segment's newest record) |
 ///
 /// Retention deletes whole sealed segments, never the active one, so a
 /// partition keeps at least its active segment; it runs in the broker's
@@ -86,6 +110,8 @@ pub struct TopicConfig {
     pub(crate) fsync: FsyncPolicy,
     pub(crate) retention_bytes: Option<u64>,
     pub(crate) retention: Option<Duration>,
+    pub(crate) cleanup: CleanupPolicy,
+    pub(crate) tombstone_retention: Duration,
 }
 
 impl Default for TopicConfig {
@@ -98,6 +124,8 @@ impl Default for TopicConfig {
             fsync: FsyncPolicy::Never,
             retention_bytes: None,
             retention: None,
+            cleanup: CleanupPolicy::Delete,
+            tombstone_retention: Duration::from_secs(24 * 3600),
         }
     }
 }
@@ -188,6 +216,50 @@ impl TopicConfig {
     pub fn retention(mut self, age: Duration) -> Self {
         self.retention = Some(age);
         self
+    }
+
+    /// Sets the [`CleanupPolicy`].
+    ///
+    /// ```
+    /// use millpond::{CleanupPolicy, TopicConfig};
+    /// let cfg = TopicConfig::default().cleanup(CleanupPolicy::Compact);
+    /// assert_eq!(cfg.cleanup_policy(), CleanupPolicy::Compact);
+    /// ```
+    pub fn cleanup(mut self, policy: CleanupPolicy) -> Self {
+        self.cleanup = policy;
+        self
+    }
+
+    /// Sets how long compaction keeps tombstones (Kafka's `delete.retention.ms`).
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// let cfg = millpond::TopicConfig::default().tombstone_retention(Duration::from_secs(60));
+    /// assert_eq!(cfg.tombstone_retention_age(), Duration::from_secs(60));
+    /// ```
+    pub fn tombstone_retention(mut self, age: Duration) -> Self {
+        self.tombstone_retention = age;
+        self
+    }
+
+    /// The [`CleanupPolicy`].
+    ///
+    /// ```
+    /// use millpond::{CleanupPolicy, TopicConfig};
+    /// assert_eq!(TopicConfig::default().cleanup_policy(), CleanupPolicy::Delete);
+    /// ```
+    pub fn cleanup_policy(&self) -> CleanupPolicy {
+        self.cleanup
+    }
+
+    /// How long compaction keeps tombstones.
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// assert_eq!(millpond::TopicConfig::default().tombstone_retention_age(), Duration::from_secs(86_400));
+    /// ```
+    pub fn tombstone_retention_age(&self) -> Duration {
+        self.tombstone_retention
     }
 
     /// The size-based retention limit per partition, if any.
@@ -310,6 +382,13 @@ impl TopicConfig {
         }
         if self.retention != other.retention {
             diffs.push(format!("retention {:?} vs {:?}", self.retention, other.retention));
+        }
+        if self.cleanup != other.cleanup {
+            diffs.push(format!("cleanup {:?} vs {:?}", self.cleanup, other.cleanup));
+        }
+        if self.tombstone_retention != other.tombstone_retention {
+            diffs
+                .push(format!("tombstone_retention {:?} vs {:?}", self.tombstone_retention, other.tombstone_retention));
         }
         if self.fsync != other.fsync {
             diffs.push(format!("fsync {:?} vs {:?}", self.fsync, other.fsync));

@@ -90,10 +90,11 @@ mod verify;
 
 pub use broker::Broker;
 pub use channel::ConsumerChannel;
-pub use config::{BrokerConfig, FsyncPolicy, RecoveryMode, StartFrom, TopicConfig, WaitStrategy};
+pub use config::{BrokerConfig, CleanupPolicy, FsyncPolicy, RecoveryMode, StartFrom, TopicConfig, WaitStrategy};
 pub use consumer::{Consumer, Iter, TryIter};
 pub use error::{Error, Result};
 pub use group::{AutoCommit, Group, GroupMember, OffsetReset, PartitionLag, RebalanceEvent, RebalanceKind};
+pub use log::compaction::CompactionReport;
 pub use producer::Producer;
 pub use record::{Headers, IntoBytes, Message, Record, RecordId, now_millis};
 pub use recovery::RecoveryEvent;

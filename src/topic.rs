@@ -291,6 +291,23 @@ impl Topic {
         Ok(deleted)
     }
 
+    /// Compacts a [`CleanupPolicy::Compact`](crate::CleanupPolicy::Compact)
+    /// topic now (the background thread also does, after segments roll and
+    /// about every 30 s); does nothing for other topics.
+    ///
+    /// See [`CompactionReport`](crate::CompactionReport) for an example.
+    pub fn compact(&self) -> Result<crate::CompactionReport> {
+        if let Some(e) = self.unusable() {
+            return Err(e);
+        }
+        let now = crate::record::now_millis();
+        let mut report = crate::CompactionReport::default();
+        for p in &self.inner.partitions {
+            report.merge(p.compact(now)?);
+        }
+        Ok(report)
+    }
+
     /// Reads and checksums every frame of this topic (see
     /// [`Broker::verify`](crate::Broker::verify)).
     ///

@@ -385,7 +385,6 @@ pub(crate) fn encode_frame<'r, 'a: 'r>(
 /// Writes a frame from already-encoded record bytes with explicit offset
 /// deltas (used when rewriting frames). `body` must hold `record_count`
 /// encoded records whose deltas end at `last_offset_delta`.
-#[cfg(test)]
 pub(crate) fn frame_from_body(
     base_offset: u64,
     record_count: u32,

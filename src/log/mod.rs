@@ -19,6 +19,7 @@
 //! length (`Acquire`) and decode frames below it, moving to the next segment
 //! once a segment is sealed and read to its end.
 
+pub(crate) mod compaction;
 pub(crate) mod cursor;
 pub(crate) mod frame;
 pub(crate) mod index;
@@ -55,6 +56,8 @@ pub(crate) struct LogSettings {
     pub fsync: FsyncPolicy,
     pub retention_bytes: Option<u64>,
     pub retention: Option<std::time::Duration>,
+    pub cleanup: crate::config::CleanupPolicy,
+    pub tombstone_retention: std::time::Duration,
 }
 
 impl From<&TopicConfig> for LogSettings {
@@ -65,6 +68,8 @@ impl From<&TopicConfig> for LogSettings {
             fsync: c.fsync,
             retention_bytes: c.retention_bytes,
             retention: c.retention,
+            cleanup: c.cleanup,
+            tombstone_retention: c.tombstone_retention,
         }
     }
 }
@@ -109,8 +114,8 @@ pub(crate) struct PartitionLog {
     high_watermark: AtomicU64,
     log_start: AtomicU64,
     pub(crate) notifier: Notifier,
-    /// Serializes retention runs (background thread and explicit calls).
-    retention_lock: Mutex<()>,
+    /// Serializes retention and compaction runs (background thread and explicit calls).
+    maintenance_lock: Mutex<()>,
     /// Set when a roll happened since the last retention run.
     rolled: std::sync::atomic::AtomicBool,
 }
@@ -147,6 +152,7 @@ impl PartitionLog {
         let id = PartitionId { topic, partition };
         let existed = dir.is_dir();
         fsutil::create_dir_all(dir)?;
+        compaction::remove_stray_cleaned(dir)?;
         let mut bases = Vec::new();
         for entry in std::fs::read_dir(dir).map_err(Error::io_at("list partition directory", dir))? {
             let entry = entry.map_err(Error::io_at("list partition directory", dir))?;
@@ -203,7 +209,7 @@ impl PartitionLog {
             slots: RwLock::new(slots),
             high_watermark: AtomicU64::new(next_offset),
             notifier: Notifier::default(),
-            retention_lock: Mutex::new(()),
+            maintenance_lock: Mutex::new(()),
             rolled: std::sync::atomic::AtomicBool::new(false),
         };
         Ok((log, event))

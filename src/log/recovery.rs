@@ -49,7 +49,8 @@ pub(crate) fn scan(bytes: &[u8], base_offset: u64, index_interval: u32) -> Scan 
                 break;
             }
         };
-        if header.base_offset < next_offset || (frames == 0 && header.base_offset != base_offset) {
+        // Offsets increase; gaps are allowed (compaction leaves them).
+        if header.base_offset < next_offset {
             stop = Some((pos, FrameError::BadHeader("frame offset out of sequence")));
             break;
         }
@@ -128,11 +129,19 @@ mod tests {
     }
 
     #[test]
-    fn scan_rejects_first_frame_with_wrong_base() {
+    fn scan_rejects_frame_below_the_segment_base() {
         let seg = segment_with(&[(5, 1)], 1024);
-        let s = scan(&seg, 0, 4096);
+        let s = scan(&seg, 6, 4096);
         assert_eq!((s.valid_end, s.frames), (0, 0));
         assert!(!s.ended_cleanly());
+    }
+
+    #[test]
+    fn scan_accepts_offset_gaps_left_by_compaction() {
+        let seg = segment_with(&[(0, 1), (5, 2)], 1024);
+        let s = scan(&seg, 0, 4096);
+        assert!(s.ended_cleanly());
+        assert_eq!((s.frames, s.next_offset), (2, 7));
     }
 
     #[test]

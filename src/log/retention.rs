@@ -37,7 +37,7 @@ impl PartitionLog {
         if !self.has_retention() {
             return Ok(0);
         }
-        let _one_at_a_time = self.retention_lock.lock();
+        let _one_at_a_time = self.maintenance_lock.lock();
         let mut deleted = 0;
         loop {
             let slots: Vec<Arc<Slot>> = self.slots.read().clone();

@@ -221,7 +221,9 @@ impl Segment {
         let index = std::fs::read(&idx_path)
             .ok()
             .and_then(|b| SegmentIndex::decode(&b, &idx_path).ok())
-            .filter(|i| i.valid_bytes <= file_len && i.next_offset >= base);
+            // A sealed segment is trimmed to exactly its valid bytes, so an index
+            // describing another length is stale (a crash mid-seal or mid-compaction).
+            .filter(|i| i.valid_bytes == file_len && i.next_offset >= base);
         let (map, index, corrupt_at) = match index {
             Some(index) => {
                 let map = MappedFile::map_read_only(&file, index.valid_bytes as usize)
