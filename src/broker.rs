@@ -446,7 +446,9 @@ impl Shared {
         let mut groups = self.groups.lock();
         let state = groups.entry(key).or_insert_with(|| {
             let file = OffsetsFile::new(self.dir.join(GROUPS_DIR).join(group), &topic.name);
-            Arc::new(GroupState::new(group, Arc::clone(topic), file))
+            let state = Arc::new(GroupState::new(group, Arc::clone(topic), file));
+            topic.groups.write().push(Arc::downgrade(&state));
+            state
         });
         Arc::clone(state)
     }

@@ -68,6 +68,38 @@ pub enum CleanupPolicy {
     Compact,
 }
 
+/// A bound on how far producers may run ahead of consumer groups.
+///
+/// The backlog of a partition is the distance from the slowest active
+/// consumer group's committed offset (a group with at least one member; its
+/// log start if it has committed nothing) to the high watermark. When it
+/// reaches the limit, [`Producer::send`](crate::Producer::send) blocks until
+/// a group commits, [`Producer::send_timeout`](crate::Producer::send_timeout)
+/// gives up after its timeout, and [`Producer::try_send`](crate::Producer::try_send)
+/// returns `Full` at once. With no active group nothing is held back. The
+/// bound is soft: concurrent producers may each add one more record.
+///
+/// # Examples
+///
+/// ```
+/// use millpond::{Backlog, TopicConfig};
+/// let bounded = TopicConfig::default().max_backlog(Backlog::Records(10_000));
+/// assert_eq!(bounded.backlog_limit(), Backlog::Records(10_000));
+/// assert_eq!(TopicConfig::default().backlog_limit(), Backlog::Unbounded);
+/// ```
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[non_exhaustive]
+pub enum Backlog {
+    /// No bound: the disk is the buffer (default).
+    #[default]
+    Unbounded,
+    /// At most this many records per partition.
+    Records(u64),
+    /// At most about this many bytes per partition (measured from the index
+    /// entry at or before the committed offset).
+    Bytes(u64),
+}
+
 /// Settings of one topic, persisted (checksummed) in its `topic.meta`.
 ///
 /// Re-creating an existing topic with a different `TopicConfig` is an error
@@ -84,6 +116,7 @@ pub enum CleanupPolicy {
 /// | `retention_bytes` | none | per partition: delete the oldest sealed segments while the rest still hold at least this many bytes |
 /// | `retention` | none | delete the oldest sealed segments whose newest record timestamp is older than this |
 /// | `cleanup` | [`CleanupPolicy::Delete`] | [`CleanupPolicy::Compact`] keeps the latest record per key in sealed segments |
+/// | `max_backlog` | [`Backlog::Unbounded`] | hold producers back when consumer groups fall this far behind |
 /// | `tombstone_retention` | 24 h | how long a compacted topic keeps a tombstone (by the timestamp of its segment's newest record) |
 ///
 /// Retention deletes whole sealed segments, never the active one, so a
@@ -112,6 +145,7 @@ pub struct TopicConfig {
     pub(crate) retention: Option<Duration>,
     pub(crate) cleanup: CleanupPolicy,
     pub(crate) tombstone_retention: Duration,
+    pub(crate) max_backlog: Backlog,
 }
 
 impl Default for TopicConfig {
@@ -126,6 +160,7 @@ impl Default for TopicConfig {
             retention: None,
             cleanup: CleanupPolicy::Delete,
             tombstone_retention: Duration::from_secs(24 * 3600),
+            max_backlog: Backlog::Unbounded,
         }
     }
 }
@@ -242,6 +277,25 @@ impl TopicConfig {
         self
     }
 
+    /// Bounds the backlog between producers and consumer groups (see [`Backlog`]).
+    ///
+    /// ```
+    /// use millpond::{Backlog, TopicConfig};
+    /// let cfg = TopicConfig::default().max_backlog(Backlog::Bytes(64 << 20));
+    /// assert_eq!(cfg.backlog_limit(), Backlog::Bytes(64 << 20));
+    /// ```
+    pub fn max_backlog(mut self, limit: Backlog) -> Self {
+        self.max_backlog = limit;
+        self
+    }
+
+    /// The backlog bound.
+    ///
+    /// See [`Backlog`] for an example.
+    pub fn backlog_limit(&self) -> Backlog {
+        self.max_backlog
+    }
+
     /// The [`CleanupPolicy`].
     ///
     /// ```
@@ -350,6 +404,9 @@ impl TopicConfig {
         if self.index_interval_bytes == 0 {
             return bad("index_interval_bytes must be at least 1".into());
         }
+        if matches!(self.max_backlog, Backlog::Records(0) | Backlog::Bytes(0)) {
+            return bad("max_backlog must be at least 1".into());
+        }
         if self.retention.is_some_and(|d| d.is_zero()) {
             return bad("retention must be non-zero".into());
         }
@@ -382,6 +439,9 @@ impl TopicConfig {
         }
         if self.retention != other.retention {
             diffs.push(format!("retention {:?} vs {:?}", self.retention, other.retention));
+        }
+        if self.max_backlog != other.max_backlog {
+            diffs.push(format!("max_backlog {:?} vs {:?}", self.max_backlog, other.max_backlog));
         }
         if self.cleanup != other.cleanup {
             diffs.push(format!("cleanup {:?} vs {:?}", self.cleanup, other.cleanup));

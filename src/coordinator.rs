@@ -18,7 +18,7 @@
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 
 use parking_lot::Mutex;
 
@@ -37,6 +37,11 @@ pub(crate) struct GroupState {
     generation: AtomicU64,
     /// Wakes members blocked in a receive call when the generation changes.
     pub(crate) notifier: Notifier,
+    /// Members now, readable without the lock (for back-pressure).
+    live_members: AtomicUsize,
+    /// Committed offset per partition, `u64::MAX` for none, readable
+    /// without the lock (for back-pressure).
+    committed_cache: Vec<AtomicU64>,
 }
 
 #[derive(Default)]
@@ -70,6 +75,7 @@ pub(crate) fn range_assignment(members: &[u64], partitions: u32) -> BTreeMap<u64
 
 impl GroupState {
     pub(crate) fn new(name: &str, topic: Arc<TopicInner>, file: OffsetsFile) -> GroupState {
+        let topic_partitions = topic.partitions.len();
         GroupState {
             name: name.to_string(),
             topic,
@@ -77,6 +83,31 @@ impl GroupState {
             inner: Mutex::new(Inner::default()),
             generation: AtomicU64::new(1),
             notifier: Notifier::default(),
+            live_members: AtomicUsize::new(0),
+            committed_cache: (0..topic_partitions).map(|_| AtomicU64::new(u64::MAX)).collect(),
+        }
+    }
+
+    /// Whether the group has members (only then does it hold producers back).
+    pub(crate) fn is_active(&self) -> bool {
+        self.live_members.load(Ordering::Acquire) > 0
+    }
+
+    /// The committed offset of `partition` without taking the lock.
+    pub(crate) fn committed_hint(&self, partition: u32) -> Option<u64> {
+        let o = self.committed_cache.get(partition as usize)?.load(Ordering::Acquire);
+        (o != u64::MAX).then_some(o)
+    }
+
+    fn publish_committed(&self, offsets: &BTreeMap<u32, u64>) {
+        for (&p, &o) in offsets {
+            if let Some(slot) = self.committed_cache.get(p as usize) {
+                slot.store(o, Ordering::Release);
+            }
+        }
+        // Producers held back by this group's backlog may go on now.
+        for log in &self.topic.partitions {
+            log.space.notify();
         }
     }
 
@@ -99,6 +130,7 @@ impl GroupState {
         if inner.committed.is_none() {
             let loaded = self.file.load(self.partitions())?;
             inner.load_warning = loaded.fell_back.map(|e| e.to_string());
+            self.publish_committed(&loaded.offsets);
             inner.committed = Some(loaded.offsets);
         }
         Ok(inner.committed.get_or_insert_with(BTreeMap::new))
@@ -112,8 +144,10 @@ impl GroupState {
         inner.next_member += 1;
         inner.members.push(id);
         inner.target = range_assignment(&inner.members, self.partitions());
+        self.live_members.store(inner.members.len(), Ordering::Release);
         drop(inner);
         self.bump();
+        self.publish_committed(&BTreeMap::new());
         Ok(id)
     }
 
@@ -123,8 +157,10 @@ impl GroupState {
         inner.members.retain(|&m| m != member);
         inner.owner.retain(|_, &mut m| m != member);
         inner.target = range_assignment(&inner.members, self.partitions());
+        self.live_members.store(inner.members.len(), Ordering::Release);
         drop(inner);
         self.bump();
+        self.publish_committed(&BTreeMap::new());
     }
 
     /// The partitions `member` should own now.
@@ -184,6 +220,7 @@ impl GroupState {
             return Ok(());
         }
         self.file.store(&next)?;
+        self.publish_committed(&next);
         inner.committed = Some(next);
         Ok(())
     }

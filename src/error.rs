@@ -90,6 +90,34 @@ pub enum Error {
         difference: String,
     },
 
+    /// A partition's backlog is at its [`Backlog`](crate::Backlog) limit
+    /// (from [`TrySendError::into_error`](crate::TrySendError::into_error)).
+    #[error("the partition's backlog is at its limit")]
+    Full,
+
+    /// A typed producer's codec could not encode a value; nothing was sent.
+    #[error("cannot encode a value for topic {topic:?}: {reason}")]
+    Encode {
+        /// The topic.
+        topic: String,
+        /// The codec's explanation.
+        reason: String,
+    },
+
+    /// A typed consumer's codec could not decode a record. The consumer has
+    /// moved past it; the next receive goes on with the following record.
+    #[error("cannot decode the record at topic {topic:?} partition {partition} offset {offset}: {reason}")]
+    Decode {
+        /// The topic.
+        topic: String,
+        /// The partition.
+        partition: u32,
+        /// The record's offset.
+        offset: u64,
+        /// The codec's explanation.
+        reason: String,
+    },
+
     /// A group member needs a partition's committed offset, has none, and
     /// its reset policy is [`OffsetReset::Fail`](crate::OffsetReset::Fail).
     #[error("group {group:?} has no committed offset for topic {topic:?} partition {partition}")]

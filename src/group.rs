@@ -670,6 +670,21 @@ impl GroupMember {
         self.consumer.leave_group(true)
     }
 
+    /// The topic this member reads.
+    ///
+    /// ```
+    /// use millpond::{Broker, TopicConfig};
+    /// # let dir = std::env::temp_dir().join(format!("millpond-doc-mtopic-{}", std::process::id()));
+    /// let broker = Broker::open(&dir)?;
+    /// let m = broker.create_topic("t", TopicConfig::default())?.group("g")?.join()?;
+    /// assert_eq!(m.topic().name(), "t");
+    /// # drop(m); drop(broker); std::fs::remove_dir_all(&dir)?;
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn topic(&self) -> &Topic {
+        self.consumer.topic()
+    }
+
     /// The partitions this member reads now.
     ///
     /// See [`RebalanceEvent`] for an example.

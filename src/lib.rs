@@ -68,6 +68,7 @@
 #![deny(unsafe_op_in_unsafe_fn)]
 #![cfg_attr(not(test), warn(clippy::unwrap_used))]
 
+mod backpressure;
 mod broker;
 mod channel;
 mod config;
@@ -85,12 +86,16 @@ mod partitioner;
 mod producer;
 mod record;
 mod recovery;
+mod send_error;
 mod topic;
+mod typed;
 mod verify;
 
 pub use broker::Broker;
 pub use channel::ConsumerChannel;
-pub use config::{BrokerConfig, CleanupPolicy, FsyncPolicy, RecoveryMode, StartFrom, TopicConfig, WaitStrategy};
+pub use config::{
+    Backlog, BrokerConfig, CleanupPolicy, FsyncPolicy, RecoveryMode, StartFrom, TopicConfig, WaitStrategy,
+};
 pub use consumer::{Consumer, Iter, TryIter};
 pub use error::{Error, Result};
 pub use group::{AutoCommit, Group, GroupMember, OffsetReset, PartitionLag, RebalanceEvent, RebalanceKind};
@@ -98,7 +103,9 @@ pub use log::compaction::CompactionReport;
 pub use producer::Producer;
 pub use record::{Headers, IntoBytes, Message, Record, RecordId, now_millis};
 pub use recovery::RecoveryEvent;
+pub use send_error::{SendTimeoutError, TrySendError};
 pub use topic::{PartitionStats, Topic, TopicStats};
+pub use typed::{Bincode, Codec, Source, TypedConsumer, TypedMessage, TypedProducer};
 pub use verify::VerifyReport;
 
 /// The README's examples, run as doc tests so they stay true.

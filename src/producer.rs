@@ -2,10 +2,14 @@
 
 use std::sync::atomic::{AtomicU32, Ordering};
 
+use std::time::{Duration, Instant};
+
+use crate::backpressure::Wait;
 use crate::error::{Error, Result};
 use crate::log::frame;
 use crate::partitioner;
 use crate::record::{Record, RecordId};
+use crate::send_error::{SendTimeoutError, TrySendError};
 use crate::topic::Topic;
 
 /// Appends records to a topic's partitions.
@@ -119,6 +123,11 @@ impl Producer {
 
     /// Appends one record, returning its partition and offset.
     ///
+    /// If the topic bounds its backlog ([`Backlog`](crate::Backlog)) and the
+    /// partition's is at the limit, this blocks until a consumer group
+    /// commits (see [`try_send`](Producer::try_send) and
+    /// [`send_timeout`](Producer::send_timeout) for the alternatives).
+    ///
     /// Errors: [`Error::RecordTooLarge`], [`Error::InvalidPartition`],
     /// [`Error::DiskFull`] (nothing partial becomes visible),
     /// [`Error::Poisoned`], [`Error::Closed`], [`Error::TopicDeleted`].
@@ -138,9 +147,49 @@ impl Producer {
     pub fn send(&self, record: Record<'_>) -> Result<RecordId> {
         let size = self.check(&record)?;
         let partition = self.choose(&record, || self.round_robin())?;
+        self.topic.wait_for_space(partition, Wait::Forever)?;
+        self.append_one(&record, partition, size)
+    }
+
+    fn append_one(&self, record: &Record<'_>, partition: u32, size: usize) -> Result<RecordId> {
         let log = self.topic.partition_log(partition)?;
-        let offset = log.append(&[&record], &[size])?;
+        let offset = log.append(&[record], &[size])?;
         Ok(RecordId { partition, offset })
+    }
+
+    /// Like [`send`](Producer::send), but never waits: if the partition's
+    /// backlog is at the topic's [`Backlog`](crate::Backlog) limit, the
+    /// record comes back in [`TrySendError::Full`].
+    ///
+    /// See [`TrySendError`] for an example.
+    pub fn try_send<'a>(&self, record: Record<'a>) -> std::result::Result<RecordId, TrySendError<'a>> {
+        let size = self.check(&record).map_err(TrySendError::Failed)?;
+        let partition = self.choose(&record, || self.round_robin()).map_err(TrySendError::Failed)?;
+        match self.topic.wait_for_space(partition, Wait::No) {
+            Ok(true) => self.append_one(&record, partition, size).map_err(TrySendError::Failed),
+            Ok(false) => Err(TrySendError::Full(record)),
+            Err(e) => Err(TrySendError::Failed(e)),
+        }
+    }
+
+    /// Like [`send`](Producer::send), but waits at most `timeout` for room
+    /// under the topic's [`Backlog`](crate::Backlog) limit; on timeout the
+    /// record comes back in [`SendTimeoutError::Timeout`].
+    ///
+    /// See [`SendTimeoutError`] for an example.
+    pub fn send_timeout<'a>(
+        &self,
+        record: Record<'a>,
+        timeout: Duration,
+    ) -> std::result::Result<RecordId, SendTimeoutError<'a>> {
+        let wait = Instant::now().checked_add(timeout).map_or(Wait::Forever, Wait::Until);
+        let size = self.check(&record).map_err(SendTimeoutError::Failed)?;
+        let partition = self.choose(&record, || self.round_robin()).map_err(SendTimeoutError::Failed)?;
+        match self.topic.wait_for_space(partition, wait) {
+            Ok(true) => self.append_one(&record, partition, size).map_err(SendTimeoutError::Failed),
+            Ok(false) => Err(SendTimeoutError::Timeout(record)),
+            Err(e) => Err(SendTimeoutError::Failed(e)),
+        }
     }
 
     /// Appends many records with one lock acquisition and one frame (one
@@ -177,6 +226,7 @@ impl Producer {
         }
         let mut ids = vec![RecordId { partition: 0, offset: 0 }; records.len()];
         if parts.iter().all(|&p| p == parts[0]) {
+            self.topic.wait_for_space(parts[0], Wait::Forever)?;
             let refs: Vec<&Record<'a>> = records.iter().collect();
             let first = self.topic.partition_log(parts[0])?.append(&refs, &sizes)?;
             for (i, id) in ids.iter_mut().enumerate() {
@@ -188,6 +238,7 @@ impl Producer {
         order.sort_by_key(|&i| parts[i]); // stable: keeps each partition's input order
         for group in order.chunk_by(|&a, &b| parts[a] == parts[b]) {
             let partition = parts[group[0]];
+            self.topic.wait_for_space(partition, Wait::Forever)?;
             let refs: Vec<&Record<'a>> = group.iter().map(|&i| &records[i]).collect();
             let group_sizes: Vec<usize> = group.iter().map(|&i| sizes[i]).collect();
             let first = self.topic.partition_log(partition)?.append(&refs, &group_sizes)?;

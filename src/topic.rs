@@ -11,6 +11,7 @@ use crate::error::{Error, Result};
 use crate::group::Group;
 use crate::log::PartitionLog;
 use crate::producer::Producer;
+use crate::typed::{Codec, TypedConsumer, TypedProducer};
 use crate::verify::VerifyReport;
 
 /// The state of one open topic.
@@ -22,11 +23,21 @@ pub(crate) struct TopicInner {
     pub(crate) deleted: AtomicBool,
     /// Spreads new producers' round-robin starting points.
     pub(crate) producer_seq: AtomicU32,
+    /// The consumer groups of this topic (weak: a group holds its topic).
+    pub(crate) groups: parking_lot::RwLock<Vec<std::sync::Weak<crate::coordinator::GroupState>>>,
 }
 
 impl TopicInner {
     pub(crate) fn new(name: Arc<str>, config: TopicConfig, dir: PathBuf, partitions: Vec<Arc<PartitionLog>>) -> Self {
-        TopicInner { name, config, dir, partitions, deleted: AtomicBool::new(false), producer_seq: AtomicU32::new(0) }
+        TopicInner {
+            name,
+            config,
+            dir,
+            partitions,
+            deleted: AtomicBool::new(false),
+            producer_seq: AtomicU32::new(0),
+            groups: parking_lot::RwLock::new(Vec::new()),
+        }
     }
 }
 
@@ -165,6 +176,47 @@ impl Topic {
     /// See [`Producer`] for an example.
     pub fn producer(&self) -> Producer {
         Producer::new(self.clone())
+    }
+
+    /// A producer of values of type `T`, encoded with [`Bincode`](crate::Bincode).
+    ///
+    /// See [`TypedProducer`] for an example.
+    pub fn typed_producer<T: serde::Serialize + serde::de::DeserializeOwned>(&self) -> TypedProducer<T> {
+        TypedProducer::new(self.producer(), crate::Bincode)
+    }
+
+    /// A producer of values of type `T`, encoded with `codec`.
+    ///
+    /// ```
+    /// use millpond::{Bincode, Broker, StartFrom, TopicConfig};
+    /// # let dir = std::env::temp_dir().join(format!("millpond-doc-typedwithc-{}", std::process::id()));
+    /// let broker = Broker::open(&dir)?;
+    /// let topic = broker.create_topic("t", TopicConfig::default())?;
+    /// topic.typed_producer_with::<String, _>(Bincode).send(&"hi".to_string())?;
+    /// assert_eq!(topic.typed_consumer_with::<String, _>(StartFrom::Earliest, Bincode)?.recv()?.value, "hi");
+    /// # drop(broker); std::fs::remove_dir_all(&dir)?;
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn typed_producer_with<T, C: Codec<T>>(&self, codec: C) -> TypedProducer<T, C> {
+        TypedProducer::new(self.producer(), codec)
+    }
+
+    /// An independent consumer of values of type `T`, decoded with
+    /// [`Bincode`](crate::Bincode).
+    ///
+    /// See [`TypedConsumer`] for an example.
+    pub fn typed_consumer<T: serde::Serialize + serde::de::DeserializeOwned>(
+        &self,
+        from: StartFrom,
+    ) -> Result<TypedConsumer<T>> {
+        Ok(TypedConsumer::new(self.consumer(from)?, crate::Bincode))
+    }
+
+    /// An independent consumer of values of type `T`, decoded with `codec`.
+    ///
+    /// See [`Topic::typed_producer_with`] for an example.
+    pub fn typed_consumer_with<T, C: Codec<T>>(&self, from: StartFrom, codec: C) -> Result<TypedConsumer<T, C>> {
+        Ok(TypedConsumer::new(self.consumer(from)?, codec))
     }
 
     /// A new independent consumer of all partitions, starting at `from`.

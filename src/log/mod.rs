@@ -114,6 +114,8 @@ pub(crate) struct PartitionLog {
     high_watermark: AtomicU64,
     log_start: AtomicU64,
     pub(crate) notifier: Notifier,
+    /// Wakes producers held back by a bounded backlog when consumers commit.
+    pub(crate) space: Notifier,
     /// Serializes retention and compaction runs (background thread and explicit calls).
     maintenance_lock: Mutex<()>,
     /// Set when a roll happened since the last retention run.
@@ -209,6 +211,7 @@ impl PartitionLog {
             slots: RwLock::new(slots),
             high_watermark: AtomicU64::new(next_offset),
             notifier: Notifier::default(),
+            space: Notifier::default(),
             maintenance_lock: Mutex::new(()),
             rolled: std::sync::atomic::AtomicBool::new(false),
         };
@@ -433,6 +436,7 @@ impl PartitionLog {
         w.closed = Some(reason);
         drop(w);
         self.notifier.close();
+        self.space.close();
         result
     }
 
@@ -441,6 +445,7 @@ impl PartitionLog {
     pub(crate) fn abandon(&self, reason: Error) {
         self.writer.lock().closed = Some(reason);
         self.notifier.close();
+        self.space.close();
     }
 
     fn load(&self, slot: &Slot) -> Result<Arc<Segment>> {
@@ -519,6 +524,23 @@ impl PartitionLog {
             }
         }
         Ok(hw)
+    }
+
+    /// Bytes stored from `offset` to the end (approximate to within one
+    /// index interval: measured from the index entry at or before it).
+    pub(crate) fn bytes_from(&self, offset: u64) -> u64 {
+        let slots: Vec<Arc<Slot>> = self.slots.read().clone();
+        let i = slots.partition_point(|s| s.base <= offset).saturating_sub(1);
+        let mut total: u64 = slots[i..].iter().map(|s| self.slot_bytes(s)).sum();
+        if let Some(first) = slots.get(i) {
+            if let Ok(seg) = self.load(first) {
+                let skip =
+                    index::SegmentIndex::lookup_offset(&seg.index_entries(), offset.saturating_sub(seg.base_offset))
+                        .map_or(0, |e| u64::from(e.position));
+                total = total.saturating_sub(skip);
+            }
+        }
+        total
     }
 
     /// A cursor positioned at `offset` (which must be within
