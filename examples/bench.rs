@@ -11,7 +11,7 @@ use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 use hdrhistogram::Histogram;
-use millpond::{Broker, Record, StartFrom, TopicConfig, WaitStrategy};
+use millpond::{Broker, FsyncPolicy, Record, StartFrom, TopicConfig, WaitStrategy};
 
 type BoxError = Box<dyn std::error::Error + Send + Sync>;
 
@@ -420,6 +420,45 @@ fn run(dir: &Path, s: Sizes) -> Result<Vec<Row>, BoxError> {
     Ok(rows)
 }
 
+/// The cost of each fsync policy: single sends, rate relative to `Never`.
+fn fsync_costs(dir: &Path, n: u64) -> Result<Vec<(String, f64)>, BoxError> {
+    let policies = [
+        FsyncPolicy::Never,
+        FsyncPolicy::EveryN(1000),
+        FsyncPolicy::Interval(Duration::from_millis(10)),
+        FsyncPolicy::Always,
+    ];
+    let mut out = Vec::new();
+    for policy in policies {
+        // Syncing every record is slow: measure it on fewer records.
+        let count = if policy == FsyncPolicy::Always { (n / 100).max(100) } else { n };
+        let broker = fresh(dir)?;
+        let topic = broker.create_topic("fsync", TopicConfig::default().segment_bytes(256 << 20).fsync(policy))?;
+        let producer = topic.producer();
+        let value = [7u8; RECORD];
+        let start = Instant::now();
+        for _ in 0..count {
+            producer.send(Record::new(&value))?;
+        }
+        producer.flush()?;
+        out.push((format!("{policy:?}"), rate(count, start.elapsed())));
+        if topic.high_watermark(0)? != count {
+            return Err("fsync run lost records".into());
+        }
+    }
+    Ok(out)
+}
+
+fn print_fsync(costs: &[(String, f64)]) {
+    let never = costs.first().map_or(1.0, |c| c.1);
+    println!();
+    println!("| FsyncPolicy | send rate | relative to Never |");
+    println!("| --- | --- | --- |");
+    for (name, r) in costs {
+        println!("| {name} | {} | {:.3} |", if *r >= 1e5 { mps(*r) } else { format!("{:.0} /s", r) }, r / never);
+    }
+}
+
 fn print(rows: &[Row]) {
     println!("| workload (100-byte records) | millpond | baseline, same run | ratio | target |");
     println!("| --- | --- | --- | --- | --- |");
@@ -449,6 +488,9 @@ fn main() -> Result<(), BoxError> {
         std::thread::available_parallelism().map_or(1, |n| n.get())
     );
     print(&rows);
+    let costs = fsync_costs(&dir, sizes.records / 4);
+    let _ = std::fs::remove_dir_all(&dir); // tidy-up only
+    print_fsync(&costs?);
     Ok(())
 }
 
@@ -464,5 +506,10 @@ mod tests {
         assert_eq!(rows.len(), 9);
         assert!(rows.iter().all(|r| r.ratio.is_finite() && r.ratio > 0.0));
         super::print(&rows);
+        let costs = super::fsync_costs(&dir, 2_000);
+        let _ = std::fs::remove_dir_all(&dir);
+        let costs = costs.unwrap();
+        assert_eq!(costs.len(), 4);
+        super::print_fsync(&costs);
     }
 }
