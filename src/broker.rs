@@ -176,10 +176,10 @@ impl Broker {
         for entry in std::fs::read_dir(&topics_dir).map_err(Error::io_at("list topics", &topics_dir))? {
             let entry = entry.map_err(Error::io_at("list topics", &topics_dir))?;
             // Directories whose names millpond would never create are not ours.
-            if let Some(name) = entry.file_name().to_str().filter(|n| names::validate("topic", n).is_ok()) {
-                if entry.path().is_dir() {
-                    names.push(name.to_string());
-                }
+            if let Some(name) = entry.file_name().to_str().filter(|n| names::validate("topic", n).is_ok())
+                && entry.path().is_dir()
+            {
+                names.push(name.to_string());
             }
         }
         names.sort();
@@ -241,7 +241,7 @@ impl Broker {
         }
         // Build the topic in the trash directory, then rename it into place:
         // a crash leaves either no topic or a complete one.
-        let staging = shared.trash_path(name);
+        let staging = shared.trash_path();
         let result = (|| {
             fsutil::create_dir_all(&staging)?;
             fsutil::write_atomic(&staging.join(META_FILE), &meta::encode(&config)?)?;
@@ -328,12 +328,17 @@ impl Broker {
         }
         // The rename is the commit point; removing the files afterwards may
         // fail (they are then removed at the next open).
-        let doomed = shared.trash_path(name);
+        let doomed = shared.trash_path();
         std::fs::rename(&inner.dir, &doomed).map_err(Error::io_at("move deleted topic to trash", &inner.dir))?;
         fsutil::fsync_dir(&shared.dir.join(TOPICS_DIR))?;
         let _ = std::fs::remove_dir_all(&doomed); // see above: retried at next open
         // The topic's committed offsets go with it, in every group.
-        shared.groups.lock().retain(|(_, topic), _| topic != name);
+        shared.groups.lock().retain(|(_, topic), state| {
+            if topic == name {
+                state.close(Error::TopicDeleted { topic: name.to_string() });
+            }
+            topic != name
+        });
         let groups_dir = shared.dir.join(GROUPS_DIR);
         for entry in std::fs::read_dir(&groups_dir).map_err(Error::io_at("list groups", &groups_dir))? {
             let entry = entry.map_err(Error::io_at("list groups", &groups_dir))?;
@@ -453,9 +458,11 @@ impl Shared {
         Arc::clone(state)
     }
 
-    fn trash_path(&self, name: &str) -> PathBuf {
+    /// A fresh entry in the trash directory. Short (not derived from the
+    /// topic name), so a 249-character name still fits the 255-byte limit.
+    fn trash_path(&self) -> PathBuf {
         let seq = self.trash_seq.fetch_add(1, Ordering::Relaxed);
-        self.dir.join(TRASH_DIR).join(format!("{name}.{}.{seq}", std::process::id()))
+        self.dir.join(TRASH_DIR).join(format!("{}.{seq}", std::process::id()))
     }
 
     fn open_topic(&self, name: &str, config: TopicConfig, dir: &Path) -> Result<Arc<TopicInner>> {
@@ -509,16 +516,18 @@ impl Shared {
                         // reports it on every send and flush.
                         let _ = p.sync_if_due();
                         let rolled = p.take_rolled();
-                        if p.has_retention() && (rolled || retention_due) {
-                            if let Err(e) = p.apply_retention(crate::record::now_millis()) {
-                                // No caller to return it to; retried next tick.
-                                eprintln!("millpond: retention of {}/{}: {e}", t.name, p.partition());
-                            }
+                        if p.has_retention()
+                            && (rolled || retention_due)
+                            && let Err(e) = p.apply_retention(crate::record::now_millis())
+                        {
+                            // No caller to return it to; retried next tick.
+                            eprintln!("millpond: retention of {}/{}: {e}", t.name, p.partition());
                         }
-                        if p.is_compacted() && (rolled || compaction_due) {
-                            if let Err(e) = p.compact(crate::record::now_millis()) {
-                                eprintln!("millpond: compaction of {}/{}: {e}", t.name, p.partition());
-                            }
+                        if p.is_compacted()
+                            && (rolled || compaction_due)
+                            && let Err(e) = p.compact(crate::record::now_millis())
+                        {
+                            eprintln!("millpond: compaction of {}/{}: {e}", t.name, p.partition());
                         }
                     }
                 }
@@ -563,6 +572,11 @@ impl Shared {
         }
         let _admin = self.admin.lock();
         let topics: Vec<Arc<TopicInner>> = self.topics.read().values().cloned().collect();
+        // Group members waiting without partitions sleep on their group's
+        // notifier only: wake them too.
+        for state in self.groups.lock().values() {
+            state.close(Error::Closed);
+        }
         let mut first_error = None;
         for t in topics {
             for p in &t.partitions {
@@ -571,10 +585,10 @@ impl Shared {
                 }
             }
         }
-        if let Some(lock) = self.lock.lock().take() {
-            if let Err(e) = lock.unlock() {
-                first_error.get_or_insert(Error::io("unlock", self.dir.join(LOCK_FILE), e));
-            }
+        if let Some(lock) = self.lock.lock().take()
+            && let Err(e) = lock.unlock()
+        {
+            first_error.get_or_insert(Error::io("unlock", self.dir.join(LOCK_FILE), e));
         }
         match first_error {
             Some(e) => Err(e),

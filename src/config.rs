@@ -109,7 +109,7 @@ pub enum Backlog {
 /// | setting | default | meaning |
 /// | --- | --- | --- |
 /// | `partitions` | 1 | number of partitions (1..=10,000) |
-/// | `segment_bytes` | 64 MiB | size a segment file is preallocated to; a batch larger than this gets a segment of its own size |
+/// | `segment_bytes` | 64 MiB | size a segment file is preallocated to; a batch larger than a segment is split across segments |
 /// | `max_record_bytes` | 1 MiB | largest encoded record (key + value + headers + 26 bytes); plus 40 bytes it must fit in `segment_bytes` |
 /// | `index_interval_bytes` | 4 KiB | bytes between entries of the sparse offset index |
 /// | `fsync` | [`FsyncPolicy::Never`] | durability against machine crashes |
@@ -395,7 +395,7 @@ impl TopicConfig {
         let max_frame = crate::log::frame::max_single_record_frame(self.max_record_bytes as usize);
         if self.max_record_bytes == 0 || max_frame as u64 > self.segment_bytes {
             return bad(format!(
-                "max_record_bytes must be at least 1 and, plus the {}-byte frame header, fit in                  segment_bytes ({}); got {}",
+                "max_record_bytes must be at least 1 and, plus the {}-byte frame header, fit in segment_bytes ({}); got {} (lower max_record_bytes along with segment_bytes)",
                 crate::log::frame::HEADER_LEN,
                 self.segment_bytes,
                 self.max_record_bytes

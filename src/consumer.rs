@@ -321,6 +321,12 @@ impl Consumer {
     /// # Ok::<(), Box<dyn std::error::Error>>(())
     /// ```
     pub fn try_recv(&mut self) -> Result<Option<Message>> {
+        // Group changes and auto-commits happen once, at the start of a
+        // receive call, so they only ever cover records returned by earlier
+        // calls (never ones `poll` is still gathering).
+        if self.membership.is_some() {
+            self.sync_group()?;
+        }
         if let Some(m) = self.take_available()? {
             return Ok(Some(m));
         }
@@ -333,9 +339,6 @@ impl Consumer {
     /// One record from the partitions in turn, starting after the one that
     /// gave the last record.
     fn take_available(&mut self) -> Result<Option<Message>> {
-        if self.membership.is_some() {
-            self.sync_group()?;
-        }
         let n = self.cursors.len();
         for k in 0..n {
             let i = (self.next + k) % n;

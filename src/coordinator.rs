@@ -54,6 +54,11 @@ struct Inner {
     committed: Option<BTreeMap<u32, u64>>,
     /// Damage found in the offsets file when it was loaded (fell back to `.prev`).
     load_warning: Option<String>,
+    /// Whether the current offsets file is the damaged one (so the next
+    /// commit must not rotate it into `.prev`).
+    current_damaged: bool,
+    /// Set when the broker closed or the topic was deleted: no more commits.
+    closed: Option<Error>,
 }
 
 /// Kafka's range assignment of `partitions` over `members` (in order).
@@ -129,6 +134,7 @@ impl GroupState {
     fn committed_loaded<'a>(&self, inner: &'a mut Inner) -> Result<&'a mut BTreeMap<u32, u64>> {
         if inner.committed.is_none() {
             let loaded = self.file.load(self.partitions())?;
+            inner.current_damaged = loaded.fell_back.is_some();
             inner.load_warning = loaded.fell_back.map(|e| e.to_string());
             self.publish_committed(&loaded.offsets);
             inner.committed = Some(loaded.offsets);
@@ -198,6 +204,12 @@ impl GroupState {
     /// at most the partition's high watermark.
     pub(crate) fn commit(&self, member: u64, offsets: &[(u32, u64)]) -> Result<()> {
         let mut inner = self.inner.lock();
+        if let Some(reason) = &inner.closed {
+            return Err(match reason {
+                Error::TopicDeleted { topic } => Error::TopicDeleted { topic: topic.clone() },
+                _ => Error::Closed,
+            });
+        }
         for &(p, o) in offsets {
             if inner.owner.get(&p) != Some(&member) {
                 return Err(Error::NotAssigned {
@@ -219,10 +231,18 @@ impl GroupState {
         if !changed {
             return Ok(());
         }
-        self.file.store(&next)?;
+        self.file.store(&next, inner.current_damaged)?;
+        inner.current_damaged = false;
         self.publish_committed(&next);
         inner.committed = Some(next);
         Ok(())
+    }
+
+    /// Stops the group for good (broker closed or topic deleted): no commit
+    /// writes the offsets file after this returns, and waiting members wake.
+    pub(crate) fn close(&self, reason: Error) {
+        self.inner.lock().closed = Some(reason);
+        self.notifier.close();
     }
 
     /// The committed offsets (loading them if needed).

@@ -217,6 +217,11 @@ impl Consumer {
     /// Applies group changes: gives up revoked partitions (committing first
     /// if configured), takes newly assigned free ones, and auto-commits.
     pub(crate) fn sync_group(&mut self) -> Result<()> {
+        if self.topic().unusable().is_some() {
+            // Closed or deleted: no rebalancing or committing any more; what
+            // is already assigned can still be read to its end.
+            return Ok(());
+        }
         let Some(mut m) = self.membership.take() else { return Ok(()) };
         let result = self.sync_with(&mut m);
         self.membership = Some(m);
@@ -280,11 +285,11 @@ impl Consumer {
             }
             m.seen = generation;
         }
-        if let AutoCommit::Interval(every) = m.auto_commit {
-            if m.last_commit.elapsed() >= every {
-                m.state.commit(m.id, &self.positions())?;
-                m.last_commit = Instant::now();
-            }
+        if let AutoCommit::Interval(every) = m.auto_commit
+            && m.last_commit.elapsed() >= every
+        {
+            m.state.commit(m.id, &self.positions())?;
+            m.last_commit = Instant::now();
         }
         Ok(())
     }
@@ -710,6 +715,14 @@ impl GroupMember {
     ///
     /// See [`Consumer::seek`] for an example.
     pub fn seek(&mut self, partition: u32, offset: u64) -> Result<()> {
+        if !self.consumer.assignment().contains(&partition) {
+            let m = self.membership()?;
+            return Err(Error::NotAssigned {
+                topic: self.consumer.topic().name().to_string(),
+                group: m.state.name.clone(),
+                partition,
+            });
+        }
         self.consumer.seek(partition, offset)
     }
 
@@ -767,5 +780,34 @@ impl GroupMember {
     /// See [`Group`] for an example.
     pub fn try_iter(&mut self) -> crate::TryIter<'_> {
         self.consumer.try_iter()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use crate::{Broker, Error, TopicConfig};
+    use std::time::Duration;
+
+    #[test]
+    fn member_without_partitions_wakes_when_the_broker_closes() {
+        let dir = std::env::temp_dir().join(format!("millpond-unit-idle-member-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        let broker = Broker::open(&dir).unwrap();
+        let topic = broker.create_topic("t", TopicConfig::default()).unwrap();
+        let group = topic.group("g").unwrap();
+        let mut busy = group.join().unwrap();
+        busy.try_recv().unwrap(); // takes the only partition
+        let mut idle = group.join().unwrap();
+        let (tx, rx) = crossbeam_channel::bounded(1);
+        let waiter = std::thread::spawn(move || {
+            let r = idle.recv();
+            tx.send(matches!(r, Err(Error::Closed))).unwrap();
+        });
+        std::thread::sleep(Duration::from_millis(50));
+        broker.close().unwrap();
+        assert_eq!(rx.recv_timeout(Duration::from_secs(10)), Ok(true), "idle member did not wake with Closed");
+        waiter.join().unwrap();
+        drop(busy);
+        std::fs::remove_dir_all(&dir).unwrap();
     }
 }

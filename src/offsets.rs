@@ -139,7 +139,10 @@ impl OffsetsFile {
     }
 
     /// Replaces the committed offsets atomically and durably.
-    pub(crate) fn store(&self, offsets: &BTreeMap<u32, u64>) -> Result<()> {
+    /// If `current_damaged`, the current file is the damaged one loading
+    /// fell back from: it is discarded rather than rotated into `.prev`, so
+    /// `.prev` stays a good fallback.
+    pub(crate) fn store(&self, offsets: &BTreeMap<u32, u64>, current_damaged: bool) -> Result<()> {
         fsutil::create_dir_all(&self.dir)?;
         let tmp = self.tmp_path();
         let mut f = fsutil::new_file_options()
@@ -152,7 +155,9 @@ impl OffsetsFile {
         f.sync_all().map_err(Error::io_at("fsync", &tmp))?;
         drop(f);
         let path = self.path();
-        match std::fs::rename(&path, self.prev_path()) {
+        let rotated =
+            if current_damaged { std::fs::remove_file(&path) } else { std::fs::rename(&path, self.prev_path()) };
+        match rotated {
             Ok(()) => {}
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
             Err(e) => return Err(Error::io("keep previous offsets", path, e)),

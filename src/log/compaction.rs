@@ -154,7 +154,7 @@ impl PartitionLog {
                 continue;
             }
             let before = u64::from(seg.committed());
-            let after = self.rewrite(slot, &seg, |offset, key, tombstone| keep(offset, key, tombstone))?;
+            let after = self.rewrite(slot, &seg, keep)?;
             done.segments_rewritten += 1;
             done.records_removed += removable;
             done.bytes_before += before;

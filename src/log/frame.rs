@@ -90,6 +90,14 @@ pub(crate) enum FrameError {
     BadCrc,
     /// A record inside a checksummed frame is malformed.
     BadRecord(&'static str),
+    /// A sealed segment's records end before the next segment's first
+    /// offset: whole frames are missing.
+    MissingOffsets {
+        /// One past the segment's last record.
+        next_offset: u64,
+        /// The next segment's base offset.
+        expected: u64,
+    },
 }
 
 impl std::fmt::Display for FrameError {
@@ -102,6 +110,11 @@ impl std::fmt::Display for FrameError {
             FrameError::BadHeader(why) => write!(f, "bad frame header: {why}"),
             FrameError::BadCrc => f.write_str("frame CRC mismatch"),
             FrameError::BadRecord(why) => write!(f, "malformed record: {why}"),
+            FrameError::MissingOffsets { next_offset, expected } => write!(
+                f,
+                "the segment's records end at offset {next_offset} but the next segment starts at {expected}: \
+                 frames are missing"
+            ),
         }
     }
 }

@@ -93,8 +93,9 @@ struct Writer {
     synced_to: u32,
     /// Records appended since the last sync (for `EveryN`).
     unsynced_records: u64,
-    /// Sealed segments not yet synced.
-    pending: Vec<Arc<Segment>>,
+    /// Sealed segment files not yet fsynced (paths, so that no file
+    /// descriptor or mapping is kept alive for them).
+    pending: Vec<PathBuf>,
     /// Whether files were created in the directory since the last sync.
     dir_dirty: bool,
     last_sync: Instant,
@@ -168,10 +169,8 @@ impl PartitionLog {
                 let seg = Segment::create(dir, 0, settings.segment_bytes, id.clone())?;
                 bases.push(0);
                 fsutil::fsync_dir(dir)?;
-                if !existed {
-                    if let Some(parent) = dir.parent() {
-                        fsutil::fsync_dir(parent)?;
-                    }
+                if !existed && let Some(parent) = dir.parent() {
+                    fsutil::fsync_dir(parent)?;
                 }
                 (seg, None)
             }
@@ -323,6 +322,11 @@ impl PartitionLog {
     fn write_frame(&self, w: &mut Writer, records: &[&Record<'_>], len: usize) {
         let base = w.next_offset;
         let now = now_millis();
+        // Publish the high watermark first (`Release`), so a reader that sees
+        // this frame's bytes (`Acquire` on the segment's committed length,
+        // stored after this) also sees a high watermark covering it: no
+        // consumer ever holds a record at or past the high watermark.
+        self.high_watermark.store(base + records.len() as u64, Ordering::Release);
         // SAFETY: we hold the writer lock (`w` is its guard's contents) and
         // the caller checked `len <= w.active.free()`.
         let (pos, header) =
@@ -360,7 +364,7 @@ impl PartitionLog {
         //    sees `sealed` finds its successor.
         self.slots.write().push(Arc::new(Slot { base: new.base_offset, seg: Mutex::new(Some(Arc::clone(&new))) }));
         old.mark_sealed();
-        w.pending.push(old);
+        w.pending.push(old.path.clone());
         w.active = new;
         w.synced_to = 0;
         w.last_index_pos = None;
@@ -374,9 +378,15 @@ impl PartitionLog {
     /// failure.
     fn sync_locked(&self, w: &mut Writer) -> Result<()> {
         let result = (|| -> Result<()> {
-            for seg in &w.pending {
-                seg.sync_range(0)?;
-                seg.sync_file()?;
+            for path in &w.pending {
+                // fsync writes back the file's dirty pages, including those
+                // dirtied through the shared mapping. A segment deleted by
+                // retention meanwhile needs no sync.
+                match std::fs::File::open(path) {
+                    Ok(f) => f.sync_all().map_err(Error::io_at("fsync sealed segment", path))?,
+                    Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+                    Err(e) => return Err(Error::io("open sealed segment for fsync", path, e)),
+                }
             }
             w.pending.clear();
             w.synced_to = w.active.sync_range(w.synced_to)?;
@@ -453,7 +463,19 @@ impl PartitionLog {
         if let Some(seg) = &*guard {
             return Ok(Arc::clone(seg));
         }
-        let seg = Arc::new(Segment::open_sealed(&self.dir, slot.base, self.settings.index_interval, self.id.clone())?);
+        let next_base = {
+            let slots = self.slots.read();
+            let i = slots.partition_point(|s| s.base <= slot.base);
+            slots.get(i).map(|s| s.base)
+        };
+        let seg = Arc::new(Segment::open_sealed(
+            &self.dir,
+            slot.base,
+            self.settings.index_interval,
+            self.id.clone(),
+            next_base,
+            !self.is_compacted(),
+        )?);
         *guard = Some(Arc::clone(&seg));
         Ok(seg)
     }
@@ -532,13 +554,12 @@ impl PartitionLog {
         let slots: Vec<Arc<Slot>> = self.slots.read().clone();
         let i = slots.partition_point(|s| s.base <= offset).saturating_sub(1);
         let mut total: u64 = slots[i..].iter().map(|s| self.slot_bytes(s)).sum();
-        if let Some(first) = slots.get(i) {
-            if let Ok(seg) = self.load(first) {
-                let skip =
-                    index::SegmentIndex::lookup_offset(&seg.index_entries(), offset.saturating_sub(seg.base_offset))
-                        .map_or(0, |e| u64::from(e.position));
-                total = total.saturating_sub(skip);
-            }
+        if let Some(first) = slots.get(i)
+            && let Ok(seg) = self.load(first)
+        {
+            let skip = index::SegmentIndex::lookup_offset(&seg.index_entries(), offset.saturating_sub(seg.base_offset))
+                .map_or(0, |e| u64::from(e.position));
+            total = total.saturating_sub(skip);
         }
         total
     }

@@ -43,7 +43,9 @@ pub(crate) struct Segment {
     pub(crate) base_offset: u64,
     pub(crate) path: PathBuf,
     id: PartitionId,
-    file: File,
+    /// The open file, kept for appending segments (trim, fsync); `None` for
+    /// sealed segments opened for reading, whose mapping needs no descriptor.
+    file: Option<File>,
     map: MappedFile,
     /// Bytes of valid, published frames. Written only by the partition's
     /// writer (`Release`), read by everyone (`Acquire`).
@@ -91,7 +93,7 @@ impl Segment {
             base_offset: base,
             path,
             id,
-            file,
+            file: Some(file),
             map,
             committed: AtomicU32::new(0),
             next_offset: AtomicU64::new(base),
@@ -189,7 +191,7 @@ impl Segment {
             base_offset: base,
             path,
             id,
-            file,
+            file: Some(file),
             map,
             committed: AtomicU32::new(scan.valid_end as u32),
             next_offset: AtomicU64::new(scan.next_offset),
@@ -204,7 +206,17 @@ impl Segment {
 
     /// Opens a sealed segment for reading, trusting its index file; without a
     /// valid index, scans (and checksums) the segment to rebuild it.
-    pub(crate) fn open_sealed(dir: &Path, base: u64, index_interval: u32, id: PartitionId) -> Result<Segment> {
+    /// `next_base` is the following segment's base offset; when `dense`
+    /// (the topic is not compacted) a segment whose records end before it has
+    /// lost frames, which is reported as damage rather than skipped.
+    pub(crate) fn open_sealed(
+        dir: &Path,
+        base: u64,
+        index_interval: u32,
+        id: PartitionId,
+        next_base: Option<u64>,
+        dense: bool,
+    ) -> Result<Segment> {
         let path = log_path(dir, base);
         let file = File::open(&path).map_err(Error::io_at("open segment", &path))?;
         let file_len = file.metadata().map_err(Error::io_at("stat segment", &path))?.len();
@@ -249,11 +261,19 @@ impl Segment {
                 (map, index, corrupt_at)
             }
         };
+        let corrupt_at = match next_base {
+            Some(next) if corrupt_at.is_none() && dense && index.next_offset != next => Some((
+                index.valid_bytes as u32,
+                FrameError::MissingOffsets { next_offset: index.next_offset, expected: next },
+            )),
+            _ => corrupt_at,
+        };
+        drop(file); // the mapping stays valid without the descriptor
         Ok(Segment {
             base_offset: base,
             path,
             id,
-            file,
+            file: None,
             map,
             committed: AtomicU32::new(index.valid_bytes as u32),
             next_offset: AtomicU64::new(index.next_offset),
@@ -379,7 +399,10 @@ impl Segment {
 
     /// fsyncs the segment file (data and metadata such as its length).
     pub(crate) fn sync_file(&self) -> Result<()> {
-        self.file.sync_all().map_err(Error::io_at("fsync segment", &self.path))
+        match &self.file {
+            Some(f) => f.sync_all().map_err(Error::io_at("fsync segment", &self.path)),
+            None => Ok(()),
+        }
     }
 
     /// Prepares the segment for sealing: persists its index and trims the
@@ -393,7 +416,10 @@ impl Segment {
             max_timestamp: self.max_timestamp(),
         };
         fsutil::write_replace_unsynced(&index_path(dir, self.base_offset), &index.encode())?;
-        self.file.set_len(u64::from(self.committed())).map_err(Error::io_at("trim segment", &self.path))
+        match &self.file {
+            Some(f) => f.set_len(u64::from(self.committed())).map_err(Error::io_at("trim segment", &self.path)),
+            None => Ok(()), // opened sealed: already trimmed
+        }
     }
 
     /// Marks the segment sealed; readers at its end move to the next one,

@@ -32,10 +32,10 @@ impl PartitionLog {
                 Err(e) => return Err(e),
             };
             check.segments += 1;
-            if let Some(want) = expected_base {
-                if seg.base_offset < want {
-                    check.damage.push(seg.corrupt(0, frame::FrameError::BadHeader("segment overlaps its predecessor")));
-                }
+            if let Some(want) = expected_base
+                && seg.base_offset < want
+            {
+                check.damage.push(seg.corrupt(0, frame::FrameError::BadHeader("segment overlaps its predecessor")));
             }
             let end = seg.committed();
             let bytes = seg.committed_slice(0, end);
