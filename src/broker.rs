@@ -242,18 +242,31 @@ impl Broker {
         // Build the topic in the trash directory, then rename it into place:
         // a crash leaves either no topic or a complete one.
         let staging = shared.trash_path();
+        let final_dir = shared.dir.join(TOPICS_DIR).join(name);
+        let mut placed = false;
         let result = (|| {
             fsutil::create_dir_all(&staging)?;
             fsutil::write_atomic(&staging.join(META_FILE), &meta::encode(&config)?)?;
-            let final_dir = shared.dir.join(TOPICS_DIR).join(name);
             std::fs::rename(&staging, &final_dir).map_err(Error::io_at("move new topic into place", &final_dir))?;
+            placed = true;
             fsutil::fsync_dir(&shared.dir.join(TOPICS_DIR))?;
             shared.open_topic(name, config, &final_dir)
         })();
         let inner = match result {
             Ok(inner) => inner,
             Err(e) => {
-                let _ = std::fs::remove_dir_all(&staging); // tidy-up only; `e` is what matters
+                // Leave nothing behind: not the staging directory, and not a
+                // half-opened topic (a full disk while preallocating its
+                // first segments). Tidy-up only; `e` is what matters.
+                if placed {
+                    let doomed = shared.trash_path();
+                    if std::fs::rename(&final_dir, &doomed).is_ok() {
+                        let _ = fsutil::fsync_dir(&shared.dir.join(TOPICS_DIR));
+                        let _ = std::fs::remove_dir_all(&doomed);
+                    }
+                } else {
+                    let _ = std::fs::remove_dir_all(&staging);
+                }
                 return Err(e);
             }
         };

@@ -2,7 +2,7 @@
 //! rebalancing.
 //!
 //! A group is named; its members share a topic's partitions, and its
-//! committed offsets persist under `<dir>/groups/<group>/<topic>.offsets`, so
+//! committed offsets persist under `<dir>/groups/<group>/<topic>/offsets`, so
 //! a member that dies and comes back resumes where the group left off.
 //!
 //! # Delivery guarantees

@@ -1,5 +1,6 @@
 //! A consumer group's committed offsets for one topic:
-//! `<dir>/groups/<group>/<topic>.offsets`, replaced atomically.
+//! `<dir>/groups/<group>/<topic>/offsets`, replaced atomically. (A directory
+//! per topic keeps every file name short, whatever the topic name's length.)
 //!
 //! | bytes | field |
 //! | --- | --- |
@@ -10,8 +11,8 @@
 //! | 12..12+12n | entries: `partition: u32`, `offset: u64` (next offset to read), partitions increasing |
 //! | last 4 | `crc32` of everything before it |
 //!
-//! A commit writes `<topic>.offsets.tmp`, fsyncs it, renames the current file
-//! to `<topic>.offsets.prev`, renames the new one into place and fsyncs the
+//! A commit writes `offsets.tmp`, fsyncs it, renames the current file
+//! to `offsets.prev`, renames the new one into place and fsyncs the
 //! directory. Loading falls back to `.prev` when the current file is missing
 //! or damaged, which can only re-deliver records (the offsets are older),
 //! never skip them.
@@ -83,8 +84,8 @@ pub(crate) fn decode(bytes: &[u8], partitions: u32, path: &Path) -> Result<BTree
 /// Where a group's offsets for a topic live.
 #[derive(Debug, Clone)]
 pub(crate) struct OffsetsFile {
+    /// `<dir>/groups/<group>/<topic>`.
     dir: PathBuf,
-    topic: String,
 }
 
 /// What loading found.
@@ -97,19 +98,19 @@ pub(crate) struct Loaded {
 
 impl OffsetsFile {
     pub(crate) fn new(group_dir: PathBuf, topic: &str) -> OffsetsFile {
-        OffsetsFile { dir: group_dir, topic: topic.to_string() }
+        OffsetsFile { dir: group_dir.join(topic) }
     }
 
     pub(crate) fn path(&self) -> PathBuf {
-        self.dir.join(format!("{}.offsets", self.topic))
+        self.dir.join("offsets")
     }
 
     fn prev_path(&self) -> PathBuf {
-        self.dir.join(format!("{}.offsets.prev", self.topic))
+        self.dir.join("offsets.prev")
     }
 
     fn tmp_path(&self) -> PathBuf {
-        self.dir.join(format!("{}.offsets.tmp", self.topic))
+        self.dir.join("offsets.tmp")
     }
 
     fn read(path: &Path, partitions: u32) -> Result<Option<BTreeMap<u32, u64>>> {
@@ -143,7 +144,16 @@ impl OffsetsFile {
     /// fell back from: it is discarded rather than rotated into `.prev`, so
     /// `.prev` stays a good fallback.
     pub(crate) fn store(&self, offsets: &BTreeMap<u32, u64>, current_damaged: bool) -> Result<()> {
-        fsutil::create_dir_all(&self.dir)?;
+        if !self.dir.is_dir() {
+            fsutil::create_dir_all(&self.dir)?;
+            // Make the new group and topic directories' entries durable.
+            if let Some(group_dir) = self.dir.parent() {
+                fsutil::fsync_dir(group_dir)?;
+                if let Some(groups) = group_dir.parent() {
+                    fsutil::fsync_dir(groups)?;
+                }
+            }
+        }
         let tmp = self.tmp_path();
         let mut f = fsutil::new_file_options()
             .write(true)
@@ -168,14 +178,11 @@ impl OffsetsFile {
 
     /// Removes the files (when the topic is deleted).
     pub(crate) fn remove(&self) -> Result<()> {
-        for p in [self.path(), self.prev_path(), self.tmp_path()] {
-            match std::fs::remove_file(&p) {
-                Ok(()) => {}
-                Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
-                Err(e) => return Err(Error::io("remove committed offsets", p, e)),
-            }
+        match std::fs::remove_dir_all(&self.dir) {
+            Ok(()) => Ok(()),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
+            Err(e) => Err(Error::io("remove committed offsets", &self.dir, e)),
         }
-        Ok(())
     }
 }
 

@@ -6,7 +6,7 @@ use std::time::{Duration, Instant};
 
 use crate::backpressure::Wait;
 use crate::error::{Error, Result};
-use crate::log::frame;
+use crate::log::{PartitionLog, frame};
 use crate::partitioner;
 use crate::record::{Record, RecordId};
 use crate::send_error::{SendTimeoutError, TrySendError};
@@ -196,10 +196,12 @@ impl Producer {
     /// header, one CRC) per partition they go to. Returns their ids in input
     /// order.
     ///
-    /// Records for one partition are written atomically as one frame, unless
-    /// together they are larger than a whole segment, in which case they are
-    /// split at segment boundaries. Records are checked before anything is
-    /// written, so a bad record fails the whole batch with nothing stored.
+    /// Records for one partition are written as one frame, unless together
+    /// they are larger than a whole segment, in which case they are split at
+    /// segment boundaries. The batch is all or nothing with respect to bad
+    /// input and to running out of space: records are checked, and every
+    /// segment the batch needs in every partition is created, before anything
+    /// is written.
     ///
     /// ```
     /// use millpond::{Broker, Record, TopicConfig};
@@ -236,12 +238,21 @@ impl Producer {
         }
         let mut order: Vec<usize> = (0..records.len()).collect();
         order.sort_by_key(|&i| parts[i]); // stable: keeps each partition's input order
-        for group in order.chunk_by(|&a, &b| parts[a] == parts[b]) {
-            let partition = parts[group[0]];
-            self.topic.wait_for_space(partition, Wait::Forever)?;
+        let groups: Vec<&[usize]> = order.chunk_by(|&a, &b| parts[a] == parts[b]).collect();
+        for group in &groups {
+            self.topic.wait_for_space(parts[group[0]], Wait::Forever)?;
+        }
+        // All partitions at once: nothing is stored unless everything can be.
+        let mut work = Vec::with_capacity(groups.len());
+        for group in &groups {
+            let log = self.topic.partition_log(parts[group[0]])?;
             let refs: Vec<&Record<'a>> = group.iter().map(|&i| &records[i]).collect();
             let group_sizes: Vec<usize> = group.iter().map(|&i| sizes[i]).collect();
-            let first = self.topic.partition_log(partition)?.append(&refs, &group_sizes)?;
+            work.push((&**log, refs, group_sizes));
+        }
+        let firsts = PartitionLog::append_all(&work)?;
+        for (group, first) in groups.iter().zip(firsts) {
+            let partition = parts[group[0]];
             for (k, &i) in group.iter().enumerate() {
                 ids[i] = RecordId { partition, offset: first + k as u64 };
             }

@@ -478,3 +478,33 @@ fn sealed_segment_missing_whole_frames_gives_corrupt_instead_of_skipping_offsets
         other => panic!("expected Err(Corrupt) for the shortened sealed segment, got {other:?}"),
     }
 }
+
+/// An append that needs several new segments creates them all before
+/// writing anything; a crash in between leaves empty, preallocated segments
+/// ahead of the data. Reopening must drop them rather than jump the high
+/// watermark past offsets that were never written.
+#[test]
+fn empty_segments_left_ahead_of_the_data_by_a_crash_are_dropped_on_open() {
+    let tmp = TempDir::new("empty-ahead");
+    let dir = tmp.path();
+    {
+        let broker = Broker::open(dir).unwrap();
+        let topic = broker.create_topic("t", TopicConfig::default()).unwrap();
+        topic.producer().send_batch((0..10).map(|i| Record::new(format!("r{i}")))).unwrap();
+    }
+    let pdir = common::partition_dir(dir, "t", 0);
+    for base in [10u64, 50, 90] {
+        let f = fs::File::create(pdir.join(format!("{base:020}.log"))).unwrap();
+        f.set_len(64 << 10).unwrap(); // all zero, as preallocation leaves it
+    }
+    let broker = Broker::open(dir).unwrap();
+    let topic = broker.topic("t").unwrap();
+    assert_eq!(topic.high_watermark(0).unwrap(), 10, "no offsets may be skipped");
+    assert_eq!(topic.producer().send(Record::new("next")).unwrap().offset, 10);
+    let values: Vec<Vec<u8>> =
+        topic.consumer(StartFrom::Earliest).unwrap().try_iter().map(|m| m.unwrap().value().to_vec()).collect();
+    assert_eq!(values.len(), 11);
+    assert_eq!(values[10], b"next");
+    assert!(broker.verify().unwrap().is_clean());
+    assert_eq!(segment_files(dir, "t", 0).len(), 1, "the empty segments are gone");
+}

@@ -81,6 +81,26 @@ struct Slot {
     seg: Mutex<Option<Arc<Segment>>>,
 }
 
+/// The frames an append will write, and the segments created for it.
+struct Plan {
+    /// `(first record, end record, frame length, roll first)`.
+    chunks: Vec<(usize, usize, usize, bool)>,
+    fresh: std::collections::VecDeque<Segment>,
+}
+
+impl Plan {
+    /// Removes the segments created for an append that will not happen.
+    fn discard(self) {
+        for seg in self.fresh {
+            let path = seg.path.clone();
+            drop(seg);
+            // Best effort: an empty, unpublished segment left behind is
+            // recovered as an empty active segment or removed at the next roll.
+            let _ = std::fs::remove_file(path);
+        }
+    }
+}
+
 /// State owned by the holder of the writer lock.
 struct Writer {
     active: Arc<Segment>,
@@ -164,6 +184,25 @@ impl PartitionLog {
             }
         }
         bases.sort_unstable();
+        // Segments whose first frame header is all zero hold no record: an
+        // append that created them crashed before writing (or a roll did).
+        // Drop them from the end, so the log continues from the last
+        // segment that holds data and no offsets are skipped.
+        while bases.len() >= 2 {
+            let Some(&last) = bases.last() else { break };
+            let path = segment::log_path(dir, last);
+            if !segment::starts_empty(&path)? {
+                break;
+            }
+            std::fs::remove_file(&path).map_err(Error::io_at("remove empty trailing segment", &path))?;
+            let idx = segment::index_path(dir, last);
+            match std::fs::remove_file(&idx) {
+                Ok(()) => {}
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+                Err(e) => return Err(Error::io("remove index of empty segment", idx, e)),
+            }
+            bases.pop();
+        }
         let (active, event) = match bases.last() {
             None => {
                 let seg = Segment::create(dir, 0, settings.segment_bytes, id.clone())?;
@@ -268,17 +307,68 @@ impl PartitionLog {
 
     /// Appends `records` (whose encoded sizes are `sizes`) as one frame when
     /// they fit in a segment, else as one frame per segment they span.
-    /// Returns the offset of the first record.
+    /// Returns the offset of the first record. All or nothing: every segment
+    /// the records need is created before any record is written, so a full
+    /// disk leaves nothing partial.
     pub(crate) fn append(&self, records: &[&Record<'_>], sizes: &[usize]) -> Result<u64> {
         debug_assert_eq!(records.len(), sizes.len());
         let mut w = self.writer.lock();
         self.error_if_unwritable(&w)?;
         let first = w.next_offset;
-        let written = self.write_frames(&mut w, records, sizes);
-        if w.next_offset == first {
-            return written.map(|()| first);
+        let len = frame::HEADER_LEN + sizes.iter().sum::<usize>();
+        if len <= w.active.free() {
+            // The common case: one frame in the active segment.
+            self.write_frame(&mut w, records, len);
+        } else {
+            let plan = self.plan(&w, sizes)?;
+            self.execute(&mut w, records, sizes, plan);
         }
-        // Publish whatever was written, even if a later roll failed.
+        let synced = self.published(&mut w, first);
+        drop(w);
+        self.notifier.notify();
+        synced.map(|()| first)
+    }
+
+    /// Appends to several partitions at once, all or nothing with respect to
+    /// running out of space: the writer locks are taken in partition order
+    /// (so concurrent calls cannot deadlock) and every needed segment is
+    /// created before anything is written. Returns each part's first offset.
+    pub(crate) fn append_all(parts: &[(&PartitionLog, Vec<&Record<'_>>, Vec<usize>)]) -> Result<Vec<u64>> {
+        debug_assert!(parts.windows(2).all(|p| p[0].0.partition() < p[1].0.partition()));
+        let mut guards: Vec<_> = parts.iter().map(|(log, _, _)| log.writer.lock()).collect();
+        for ((log, _, _), w) in parts.iter().zip(&guards) {
+            log.error_if_unwritable(w)?;
+        }
+        let mut plans = Vec::with_capacity(parts.len());
+        for ((log, _, sizes), w) in parts.iter().zip(&guards) {
+            match log.plan(w, sizes) {
+                Ok(plan) => plans.push(plan),
+                Err(e) => {
+                    plans.into_iter().for_each(Plan::discard);
+                    return Err(e);
+                }
+            }
+        }
+        let mut firsts = Vec::with_capacity(parts.len());
+        let mut result = Ok(());
+        for (((log, records, sizes), w), plan) in parts.iter().zip(guards.iter_mut()).zip(plans) {
+            let first = w.next_offset;
+            log.execute(w, records, sizes, plan);
+            if let Err(e) = log.published(w, first) {
+                result = result.and(Err(e));
+            }
+            firsts.push(first);
+        }
+        drop(guards);
+        for (log, _, _) in parts {
+            log.notifier.notify();
+        }
+        result.map(|()| firsts)
+    }
+
+    /// After records from `first` on were written: publishes the high
+    /// watermark and applies the fsync policy.
+    fn published(&self, w: &mut Writer, first: u64) -> Result<()> {
         self.high_watermark.store(w.next_offset, Ordering::Release);
         w.unsynced_records += w.next_offset - first;
         let due = match self.settings.fsync {
@@ -286,37 +376,64 @@ impl PartitionLog {
             FsyncPolicy::EveryN(n) => w.unsynced_records >= n,
             _ => false,
         };
-        let synced = if due { self.sync_locked(&mut w) } else { Ok(()) };
-        drop(w);
-        self.notifier.notify();
-        written.and(synced).map(|()| first)
+        if due { self.sync_locked(w) } else { Ok(()) }
     }
 
-    /// Writes `records` as one frame when they fit in a segment, else as one
-    /// frame per segment they span.
-    fn write_frames(&self, w: &mut Writer, records: &[&Record<'_>], sizes: &[usize]) -> Result<()> {
-        let total: usize = frame::HEADER_LEN + sizes.iter().sum::<usize>();
+    /// Works out the frames for records of `sizes` and creates (preallocates)
+    /// every new segment they need, without publishing anything. Records go
+    /// in one frame when they fit in the active segment or, failing that, in
+    /// a fresh one; a batch larger than a segment is split at segment ends.
+    fn plan(&self, w: &Writer, sizes: &[usize]) -> Result<Plan> {
+        let mut plan = Plan { chunks: Vec::new(), fresh: std::collections::VecDeque::new() };
+        let total = frame::HEADER_LEN + sizes.iter().sum::<usize>();
+        let mut free = w.active.free();
         let mut i = 0;
-        while i < records.len() {
-            // As many of the remaining records as fit in the free space.
-            let free = w.active.free();
+        let mut roll_next = false;
+        while i < sizes.len() {
             let mut len = frame::HEADER_LEN;
             let mut j = i;
-            while j < records.len() && len + sizes[j] <= free {
+            while j < sizes.len() && len + sizes[j] <= free {
                 len += sizes[j];
                 j += 1;
             }
             let whole_batch_fits_fresh = total as u64 <= self.settings.segment_bytes;
-            if j == i || (j < records.len() && i == 0 && whole_batch_fits_fresh) {
+            if j == i || (j < sizes.len() && i == 0 && !roll_next && whole_batch_fits_fresh) {
                 // Not even one fits, or the whole batch would fit in a fresh
-                // segment: roll, so that the batch stays one frame.
-                self.roll(w)?;
+                // segment: start a new segment, so the batch stays one frame.
+                let base = w.next_offset + i as u64;
+                match Segment::create(&self.dir, base, self.settings.segment_bytes, self.id.clone()) {
+                    Ok(seg) => {
+                        free = seg.free();
+                        plan.fresh.push_back(seg);
+                    }
+                    Err(e) => {
+                        plan.discard();
+                        return Err(e);
+                    }
+                }
+                roll_next = true;
                 continue;
             }
-            self.write_frame(w, &records[i..j], len);
+            plan.chunks.push((i, j, len, roll_next));
+            roll_next = false;
+            free -= len;
             i = j;
         }
-        Ok(())
+        Ok(plan)
+    }
+
+    /// Writes the frames of a plan, rolling into its pre-created segments.
+    /// Cannot fail: everything that could was done by [`PartitionLog::plan`].
+    fn execute(&self, w: &mut Writer, records: &[&Record<'_>], _sizes: &[usize], mut plan: Plan) {
+        for &(i, j, len, roll) in &plan.chunks {
+            if roll {
+                if let Some(seg) = plan.fresh.pop_front() {
+                    self.roll_to(w, seg);
+                }
+            }
+            self.write_frame(w, &records[i..j], len);
+        }
+        debug_assert!(plan.fresh.is_empty());
     }
 
     fn write_frame(&self, w: &mut Writer, records: &[&Record<'_>], len: usize) {
@@ -343,25 +460,21 @@ impl PartitionLog {
         w.next_offset = header.next_offset();
     }
 
-    /// Seals the active segment and starts a new one at the next offset.
-    fn roll(&self, w: &mut Writer) -> Result<()> {
+    /// Seals the active segment and continues in `new` (created by `plan`
+    /// at the next offset).
+    fn roll_to(&self, w: &mut Writer, new: Segment) {
         let old = Arc::clone(&w.active);
-        if old.committed() == 0 {
-            // Cannot happen: an empty segment fits any single record because
-            // validation keeps max_record_bytes + header <= segment_bytes.
-            return Err(Error::InvalidConfig {
-                reason: format!("a record does not fit in an empty segment of {}", self.dir.display()),
-            });
-        }
-        // 1. The new segment first: if the disk is full, nothing changes.
-        let new = Arc::new(Segment::create(&self.dir, w.next_offset, self.settings.segment_bytes, self.id.clone())?);
-        // 2. Persist the old segment's index and trim it.
+        let new = Arc::new(new);
+        // Persist the old segment's index and trim it. Both are derived or
+        // cosmetic: a sealed segment without a valid index, or longer than
+        // its data, is rebuilt by a checksummed scan when next opened. So a
+        // failure here (say, no space for the index) does not fail the
+        // append, whose data is already safe; it is reported.
         if let Err(e) = old.finish(&self.dir) {
-            let _ = std::fs::remove_file(&new.path); // undo step 1; the error below is what matters
-            return Err(e);
+            eprintln!("millpond: sealing {} without an index (rebuilt when next opened): {e}", old.path.display());
         }
-        // 3. Publish the new segment, then seal the old one, so a reader that
-        //    sees `sealed` finds its successor.
+        // Publish the new segment, then seal the old one, so a reader that
+        // sees `sealed` finds its successor.
         self.slots.write().push(Arc::new(Slot { base: new.base_offset, seg: Mutex::new(Some(Arc::clone(&new))) }));
         old.mark_sealed();
         w.pending.push(old.path.clone());
@@ -371,7 +484,6 @@ impl PartitionLog {
         w.max_ts = i64::MIN;
         w.dir_dirty = true;
         self.rolled.store(true, Ordering::Release);
-        Ok(())
     }
 
     /// msyncs and fsyncs everything written so far; poisons the partition on

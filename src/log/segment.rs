@@ -38,6 +38,24 @@ pub(crate) fn index_path(dir: &Path, base: u64) -> PathBuf {
     dir.join(format!("{base:020}.index"))
 }
 
+/// Whether the segment file at `path` holds no frame: its first frame
+/// header is missing or all zero.
+pub(crate) fn starts_empty(path: &Path) -> Result<bool> {
+    use std::io::Read;
+    let mut head = [0u8; super::frame::HEADER_LEN];
+    let mut f = File::open(path).map_err(Error::io_at("open segment", path))?;
+    let mut got = 0;
+    while got < head.len() {
+        match f.read(&mut head[got..]) {
+            Ok(0) => break,
+            Ok(n) => got += n,
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+            Err(e) => return Err(Error::io("read segment", path, e)),
+        }
+    }
+    Ok(head[..got].iter().all(|&b| b == 0))
+}
+
 /// One segment file and its mapping.
 pub(crate) struct Segment {
     pub(crate) base_offset: u64,

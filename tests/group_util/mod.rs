@@ -75,14 +75,14 @@ impl Lcg {
     }
 }
 
-/// `<dir>/groups/<group>/<topic>.offsets`.
+/// `<dir>/groups/<group>/<topic>/offsets`.
 pub fn offsets_path(dir: &Path, group: &str, topic: &str) -> PathBuf {
-    dir.join("groups").join(group).join(format!("{topic}.offsets"))
+    dir.join("groups").join(group).join(topic).join("offsets")
 }
 
-/// `<dir>/groups/<group>/<topic>.offsets.prev`.
+/// `<dir>/groups/<group>/<topic>/offsets.prev`.
 pub fn prev_offsets_path(dir: &Path, group: &str, topic: &str) -> PathBuf {
-    dir.join("groups").join(group).join(format!("{topic}.offsets.prev"))
+    dir.join("groups").join(group).join(topic).join("offsets.prev")
 }
 
 /// CRC-32 (IEEE, reflected), written out here so the tests check the

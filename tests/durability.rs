@@ -1,0 +1,828 @@
+//! Durability features: the four fsync policies, retention by size and by
+//! age, and log compaction.
+//!
+//! Power loss cannot be simulated here, so the fsync policies are checked by
+//! what they observably do: this test binary interposes `msync(2)` (the call
+//! every sync of a segment's mapping goes through) and counts the calls per
+//! thread, so the tests can see *when* each policy syncs — after every send,
+//! after every n-th record, in the background, or only on `flush()`. Every
+//! policy must also read back everything after a reopen.
+
+mod fault_util;
+
+use std::collections::{BTreeMap, HashMap};
+use std::time::Duration;
+
+use fault_util::{Spec, Stored, TempDir, by_position, drain, read_all, segment_bases, segment_path, send_all};
+use millpond::{
+    AutoCommit, Broker, CleanupPolicy, Error, FsyncPolicy, OffsetReset, Record, StartFrom, TopicConfig, now_millis,
+};
+
+/// Counting `msync(2)`: every sync of segment data goes through it.
+mod msync_probe {
+    use std::cell::Cell;
+    use std::sync::atomic::{AtomicU64, Ordering};
+
+    thread_local! {
+        static ON_THIS_THREAD: Cell<u64> = const { Cell::new(0) };
+    }
+
+    /// msync calls made by broker maintenance threads (the `Interval` syncer).
+    pub static BY_MAINTENANCE_THREADS: AtomicU64 = AtomicU64::new(0);
+
+    /// Replaces libc's `msync` for this test binary: counts the call, then
+    /// makes the real system call.
+    ///
+    /// # Safety
+    ///
+    /// Same contract as `msync(2)`: the caller passes a mapped range.
+    #[unsafe(no_mangle)]
+    pub unsafe extern "C" fn msync(addr: *mut libc::c_void, len: libc::size_t, flags: libc::c_int) -> libc::c_int {
+        let _ = ON_THIS_THREAD.try_with(|c| c.set(c.get() + 1)); // not during thread teardown
+        let mut name = [0 as libc::c_char; 32];
+        // SAFETY: `name` is a writable buffer of the length passed.
+        let rc = unsafe { libc::pthread_getname_np(libc::pthread_self(), name.as_mut_ptr(), name.len()) };
+        if rc == 0 {
+            let name: Vec<u8> = name.iter().take_while(|&&c| c != 0).map(|&c| c as u8).collect();
+            // Linux truncates thread names to 15 bytes: "millpond-mainte".
+            if name.starts_with(b"millpond-mainte") {
+                BY_MAINTENANCE_THREADS.fetch_add(1, Ordering::SeqCst);
+            }
+        }
+        // SAFETY: forwards the caller's arguments unchanged to the system call.
+        unsafe { libc::syscall(libc::SYS_msync, addr, len, flags) as libc::c_int }
+    }
+
+    /// msync calls made so far by the calling thread.
+    pub fn on_this_thread() -> u64 {
+        ON_THIS_THREAD.with(Cell::get)
+    }
+
+    /// msync calls made so far by maintenance threads (all brokers).
+    pub fn by_maintenance() -> u64 {
+        BY_MAINTENANCE_THREADS.load(Ordering::SeqCst)
+    }
+}
+
+/// A fixed, old-enough-to-be-recognisable timestamp base for records whose
+/// age does not matter.
+const TS: i64 = 1_700_000_000_000;
+
+/// Serializes the tests that use `FsyncPolicy::Interval`, so one's background
+/// syncs are not counted by the other.
+static INTERVAL_TOPICS: std::sync::Mutex<()> = std::sync::Mutex::new(());
+const HOUR_MS: i64 = 3_600_000;
+
+/// Small segments (4 KiB) so a few dozen records roll several times.
+fn small(cfg: TopicConfig) -> TopicConfig {
+    cfg.segment_bytes(4096).max_record_bytes(1024)
+}
+
+/// Record `i` of a plain stream: a 200-byte value that names `i`, a key
+/// and a header.
+fn plain(i: u64) -> Spec {
+    let mut value = format!("value-{i:08}-").into_bytes();
+    value.resize(200, b'a' + (i % 26) as u8);
+    Spec::keyed(format!("key-{}", i % 7), value, TS + i as i64).header("seq", i.to_string())
+}
+
+/// Reopens the broker in `dir` and checks that topic `name` has `policy`,
+/// holds exactly `expected`, verifies clean, needed no repair, and that the
+/// next offset continues after the last one.
+fn reopen_and_check(dir: &std::path::Path, name: &str, policy: FsyncPolicy, expected: &[Stored]) {
+    let broker = Broker::open(dir).expect("reopen");
+    assert!(broker.recovery_report().is_empty(), "a clean close needs no repair: {:?}", broker.recovery_report());
+    let topic = broker.topic(name).expect("topic survives reopen");
+    assert_eq!(topic.config().fsync_policy(), policy, "the fsync policy round-trips through topic.meta");
+    assert_eq!(by_position(read_all(&topic)), expected, "everything acknowledged is read back after reopen");
+    let report = broker.verify().expect("verify runs");
+    assert!(report.is_clean(), "verify after reopen: {:?}", report.damage);
+    assert_eq!(report.records, expected.len() as u64);
+    let hw = topic.high_watermark(0).unwrap();
+    let id = topic.producer().send(Record::new("after reopen").partition(0)).unwrap();
+    assert_eq!(id.offset, hw, "offsets continue after reopen");
+}
+
+/// Sends `n` plain records one by one to a single-partition topic and
+/// returns, for each send, whether it msynced before returning.
+fn sends_that_synced(p: &millpond::Producer, range: std::ops::Range<u64>, stored: &mut Vec<Stored>) -> Vec<bool> {
+    range
+        .map(|i| {
+            let before = msync_probe::on_this_thread();
+            let spec = plain(i);
+            let id = p.send(spec.record()).expect("send");
+            stored.push(spec.stored(id));
+            msync_probe::on_this_thread() > before
+        })
+        .collect()
+}
+
+#[test]
+fn fsync_never_syncs_only_on_flush_and_everything_survives_reopen() {
+    let tmp = TempDir::new("fsync-never");
+    let mut expected = Vec::new();
+    {
+        let broker = Broker::open(tmp.path()).unwrap();
+        let topic = broker.create_topic("t", small(TopicConfig::default()).fsync(FsyncPolicy::Never)).unwrap();
+        let p = topic.producer();
+        // 60 records of ~270 bytes: several rolls, none of which syncs.
+        let synced = sends_that_synced(&p, 0..60, &mut expected);
+        assert!(synced.iter().all(|s| !s), "FsyncPolicy::Never must not sync on the send path: {synced:?}");
+        assert!(segment_bases(tmp.path(), "t", 0).len() >= 3, "the test needs sealed segments");
+        // flush() is the barrier: it syncs the sealed segments and the active one.
+        let before = msync_probe::on_this_thread();
+        p.flush().unwrap();
+        assert!(msync_probe::on_this_thread() > before, "flush() must msync the written data");
+        // Records are visible at once, flush or not.
+        assert_eq!(by_position(read_all(&topic)), expected);
+        broker.close().unwrap();
+    }
+    reopen_and_check(tmp.path(), "t", FsyncPolicy::Never, &expected);
+}
+
+#[test]
+fn fsync_every_n_syncs_after_every_nth_record_and_everything_survives_reopen() {
+    let tmp = TempDir::new("fsync-everyn");
+    let mut expected = Vec::new();
+    {
+        let broker = Broker::open(tmp.path()).unwrap();
+        let topic = broker.create_topic("t", small(TopicConfig::default()).fsync(FsyncPolicy::EveryN(5))).unwrap();
+        let p = topic.producer();
+        let synced = sends_that_synced(&p, 0..23, &mut expected);
+        let at: Vec<usize> = synced.iter().enumerate().filter(|(_, s)| **s).map(|(i, _)| i + 1).collect();
+        assert_eq!(at, [5, 10, 15, 20], "EveryN(5) syncs exactly when the 5th, 10th, ... record is appended");
+        // 3 records are unsynced; a batch of 4 brings it to 7 >= 5: one sync.
+        let specs: Vec<Spec> = (23..27).map(plain).collect();
+        let before = msync_probe::on_this_thread();
+        let ids = p.send_batch(specs.iter().map(Spec::record)).unwrap();
+        assert!(msync_probe::on_this_thread() > before, "a batch that crosses n records syncs");
+        expected.extend(specs.iter().zip(&ids).map(|(s, id)| s.stored(*id)));
+        // Counting restarts after a sync: the next 4 single sends do not sync.
+        let synced = sends_that_synced(&p, 27..31, &mut expected);
+        assert_eq!(synced, [false, false, false, false]);
+        let before = msync_probe::on_this_thread();
+        topic.flush().unwrap();
+        assert!(msync_probe::on_this_thread() > before, "flush() syncs the unsynced remainder");
+        assert_eq!(by_position(read_all(&topic)), expected);
+        broker.close().unwrap();
+    }
+    reopen_and_check(tmp.path(), "t", FsyncPolicy::EveryN(5), &expected);
+}
+
+#[test]
+fn fsync_interval_syncs_in_the_background_without_flush_and_everything_survives_reopen() {
+    let _serial = INTERVAL_TOPICS.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+    let tmp = TempDir::new("fsync-interval");
+    let policy = FsyncPolicy::Interval(Duration::from_millis(50));
+    let mut expected = Vec::new();
+    {
+        let broker = Broker::open(tmp.path()).unwrap();
+        let topic = broker.create_topic("t", small(TopicConfig::default()).fsync(policy)).unwrap();
+        let p = topic.producer();
+        let background_before = msync_probe::by_maintenance();
+        let synced = sends_that_synced(&p, 0..40, &mut expected);
+        assert!(synced.iter().all(|s| !s), "Interval never syncs on the send path: {synced:?}");
+        // No flush: the maintenance thread must sync by itself.
+        assert!(
+            fault_util::wait_until(Duration::from_secs(15), || msync_probe::by_maintenance() > background_before),
+            "no background msync within 15 s under FsyncPolicy::Interval(50ms)"
+        );
+        // With nothing new written, it stops syncing.
+        std::thread::sleep(Duration::from_millis(300));
+        let idle = msync_probe::by_maintenance();
+        std::thread::sleep(Duration::from_millis(400));
+        assert_eq!(msync_probe::by_maintenance(), idle, "an idle Interval partition is not synced again and again");
+        // New data: a new background sync.
+        sends_that_synced(&p, 40..45, &mut expected);
+        assert!(
+            fault_util::wait_until(Duration::from_secs(15), || msync_probe::by_maintenance() > idle),
+            "new records must be synced in the background again"
+        );
+        // The sync did not poison anything: sends and flush still work.
+        sends_that_synced(&p, 45..50, &mut expected);
+        p.flush().unwrap();
+        assert_eq!(by_position(read_all(&topic)), expected);
+        broker.close().unwrap();
+    }
+    reopen_and_check(tmp.path(), "t", policy, &expected);
+}
+
+#[test]
+fn fsync_always_syncs_before_every_send_returns_and_everything_survives_reopen() {
+    let tmp = TempDir::new("fsync-always");
+    let mut expected = Vec::new();
+    {
+        let broker = Broker::open(tmp.path()).unwrap();
+        let topic = broker.create_topic("t", small(TopicConfig::default()).fsync(FsyncPolicy::Always)).unwrap();
+        let p = topic.producer();
+        let synced = sends_that_synced(&p, 0..40, &mut expected);
+        assert!(synced.iter().all(|s| *s), "Always syncs before every send returns: {synced:?}");
+        let specs: Vec<Spec> = (40..50).map(plain).collect();
+        let before = msync_probe::on_this_thread();
+        let ids = p.send_batch(specs.iter().map(Spec::record)).unwrap();
+        assert!(msync_probe::on_this_thread() > before, "a batch is synced before send_batch returns");
+        expected.extend(specs.iter().zip(&ids).map(|(s, id)| s.stored(*id)));
+        p.flush().unwrap();
+        assert_eq!(by_position(read_all(&topic)), expected);
+        broker.close().unwrap();
+    }
+    reopen_and_check(tmp.path(), "t", FsyncPolicy::Always, &expected);
+}
+
+#[test]
+fn fsync_policies_round_trip_on_multi_partition_topics_and_a_different_policy_is_a_mismatch() {
+    let _serial = INTERVAL_TOPICS.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+    let tmp = TempDir::new("fsync-roundtrip");
+    let policies = [
+        ("never", FsyncPolicy::Never),
+        ("every", FsyncPolicy::EveryN(3)),
+        ("interval", FsyncPolicy::Interval(Duration::from_millis(20))),
+        ("always", FsyncPolicy::Always),
+    ];
+    let cfg = |policy| small(TopicConfig::default()).partitions(3).fsync(policy);
+    let mut expected: HashMap<&str, Vec<Stored>> = HashMap::new();
+    {
+        let broker = Broker::open(tmp.path()).unwrap();
+        for (name, policy) in policies {
+            let topic = broker.create_topic(name, cfg(policy)).unwrap();
+            let specs: Vec<Spec> = (0..45).map(|i| plain(i).in_partition((i % 3) as u32)).collect();
+            let mut stored = send_all(&topic.producer(), &specs[..30]);
+            let ids = topic.producer().send_batch(specs[30..].iter().map(Spec::record)).unwrap();
+            stored.extend(specs[30..].iter().zip(&ids).map(|(s, id)| s.stored(*id)));
+            expected.insert(name, by_position(stored));
+        }
+        broker.flush().unwrap();
+    }
+    let broker = Broker::open(tmp.path()).unwrap();
+    for (name, policy) in policies {
+        let topic = broker.topic(name).unwrap();
+        assert_eq!(topic.config(), &cfg(policy), "{name}: the whole config round-trips");
+        assert_eq!(by_position(read_all(&topic)), expected[name], "{name}: everything is read back");
+        // Same config again: the existing topic.
+        broker.create_topic(name, cfg(policy)).unwrap();
+        // Another fsync policy: refused, and the stored policy stays.
+        for (_, other) in policies.iter().filter(|(_, o)| *o != policy) {
+            match broker.create_topic(name, cfg(*other)) {
+                Err(Error::TopicConfigMismatch { topic, difference }) => {
+                    assert_eq!(topic, name);
+                    assert!(difference.contains("fsync"), "the difference names the setting: {difference}");
+                }
+                other => panic!("{name}: re-creating with {other:?} must be TopicConfigMismatch"),
+            }
+        }
+        assert_eq!(broker.topic(name).unwrap().config().fsync_policy(), policy);
+    }
+    assert!(broker.verify().unwrap().is_clean());
+}
+
+// ---------------------------------------------------------------------------
+// Retention.
+
+/// A 200-byte keyless record `i` at `ts`: every one encodes to the same size,
+/// so every sealed segment holds the same number of them.
+fn fixed(i: u64, ts: i64) -> Spec {
+    let mut value = format!("fixed-{i:08}-").into_bytes();
+    value.resize(200, b'x');
+    Spec::value(value, ts)
+}
+
+fn file_len(path: &std::path::Path) -> u64 {
+    std::fs::metadata(path).unwrap_or_else(|e| panic!("{}: {e}", path.display())).len()
+}
+
+/// Checks the files of partition 0 against the log start: every segment
+/// below it is gone (with its index), the first one left starts at it.
+fn assert_files_match_log_start(dir: &std::path::Path, topic: &millpond::Topic, deleted: &[u64]) {
+    let start = topic.log_start(0).unwrap();
+    let bases = segment_bases(dir, topic.name(), 0);
+    assert_eq!(bases[0], start, "the first remaining segment starts at the log start");
+    for &b in deleted {
+        assert!(!segment_path(dir, topic.name(), 0, b).exists(), "segment {b} must be deleted");
+        assert!(!fault_util::index_path(dir, topic.name(), 0, b).exists(), "index {b} must be deleted");
+    }
+    assert_eq!(topic.stats().partitions[0].segments, bases.len(), "stats agree with the files");
+}
+
+#[test]
+fn retention_by_bytes_deletes_whole_oldest_sealed_segments_and_keeps_the_rest_intact() {
+    let tmp = TempDir::new("ret-bytes");
+    let broker = Broker::open(tmp.path()).unwrap();
+    let limit = 10_000;
+    let topic = broker.create_topic("t", small(TopicConfig::default()).retention_bytes(limit)).unwrap();
+    let specs: Vec<Spec> = (0..100).map(|i| fixed(i, now_millis())).collect();
+    let stored = send_all(&topic.producer(), &specs);
+    topic.enforce_retention().unwrap(); // (the background thread may have started already)
+
+    let start = topic.log_start(0).unwrap();
+    assert!(start > 0, "retention deleted something");
+    let bases = segment_bases(tmp.path(), "t", 0);
+    assert!(bases.len() >= 2, "{bases:?}");
+    // Every segment holds the same number of these records: the log start is
+    // a segment boundary (whole segments only), and all before it are gone.
+    let per_segment = bases[1] - bases[0];
+    assert_eq!(start % per_segment, 0, "the log start {start} is a segment boundary");
+    let deleted: Vec<u64> = (0..start).step_by(per_segment as usize).collect();
+    assert!(deleted.len() >= 3, "several segments were deleted: {deleted:?}");
+    assert_files_match_log_start(tmp.path(), &topic, &deleted);
+    assert_eq!(topic.high_watermark(0).unwrap(), 100, "the high watermark does not move");
+    // Exactly as much as needed: what is left holds at least `limit` bytes,
+    // and without its oldest segment it would hold less.
+    let stats = topic.stats().partitions[0].clone();
+    let oldest = file_len(&segment_path(tmp.path(), "t", 0, start));
+    assert!(stats.bytes >= limit, "retention deleted too much: {} < {limit}", stats.bytes);
+    assert!(stats.bytes - oldest < limit, "retention left a deletable segment: {stats:?}");
+    assert_eq!(stats.log_start, start);
+    assert_eq!(stats.records, 100 - start);
+    // Everything from the log start on is intact.
+    assert_eq!(read_all(&topic), stored[start as usize..]);
+    assert!(broker.verify().unwrap().is_clean());
+    // Running it again changes nothing.
+    assert_eq!(topic.enforce_retention().unwrap(), 0);
+    assert_eq!(topic.log_start(0).unwrap(), start);
+}
+
+#[test]
+fn retention_never_deletes_the_active_segment_and_offsets_are_never_reused_after_reopen() {
+    let tmp = TempDir::new("ret-active");
+    let cfg = small(TopicConfig::default()).retention_bytes(1);
+    let (start, hw, tail) = {
+        let broker = Broker::open(tmp.path()).unwrap();
+        let topic = broker.create_topic("t", cfg.clone()).unwrap();
+        let specs: Vec<Spec> = (0..70).map(|i| fixed(i, now_millis())).collect();
+        let stored = send_all(&topic.producer(), &specs);
+        topic.enforce_retention().unwrap();
+        // Only the active segment is left, with all its records.
+        let bases = segment_bases(tmp.path(), "t", 0);
+        assert_eq!(bases.len(), 1, "every sealed segment is over a 1-byte limit, the active one stays");
+        let start = topic.log_start(0).unwrap();
+        assert_eq!(bases[0], start);
+        assert!(start > 0 && start < 70, "the active segment holds the newest records");
+        assert_eq!(topic.high_watermark(0).unwrap(), 70);
+        let tail = read_all(&topic);
+        assert_eq!(tail, stored[start as usize..]);
+        (start, 70, tail)
+    };
+    // After a restart: same log start, same high watermark, and new records
+    // get new offsets, never the deleted ones.
+    let broker = Broker::open(tmp.path()).unwrap();
+    let topic = broker.topic("t").unwrap();
+    assert_eq!(topic.log_start(0).unwrap(), start);
+    assert_eq!(topic.high_watermark(0).unwrap(), hw);
+    assert_eq!(read_all(&topic), tail);
+    let id = topic.producer().send(fixed(70, now_millis()).record()).unwrap();
+    assert_eq!(id.offset, hw, "offsets are never reused");
+    // Roll and delete everything sealed again, then restart once more.
+    send_all(&topic.producer(), &(71..120).map(|i| fixed(i, now_millis())).collect::<Vec<_>>());
+    topic.enforce_retention().unwrap();
+    let start2 = topic.log_start(0).unwrap();
+    assert!(start2 > hw);
+    drop(topic);
+    broker.close().unwrap();
+    drop(broker);
+    let broker = Broker::open(tmp.path()).unwrap();
+    let topic = broker.topic("t").unwrap();
+    assert_eq!((topic.log_start(0).unwrap(), topic.high_watermark(0).unwrap()), (start2, 120));
+    assert_eq!(topic.producer().send(fixed(120, now_millis()).record()).unwrap().offset, 120);
+    assert!(broker.verify().unwrap().is_clean());
+}
+
+#[test]
+fn retention_by_age_deletes_only_sealed_segments_whose_newest_record_is_too_old() {
+    let tmp = TempDir::new("ret-age");
+    let broker = Broker::open(tmp.path()).unwrap();
+    let topic = broker.create_topic("t", small(TopicConfig::default()).retention(Duration::from_secs(3600))).unwrap();
+    let p = topic.producer();
+    let old = now_millis() - 2 * HOUR_MS;
+    let mut stored = Vec::new();
+    // Old records until the 4th segment starts; it will also get new ones.
+    // (Rolls are detected by the newest segment file starting at the record
+    // just sent: the background thread may already delete old segments.)
+    let mut i = 0;
+    let mut rolls = 0;
+    let mut first_mixed = None;
+    while first_mixed.is_none() {
+        let spec = fixed(i, old + i as i64);
+        let id = p.send(spec.record()).unwrap();
+        stored.push(spec.stored(id));
+        if segment_bases(tmp.path(), "t", 0).last() == Some(&id.offset) && id.offset > 0 {
+            rolls += 1;
+            if rolls == 3 {
+                first_mixed = Some(id.offset);
+            }
+        }
+        i += 1;
+    }
+    let first_mixed = first_mixed.unwrap();
+    assert_eq!(*segment_bases(tmp.path(), "t", 0).last().unwrap(), first_mixed);
+    // Fresh records: the 4th segment and several more.
+    for j in i..i + 80 {
+        let spec = fixed(j, now_millis());
+        stored.push(spec.stored(p.send(spec.record()).unwrap()));
+    }
+    let hw = stored.len() as u64;
+    topic.enforce_retention().unwrap();
+    assert_eq!(topic.log_start(0).unwrap(), first_mixed, "exactly the three all-old segments are deleted");
+    assert_eq!(topic.high_watermark(0).unwrap(), hw);
+    assert_files_match_log_start(tmp.path(), &topic, &[]);
+    assert_eq!(read_all(&topic), stored[first_mixed as usize..]);
+    // Nothing else is old enough.
+    assert_eq!(topic.enforce_retention().unwrap(), 0);
+}
+
+#[test]
+fn retention_by_age_keeps_the_active_segment_even_when_everything_is_old() {
+    let tmp = TempDir::new("ret-age-active");
+    let broker = Broker::open(tmp.path()).unwrap();
+    let topic = broker.create_topic("t", small(TopicConfig::default()).retention(Duration::from_secs(60))).unwrap();
+    let old = now_millis() - 10 * HOUR_MS;
+    let stored = send_all(&topic.producer(), &(0..50).map(|i| fixed(i, old)).collect::<Vec<_>>());
+    topic.enforce_retention().unwrap();
+    let bases = segment_bases(tmp.path(), "t", 0);
+    assert_eq!(bases.len(), 1, "only the active segment is left");
+    assert_eq!(topic.log_start(0).unwrap(), bases[0]);
+    assert_eq!(read_all(&topic), stored[bases[0] as usize..], "the active segment's old records stay readable");
+}
+
+/// A topic whose retention keeps two sealed segments' worth of `fixed`
+/// records: with four sealed segments and a part-filled active one,
+/// retention deletes exactly the first two.
+fn two_segment_retention_topic(broker: &Broker, dir: &std::path::Path) -> millpond::Topic {
+    // Measure how big a sealed segment of `fixed` records is.
+    let probe = broker.create_topic("probe", small(TopicConfig::default())).unwrap();
+    send_all(&probe.producer(), &(0..40).map(|i| fixed(i, now_millis())).collect::<Vec<_>>());
+    let seg_len = file_len(&segment_path(dir, "probe", 0, 0));
+    broker.delete_topic("probe").unwrap();
+    // Keep two sealed segments' worth: with 4 sealed and a part-filled
+    // active one, the first two go.
+    broker.create_topic("t", small(TopicConfig::default()).retention_bytes(2 * seg_len)).unwrap()
+}
+
+#[test]
+fn reader_inside_a_deleted_segment_finishes_it_intact_then_continues_at_the_log_start() {
+    let tmp = TempDir::new("ret-reader");
+    let broker = Broker::open(tmp.path()).unwrap();
+    let topic = two_segment_retention_topic(&broker, tmp.path());
+    let mut stored = Vec::new();
+    let p = topic.producer();
+    let send = |range: std::ops::Range<u64>, stored: &mut Vec<Stored>| {
+        stored.extend(send_all(&p, &range.map(|i| fixed(i, now_millis())).collect::<Vec<_>>()));
+    };
+    // One sealed segment and a bit: under the limit, nothing is deleted.
+    send(0..20, &mut stored);
+    let bases = segment_bases(tmp.path(), "t", 0);
+    assert_eq!(bases.len(), 2);
+    let per_segment = bases[1];
+    let mut reader = topic.consumer(StartFrom::Earliest).unwrap();
+    let first_three: Vec<millpond::Message> = (0..3).map(|_| reader.try_recv().unwrap().unwrap()).collect();
+    assert_eq!(first_three.iter().map(Stored::of).collect::<Vec<_>>(), stored[..3]);
+    assert_eq!(topic.log_start(0).unwrap(), 0);
+
+    // Four sealed segments and a part-filled active one: the first two go.
+    send(20..4 * per_segment + 5, &mut stored);
+    topic.enforce_retention().unwrap();
+    let start = topic.log_start(0).unwrap();
+    assert_eq!(start, 2 * per_segment, "retention deleted exactly the first two segments");
+    assert!(!segment_path(tmp.path(), "t", 0, 0).exists(), "the reader's segment file is gone");
+
+    // Messages received before the deletion are still readable.
+    assert_eq!(first_three.iter().map(Stored::of).collect::<Vec<_>>(), stored[..3]);
+    // The reader finishes its (deleted) segment intact...
+    let rest: Vec<Stored> = drain(&mut reader, usize::MAX).iter().map(Stored::of).collect();
+    let (in_deleted, after) = rest.split_at((per_segment - 3) as usize);
+    assert_eq!(in_deleted, &stored[3..per_segment as usize], "the deleted segment is read to its end, intact");
+    // ...then continues with the first segment still stored (the second one
+    // was deleted too), to the end.
+    assert_eq!(after, &stored[start as usize..], "then it continues at the log start, to the high watermark");
+    assert_eq!(reader.position(0).unwrap(), stored.len() as u64);
+}
+
+#[test]
+fn seek_and_start_offset_below_the_log_start_are_offset_out_of_range() {
+    let tmp = TempDir::new("ret-seek");
+    let broker = Broker::open(tmp.path()).unwrap();
+    let topic = two_segment_retention_topic(&broker, tmp.path());
+    let stored = send_all(&topic.producer(), &(0..80).map(|i| fixed(i, now_millis())).collect::<Vec<_>>());
+    topic.enforce_retention().unwrap();
+    let start = topic.log_start(0).unwrap();
+    assert!(start > 0);
+    let hw = topic.high_watermark(0).unwrap();
+
+    for below in [0, start / 2, start - 1] {
+        match topic.consumer(StartFrom::Offset(below)) {
+            Err(Error::OffsetOutOfRange { offset, start: s, end, partition: 0, .. }) => {
+                assert_eq!((offset, s, end), (below, start, hw));
+            }
+            other => panic!("StartFrom::Offset({below}) below log start {start}: {other:?}"),
+        }
+    }
+    let mut c = topic.consumer(StartFrom::Offset(start + 2)).unwrap();
+    for below in [0, start - 1] {
+        assert!(matches!(c.seek(0, below), Err(Error::OffsetOutOfRange { offset, .. }) if offset == below));
+        assert_eq!(c.position(0).unwrap(), start + 2, "a refused seek leaves the position unchanged");
+    }
+    assert!(matches!(c.seek(0, hw + 1), Err(Error::OffsetOutOfRange { .. })));
+    c.seek(0, start).unwrap();
+    assert_eq!(Stored::of(&c.try_recv().unwrap().unwrap()), stored[start as usize]);
+    // Earliest means the new log start.
+    let mut e = topic.consumer(StartFrom::Earliest).unwrap();
+    assert_eq!(e.try_recv().unwrap().unwrap().offset(), start);
+    e.seek_to_beginning().unwrap();
+    assert_eq!(e.position(0).unwrap(), start);
+}
+
+#[test]
+fn group_whose_committed_offset_fell_below_the_log_start_follows_offset_reset() {
+    let tmp = TempDir::new("ret-group");
+    let broker = Broker::open(tmp.path()).unwrap();
+    let topic = two_segment_retention_topic(&broker, tmp.path());
+    let p = topic.producer();
+    let mut stored = send_all(&p, &(0..10).map(|i| fixed(i, now_millis())).collect::<Vec<_>>());
+    {
+        let mut m = topic.group("g").unwrap().auto_commit(AutoCommit::Off).join().unwrap();
+        assert_eq!(m.try_recv().unwrap().unwrap().offset(), 0);
+        assert_eq!(m.try_recv().unwrap().unwrap().offset(), 1);
+        m.commit().unwrap();
+        m.close().unwrap();
+    }
+    assert_eq!(topic.group("g").unwrap().committed().unwrap()[&0], 2);
+    stored.extend(send_all(&p, &(10..90).map(|i| fixed(i, now_millis())).collect::<Vec<_>>()));
+    topic.enforce_retention().unwrap();
+    let start = topic.log_start(0).unwrap();
+    assert!(start > 2, "the committed offset 2 is now below the log start {start}");
+    let hw = topic.high_watermark(0).unwrap();
+
+    // Fail: the member is told, with the offset and the valid range.
+    {
+        let mut m =
+            topic.group("g").unwrap().offset_reset(OffsetReset::Fail).auto_commit(AutoCommit::Off).join().unwrap();
+        match m.try_recv() {
+            Err(Error::OffsetOutOfRange { offset: 2, start: s, end, .. }) => assert_eq!((s, end), (start, hw)),
+            other => panic!("OffsetReset::Fail with a deleted committed offset: {other:?}"),
+        }
+        m.close().unwrap();
+    }
+    assert_eq!(topic.group("g").unwrap().committed().unwrap()[&0], 2, "a failed reset commits nothing");
+    // Latest: only new records.
+    {
+        let mut m =
+            topic.group("g").unwrap().offset_reset(OffsetReset::Latest).auto_commit(AutoCommit::Off).join().unwrap();
+        assert!(m.try_recv().unwrap().is_none());
+        assert_eq!(m.position(0).unwrap(), hw);
+        m.close().unwrap();
+    }
+    // Earliest: from the log start, everything still stored.
+    let mut m =
+        topic.group("g").unwrap().offset_reset(OffsetReset::Earliest).auto_commit(AutoCommit::Off).join().unwrap();
+    let mut got = Vec::new();
+    while let Some(msg) = m.try_recv().unwrap() {
+        got.push(Stored::of(&msg));
+    }
+    assert_eq!(got, stored[start as usize..]);
+}
+
+#[test]
+fn background_thread_applies_retention_by_itself() {
+    let tmp = TempDir::new("ret-background");
+    let broker = Broker::open(tmp.path()).unwrap();
+    let topic = broker.create_topic("t", small(TopicConfig::default()).retention_bytes(4096)).unwrap();
+    let stored = send_all(&topic.producer(), &(0..120).map(|i| fixed(i, now_millis())).collect::<Vec<_>>());
+    // No enforce_retention(): the broker's maintenance thread must do it.
+    let deadline = Duration::from_secs(20);
+    assert!(
+        fault_util::wait_until(deadline, || segment_bases(tmp.path(), "t", 0).len() <= 2),
+        "the background thread did not apply retention within {deadline:?}: {:?}",
+        segment_bases(tmp.path(), "t", 0)
+    );
+    let start = topic.log_start(0).unwrap();
+    assert!(start > 0);
+    assert_eq!(topic.high_watermark(0).unwrap(), 120);
+    assert_files_match_log_start(tmp.path(), &topic, &[0]);
+    assert_eq!(read_all(&topic), stored[start as usize..]);
+}
+
+// ---------------------------------------------------------------------------
+// Compaction.
+
+fn compacted(cfg: TopicConfig) -> TopicConfig {
+    small(cfg).cleanup(CleanupPolicy::Compact)
+}
+
+/// Record `i` of a key-value stream over 11 keys: some keyless records,
+/// some tombstones, values of varying length, some headers.
+fn kv(i: u64, ts: i64) -> Spec {
+    if i % 7 == 3 {
+        return Spec::value(format!("keyless-{i}"), ts);
+    }
+    let key = format!("k{}", i % 11);
+    if i % 13 == 5 {
+        return Spec::tombstone(key, ts);
+    }
+    let mut value = format!("v{i}-").into_bytes();
+    value.resize(20 + (i % 50) as usize, b'0' + (i % 10) as u8);
+    let spec = Spec::keyed(key, value, ts);
+    if i.is_multiple_of(4) { spec.header("i", i.to_string()) } else { spec }
+}
+
+/// What compaction must leave: in offsets below `active_base`, keyless
+/// records and the latest record of each key (tombstones not yet expired);
+/// everything from `active_base` on.
+fn expected_after_compaction(all: &[Stored], active_base: u64) -> Vec<Stored> {
+    let mut latest: HashMap<&[u8], u64> = HashMap::new();
+    for s in all.iter().filter(|s| s.offset < active_base) {
+        if let Some(k) = &s.key {
+            latest.insert(k, s.offset);
+        }
+    }
+    all.iter()
+        .filter(|s| s.offset >= active_base || s.key.as_deref().is_none_or(|k| latest[k] == s.offset))
+        .cloned()
+        .collect()
+}
+
+/// The latest record of each key in `records`: `Some(value)` or `None` for
+/// a tombstone.
+fn latest_per_key(records: &[Stored]) -> BTreeMap<Vec<u8>, Option<Vec<u8>>> {
+    let mut out = BTreeMap::new();
+    for s in records {
+        if let Some(k) = &s.key {
+            out.insert(k.clone(), s.value.clone());
+        }
+    }
+    out
+}
+
+#[test]
+fn compaction_keeps_the_latest_record_per_key_and_keyless_records_at_their_offsets() {
+    let tmp = TempDir::new("compact-latest");
+    let broker = Broker::open(tmp.path()).unwrap();
+    let topic = broker.create_topic("kv", compacted(TopicConfig::default())).unwrap();
+    let specs: Vec<Spec> = (0..400).map(|i| kv(i, now_millis())).collect();
+    let all = send_all(&topic.producer(), &specs);
+    let report = topic.compact().unwrap();
+    assert!(report.bytes_after <= report.bytes_before, "{report:?}");
+    let bases = segment_bases(tmp.path(), "kv", 0);
+    assert!(bases.len() >= 4, "the test needs sealed segments: {bases:?}");
+    let active_base = *bases.last().unwrap();
+    let expected = expected_after_compaction(&all, active_base);
+    assert!(expected.len() < all.len() / 2, "the stream has plenty to compact away");
+
+    let got = read_all(&topic);
+    assert_eq!(got, expected, "exactly the latest per key plus keyless records remain, at their offsets");
+    let keyless = |v: &[Stored]| v.iter().filter(|s| s.key.is_none()).count();
+    assert_eq!(keyless(&got), keyless(&all), "keyless records are never compacted away");
+    assert_eq!(latest_per_key(&got), latest_per_key(&all), "replay gives the same latest state");
+    assert_eq!(topic.high_watermark(0).unwrap(), 400, "compaction does not move the high watermark");
+    assert_eq!(topic.log_start(0).unwrap(), 0);
+    let v = broker.verify().unwrap();
+    assert!(v.is_clean(), "verify after compaction: {:?}", v.damage);
+    assert_eq!(v.records, got.len() as u64);
+    // A second run has nothing left to remove.
+    assert_eq!(topic.compact().unwrap().records_removed, 0);
+    assert_eq!(read_all(&topic), expected);
+}
+
+#[test]
+fn tombstones_are_removed_only_once_older_than_tombstone_retention() {
+    let tmp = TempDir::new("compact-tombstones");
+    let broker = Broker::open(tmp.path()).unwrap();
+    let cfg = compacted(TopicConfig::default()).tombstone_retention(Duration::from_secs(3600));
+    let topic = broker.create_topic("kv", cfg).unwrap();
+    let p = topic.producer();
+    let now = now_millis();
+    let expired = now - 2 * HOUR_MS; // older than tombstone_retention
+    let recent = now - 59 * 60_000; // younger than tombstone_retention
+    let mut all = Vec::new();
+    let mut send = |spec: Spec| all.push(spec.stored(p.send(spec.record()).unwrap()));
+    let fill_until = |segments: usize, ts: i64, send: &mut dyn FnMut(Spec)| {
+        let mut i = 0;
+        while segment_bases(tmp.path(), "kv", 0).len() < segments {
+            send(Spec::value(format!("filler-{ts}-{i}-{}", "f".repeat(150)), ts));
+            i += 1;
+        }
+    };
+    // Segment 0, all expired: a, b, c, then a's tombstone.
+    send(Spec::keyed("a", "a1", expired));
+    send(Spec::keyed("b", "b1", expired));
+    send(Spec::keyed("c", "c1", expired));
+    send(Spec::tombstone("a", expired));
+    fill_until(2, expired, &mut send);
+    // Segment 1, recent: b's tombstone and a new c.
+    send(Spec::tombstone("b", recent));
+    send(Spec::keyed("c", "c2", recent));
+    fill_until(3, recent, &mut send);
+    // The active segment: a fresh record.
+    send(Spec::value("fresh", now_millis()));
+
+    topic.compact().unwrap();
+    let got = read_all(&topic);
+    let with_key = |k: &[u8]| got.iter().filter(|s| s.key.as_deref() == Some(k)).cloned().collect::<Vec<_>>();
+    assert!(with_key(b"a").is_empty(), "a's value and its expired tombstone are both gone: {:?}", with_key(b"a"));
+    let b = with_key(b"b");
+    assert_eq!(b.len(), 1, "only b's tombstone remains: {b:?}");
+    assert!(b[0].value.is_none(), "a tombstone younger than tombstone_retention is kept");
+    let c = with_key(b"c");
+    assert_eq!(c.iter().map(|s| s.value.clone()).collect::<Vec<_>>(), [Some(b"c2".to_vec())]);
+    assert_eq!(got.iter().filter(|s| s.key.is_none()).count(), all.iter().filter(|s| s.key.is_none()).count());
+    // Every record left is one that was written, at its offset.
+    let by_offset: HashMap<u64, &Stored> = all.iter().map(|s| (s.offset, s)).collect();
+    for s in &got {
+        assert_eq!(by_offset[&s.offset], s);
+    }
+    let state = latest_per_key(&got);
+    assert_eq!(state.get(&b"b"[..]), Some(&None), "b reads as deleted");
+    assert_eq!(state.get(&b"c"[..]), Some(&Some(b"c2".to_vec())));
+    assert!(broker.verify().unwrap().is_clean());
+}
+
+#[test]
+fn consumers_skip_compaction_gaps_and_a_reader_in_an_old_segment_keeps_its_view() {
+    let tmp = TempDir::new("compact-gaps");
+    let broker = Broker::open(tmp.path()).unwrap();
+    let topic = broker.create_topic("kv", compacted(TopicConfig::default())).unwrap();
+    let p = topic.producer();
+    // Unique keys first: nothing to compact yet (the background thread
+    // compacts after every roll), so segment 0 is still as written...
+    let unique = |i: u64, v: &str| Spec::keyed(format!("u{i}"), format!("{v}-{i}-{}", "u".repeat(60)), now_millis());
+    let mut all = send_all(&p, &(0..40).map(|i| unique(i, "old")).collect::<Vec<_>>());
+    // ...when a reader starts in it.
+    let mut early = topic.consumer(StartFrom::Earliest).unwrap();
+    let first = Stored::of(&early.try_recv().unwrap().unwrap());
+    assert_eq!(first, all[0]);
+    // Then every unique key is superseded, and a key-value stream follows.
+    all.extend(send_all(&p, &(0..40).map(|i| unique(i, "new")).collect::<Vec<_>>()));
+    all.extend(send_all(&p, &(0..300).map(|i| kv(i, now_millis())).collect::<Vec<_>>()));
+    let by_offset: HashMap<u64, &Stored> = all.iter().map(|s| (s.offset, s)).collect();
+
+    topic.compact().unwrap();
+    let active_base = *segment_bases(tmp.path(), "kv", 0).last().unwrap();
+    let kept: Vec<u64> = expected_after_compaction(&all, active_base).iter().map(|s| s.offset).collect();
+    let removed: Vec<u64> = (0..active_base).filter(|o| !kept.contains(o)).collect();
+    assert!(removed.len() > 20);
+
+    // Starting or seeking into a gap gives the next kept record.
+    for &gap in removed.iter().step_by(7) {
+        let next = *kept.iter().find(|&&o| o > gap).unwrap();
+        let mut c = topic.consumer(StartFrom::Offset(gap)).unwrap();
+        assert_eq!(Stored::of(&c.try_recv().unwrap().unwrap()), *by_offset[&next], "start in gap {gap}");
+        c.seek(0, gap).unwrap();
+        assert_eq!(c.try_recv().unwrap().unwrap().offset(), next, "seek into gap {gap}");
+    }
+    // The early reader never sees anything that was not written at that
+    // offset, never goes backwards, and reaches the end.
+    let rest = drain(&mut early, usize::MAX);
+    let mut last = first.offset;
+    for m in &rest {
+        assert!(m.offset() > last, "offsets only increase");
+        last = m.offset();
+        assert_eq!(Stored::of(m), *by_offset[&m.offset()]);
+    }
+    assert_eq!(last, all.len() as u64 - 1);
+    // Every kept record appears to the early reader; and it still reads the
+    // segment it was in as it was when it got there (offset 1 is compacted
+    // away for everybody else).
+    let seen: Vec<u64> = std::iter::once(first.offset).chain(rest.iter().map(|m| m.offset())).collect();
+    assert!(kept.iter().all(|o| seen.contains(o)), "no kept record is skipped");
+    assert!(removed.contains(&1) && seen.contains(&1), "the early reader keeps its view of its segment");
+    let mut fresh = topic.consumer(StartFrom::Earliest).unwrap();
+    let now: Vec<u64> = drain(&mut fresh, usize::MAX).iter().map(millpond::Message::offset).collect();
+    assert_eq!(now, kept, "a new reader sees only the kept records");
+}
+
+#[test]
+fn compacted_log_replays_to_the_same_state_after_reopen_and_verifies_clean() {
+    let tmp = TempDir::new("compact-reopen");
+    let (state, records, hw) = {
+        let broker = Broker::open(tmp.path()).unwrap();
+        let topic = broker.create_topic("kv", compacted(TopicConfig::default()).partitions(2)).unwrap();
+        let specs: Vec<Spec> = (0..500).map(|i| kv(i, now_millis()).in_partition((i % 2) as u32)).collect();
+        let all = send_all(&topic.producer(), &specs);
+        topic.compact().unwrap();
+        // A second round of updates, compacted again.
+        let more: Vec<Spec> = (500..700).map(|i| kv(i, now_millis()).in_partition((i % 2) as u32)).collect();
+        let all: Vec<Stored> = all.into_iter().chain(send_all(&topic.producer(), &more)).collect();
+        topic.compact().unwrap();
+        let got = by_position(read_all(&topic));
+        assert!(got.len() < all.len());
+        for p in 0..2 {
+            let of_p: Vec<Stored> = all.iter().filter(|s| s.partition == p).cloned().collect();
+            let got_p: Vec<Stored> = got.iter().filter(|s| s.partition == p).cloned().collect();
+            assert_eq!(latest_per_key(&got_p), latest_per_key(&of_p), "partition {p}: same latest state");
+        }
+        let v = broker.verify().unwrap();
+        assert!(v.is_clean(), "{:?}", v.damage);
+        broker.close().unwrap();
+        (latest_per_key(&got), got, [350, 350])
+    };
+    let broker = Broker::open(tmp.path()).unwrap();
+    let topic = broker.topic("kv").unwrap();
+    let v = broker.verify().unwrap();
+    assert!(v.is_clean(), "verify after reopen: {:?}", v.damage);
+    let got = by_position(read_all(&topic));
+    assert_eq!(got, records, "the same records at the same offsets after reopen");
+    assert_eq!(latest_per_key(&got), state);
+    for p in 0..2 {
+        assert_eq!(topic.high_watermark(p).unwrap(), hw[p as usize]);
+        let id = topic.producer().send(Record::new("next").partition(p)).unwrap();
+        assert_eq!(id.offset, hw[p as usize], "offsets continue after compaction and reopen");
+    }
+}
