@@ -312,16 +312,18 @@ impl PartitionLog {
     /// disk leaves nothing partial.
     pub(crate) fn append(&self, records: &[&Record<'_>], sizes: &[usize]) -> Result<u64> {
         debug_assert_eq!(records.len(), sizes.len());
+        // Read the clock before taking the lock, to keep the locked section short.
+        let now = now_millis();
         let mut w = self.writer.lock();
         self.error_if_unwritable(&w)?;
         let first = w.next_offset;
         let len = frame::HEADER_LEN + sizes.iter().sum::<usize>();
         if len <= w.active.free() {
             // The common case: one frame in the active segment.
-            self.write_frame(&mut w, records, len);
+            self.write_frame(&mut w, records, len, now);
         } else {
             let plan = self.plan(&w, sizes)?;
-            self.execute(&mut w, records, sizes, plan);
+            self.execute(&mut w, records, plan, now);
         }
         let synced = self.published(&mut w, first);
         drop(w);
@@ -335,6 +337,7 @@ impl PartitionLog {
     /// created before anything is written. Returns each part's first offset.
     pub(crate) fn append_all(parts: &[(&PartitionLog, Vec<&Record<'_>>, Vec<usize>)]) -> Result<Vec<u64>> {
         debug_assert!(parts.windows(2).all(|p| p[0].0.partition() < p[1].0.partition()));
+        let now = now_millis();
         let mut guards: Vec<_> = parts.iter().map(|(log, _, _)| log.writer.lock()).collect();
         for ((log, _, _), w) in parts.iter().zip(&guards) {
             log.error_if_unwritable(w)?;
@@ -351,9 +354,9 @@ impl PartitionLog {
         }
         let mut firsts = Vec::with_capacity(parts.len());
         let mut result = Ok(());
-        for (((log, records, sizes), w), plan) in parts.iter().zip(guards.iter_mut()).zip(plans) {
+        for (((log, records, _), w), plan) in parts.iter().zip(guards.iter_mut()).zip(plans) {
             let first = w.next_offset;
-            log.execute(w, records, sizes, plan);
+            log.execute(w, records, plan, now);
             if let Err(e) = log.published(w, first) {
                 result = result.and(Err(e));
             }
@@ -424,21 +427,20 @@ impl PartitionLog {
 
     /// Writes the frames of a plan, rolling into its pre-created segments.
     /// Cannot fail: everything that could was done by [`PartitionLog::plan`].
-    fn execute(&self, w: &mut Writer, records: &[&Record<'_>], _sizes: &[usize], mut plan: Plan) {
+    fn execute(&self, w: &mut Writer, records: &[&Record<'_>], mut plan: Plan, now: i64) {
         for &(i, j, len, roll) in &plan.chunks {
             if roll {
                 if let Some(seg) = plan.fresh.pop_front() {
                     self.roll_to(w, seg);
                 }
             }
-            self.write_frame(w, &records[i..j], len);
+            self.write_frame(w, &records[i..j], len, now);
         }
         debug_assert!(plan.fresh.is_empty());
     }
 
-    fn write_frame(&self, w: &mut Writer, records: &[&Record<'_>], len: usize) {
+    fn write_frame(&self, w: &mut Writer, records: &[&Record<'_>], len: usize, now: i64) {
         let base = w.next_offset;
-        let now = now_millis();
         // Publish the high watermark first (`Release`), so a reader that sees
         // this frame's bytes (`Acquire` on the segment's committed length,
         // stored after this) also sees a high watermark covering it: no
