@@ -41,6 +41,8 @@ impl Topic {
             .min()?;
         Some(match limit {
             Backlog::Records(_) => log.high_watermark().saturating_sub(slowest),
+            // Caught up: nothing is behind, whatever the index granularity.
+            Backlog::Bytes(_) if slowest >= log.high_watermark() => 0,
             Backlog::Bytes(_) => log.bytes_from(slowest),
             Backlog::Unbounded => 0,
         })

@@ -77,7 +77,9 @@ pub enum CleanupPolicy {
 /// a group commits, [`Producer::send_timeout`](crate::Producer::send_timeout)
 /// gives up after its timeout, and [`Producer::try_send`](crate::Producer::try_send)
 /// returns `Full` at once. With no active group nothing is held back. The
-/// bound is soft: concurrent producers may each add one more record.
+/// bound is soft: it is checked before each send, so concurrent producers
+/// may each add one more record, and a `send_batch` admitted under the limit
+/// may exceed it by its own size.
 ///
 /// # Examples
 ///

@@ -486,3 +486,28 @@ fn a_bytes_backlog_holds_producers_back_like_a_records_backlog() {
     assert_eq!(id.offset, sent);
     blocked.join().unwrap();
 }
+
+/// A `Backlog::Bytes` limit smaller than the index interval frees up once
+/// the group has committed everything (the sparse index must not keep a
+/// phantom backlog alive).
+#[test]
+fn bytes_backlog_below_the_index_interval_frees_up_when_caught_up() {
+    let dir = TempDir::new("bytes-small");
+    let broker = Broker::open(&dir.0).unwrap();
+    let topic = broker.create_topic("t", TopicConfig::default().max_backlog(Backlog::Bytes(1024))).unwrap();
+    let group = topic.group("g").unwrap().auto_commit(AutoCommit::Off);
+    let mut member = group.join().unwrap();
+    member.try_recv().unwrap(); // take the partition
+    let producer = topic.producer();
+    let mut sent = 0;
+    while producer.try_send(Record::new(vec![1u8; 100])).is_ok() {
+        sent += 1;
+        assert!(sent < 1000, "the byte limit never filled");
+    }
+    while member.try_recv().unwrap().is_some() {}
+    member.commit().unwrap();
+    assert!(
+        producer.send_timeout(Record::new(vec![2u8; 100]), Duration::from_secs(10)).is_ok(),
+        "caught up, yet the producer is still held back"
+    );
+}

@@ -429,10 +429,8 @@ impl PartitionLog {
     /// Cannot fail: everything that could was done by [`PartitionLog::plan`].
     fn execute(&self, w: &mut Writer, records: &[&Record<'_>], mut plan: Plan, now: i64) {
         for &(i, j, len, roll) in &plan.chunks {
-            if roll {
-                if let Some(seg) = plan.fresh.pop_front() {
-                    self.roll_to(w, seg);
-                }
+            if roll && let Some(seg) = plan.fresh.pop_front() {
+                self.roll_to(w, seg);
             }
             self.write_frame(w, &records[i..j], len, now);
         }
