@@ -90,6 +90,14 @@ pub enum Error {
         difference: String,
     },
 
+    /// A background thread of millpond's (a mirror, a channel bridge)
+    /// panicked; this is a bug in millpond.
+    #[error("the {what} thread panicked")]
+    ThreadPanicked {
+        /// Which thread.
+        what: &'static str,
+    },
+
     /// A partition's backlog is at its [`Backlog`](crate::Backlog) limit
     /// (from [`TrySendError::into_error`](crate::TrySendError::into_error)).
     #[error("the partition's backlog is at its limit")]
