@@ -339,13 +339,10 @@ impl Broker {
         for p in &inner.partitions {
             p.abandon(Error::TopicDeleted { topic: name.to_string() });
         }
-        // The rename is the commit point; removing the files afterwards may
-        // fail (they are then removed at the next open).
-        let doomed = shared.trash_path();
-        std::fs::rename(&inner.dir, &doomed).map_err(Error::io_at("move deleted topic to trash", &inner.dir))?;
-        fsutil::fsync_dir(&shared.dir.join(TOPICS_DIR))?;
-        let _ = std::fs::remove_dir_all(&doomed); // see above: retried at next open
-        // The topic's committed offsets go with it, in every group.
+        // The topic's committed offsets go first, in every group, so that a
+        // crash cannot leave offsets a re-created topic would resume from
+        // (a crash right here makes the groups start over per their reset
+        // policy: re-delivery, never a skip).
         shared.groups.lock().retain(|(_, topic), state| {
             if topic == name {
                 state.close(Error::TopicDeleted { topic: name.to_string() });
@@ -357,8 +354,15 @@ impl Broker {
             let entry = entry.map_err(Error::io_at("list groups", &groups_dir))?;
             if entry.path().is_dir() {
                 OffsetsFile::new(entry.path(), name).remove()?;
+                fsutil::fsync_dir(&entry.path())?;
             }
         }
+        // The rename is the commit point; removing the files afterwards may
+        // fail (they are then removed at the next open).
+        let doomed = shared.trash_path();
+        std::fs::rename(&inner.dir, &doomed).map_err(Error::io_at("move deleted topic to trash", &inner.dir))?;
+        fsutil::fsync_dir(&shared.dir.join(TOPICS_DIR))?;
+        let _ = std::fs::remove_dir_all(&doomed); // see above: retried at next open
         Ok(())
     }
 

@@ -578,7 +578,9 @@ impl Consumer {
 
 impl Drop for Consumer {
     fn drop(&mut self) {
-        if let Err(e) = self.leave_group(true) {
+        // While unwinding, the record being handled failed: committing past
+        // it would lose it, so leave without committing.
+        if let Err(e) = self.leave_group(!std::thread::panicking()) {
             // Drop cannot return it; `GroupMember::close` does.
             eprintln!("millpond: error while leaving group on drop: {e}");
         }

@@ -185,6 +185,15 @@ pub(crate) struct Membership {
     listener: Option<Listener>,
 }
 
+impl Drop for Membership {
+    /// Leaving the group however the membership ends — closed, dropped, or
+    /// unwound by a panicking rebalance listener — so its partitions are
+    /// released and the other members are not left waiting for them.
+    fn drop(&mut self) {
+        self.state.leave(self.id);
+    }
+}
+
 impl Membership {
     /// Whether the group changed since this member last looked.
     pub(crate) fn changed(&self) -> bool {
@@ -303,7 +312,7 @@ impl Consumer {
         } else {
             Ok(())
         };
-        m.state.leave(m.id);
+        drop(m); // leaves the group (Membership's Drop)
         result
     }
 }
@@ -808,6 +817,52 @@ mod tests {
         assert_eq!(rx.recv_timeout(Duration::from_secs(10)), Ok(true), "idle member did not wake with Closed");
         waiter.join().unwrap();
         drop(busy);
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[test]
+    fn panicking_rebalance_listener_still_releases_the_members_partitions() {
+        let dir = std::env::temp_dir().join(format!("millpond-unit-panicky-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        let broker = Broker::open(&dir).unwrap();
+        let topic = broker.create_topic("t", TopicConfig::default().partitions(2)).unwrap();
+        topic.producer().send(crate::Record::new("x").partition(1)).unwrap();
+        let group = topic.group("g").unwrap();
+        let t = std::thread::spawn({
+            let group = group.clone();
+            move || {
+                let mut m = group.join().unwrap();
+                m.on_rebalance(|_| panic!("listener bug"));
+                let _ = m.try_recv(); // panics inside the listener
+            }
+        });
+        assert!(t.join().is_err(), "the listener panicked");
+        assert_eq!(group.members(), 0, "the unwound member left the group");
+        let mut other = group.join().unwrap();
+        let m = other.recv_timeout(Duration::from_secs(10)).unwrap();
+        assert_eq!(m.map(|m| m.value().to_vec()), Some(b"x".to_vec()), "its partitions were released");
+        drop(other);
+        drop(broker);
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[test]
+    fn member_dropped_while_panicking_does_not_commit_the_failed_record() {
+        let dir = std::env::temp_dir().join(format!("millpond-unit-panicdrop-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        let broker = Broker::open(&dir).unwrap();
+        let topic = broker.create_topic("t", TopicConfig::default()).unwrap();
+        topic.producer().send(crate::Record::new("poison")).unwrap();
+        let group = topic.group("g").unwrap().auto_commit(crate::AutoCommit::Interval(Duration::ZERO));
+        let g2 = group.clone();
+        let t = std::thread::spawn(move || {
+            let mut m = g2.join().unwrap();
+            let _msg = m.recv().unwrap();
+            panic!("handling failed");
+        });
+        assert!(t.join().is_err());
+        assert_eq!(group.committed().unwrap().get(&0).copied().unwrap_or(0), 0, "the failed record stays uncommitted");
+        drop(broker);
         std::fs::remove_dir_all(&dir).unwrap();
     }
 }

@@ -170,10 +170,10 @@ impl Mirror {
 
     fn halt(&mut self) -> Result<()> {
         self.status.stop.store(true, Ordering::SeqCst);
-        if let Some(t) = self.thread.take() {
-            if t.join().is_err() {
-                return Err(Error::ThreadPanicked { what: "mirror" });
-            }
+        if let Some(t) = self.thread.take()
+            && t.join().is_err()
+        {
+            return Err(Error::ThreadPanicked { what: "mirror" });
         }
         match self.status.error.lock().take() {
             Some(e) => Err(e),

@@ -114,6 +114,10 @@ impl PartitionLog {
             return Ok(done);
         }
         let _one_at_a_time = self.maintenance_lock.lock();
+        let gone = self.gone.read_recursive();
+        if *gone {
+            return Ok(done);
+        }
         let slots: Vec<Arc<Slot>> = self.slots.read().clone();
         let Some((_active, sealed)) = slots.split_last() else { return Ok(done) };
         if sealed.is_empty() {
@@ -139,6 +143,11 @@ impl PartitionLog {
         // 2. Rewrite each sealed segment that holds something to remove.
         for slot in sealed {
             let seg = self.load(slot)?;
+            if seg.damage().is_some() {
+                // Never rewrite a damaged segment: the damage (and what lies
+                // after it) must stay visible as Error::Corrupt.
+                continue;
+            }
             let expired_tombstones = seg.max_timestamp() < cutoff;
             let keep = |offset: u64, key: Option<&[u8]>, tombstone: bool| match key {
                 None => true,
@@ -159,6 +168,9 @@ impl PartitionLog {
             done.records_removed += removable;
             done.bytes_before += before;
             done.bytes_after += after;
+        }
+        if done.segments_rewritten > 0 {
+            self.space.notify(); // a Bytes backlog may have shrunk
         }
         Ok(done)
     }

@@ -87,7 +87,12 @@ impl Cursor {
             if let Some(damage) = self.seg.damage() {
                 return Err(damage);
             }
-            match self.log.segment_after(self.seg.base_offset)? {
+            let after = match self.log.segment_after(self.seg.base_offset) {
+                // Retention removed the next segment as we reached it: look again.
+                Err(crate::Error::OffsetOutOfRange { .. }) => continue,
+                other => other?,
+            };
+            match after {
                 Some(next) => {
                     self.next_offset = self.next_offset.max(next.base_offset);
                     self.seg = next;

@@ -137,6 +137,11 @@ pub(crate) struct PartitionLog {
     pub(crate) notifier: Notifier,
     /// Wakes producers held back by a bounded backlog when consumers commit.
     pub(crate) space: Notifier,
+    /// `true` once the topic was deleted: from then on nothing may touch the
+    /// partition's files by path (a re-created topic of the same name owns
+    /// them). Lazy loads, retention and compaction hold it for reading while
+    /// they use paths; deletion takes it for writing.
+    gone: RwLock<bool>,
     /// Serializes retention and compaction runs (background thread and explicit calls).
     maintenance_lock: Mutex<()>,
     /// Set when a roll happened since the last retention run.
@@ -250,6 +255,7 @@ impl PartitionLog {
             high_watermark: AtomicU64::new(next_offset),
             notifier: Notifier::default(),
             space: Notifier::default(),
+            gone: RwLock::new(false),
             maintenance_lock: Mutex::new(()),
             rolled: std::sync::atomic::AtomicBool::new(false),
         };
@@ -566,6 +572,8 @@ impl PartitionLog {
     /// being deleted).
     pub(crate) fn abandon(&self, reason: Error) {
         self.writer.lock().closed = Some(reason);
+        // Waits for any load, retention or compaction using paths to finish.
+        *self.gone.write() = true;
         self.notifier.close();
         self.space.close();
     }
@@ -575,19 +583,37 @@ impl PartitionLog {
         if let Some(seg) = &*guard {
             return Ok(Arc::clone(seg));
         }
+        let gone = self.gone.read_recursive();
+        if *gone {
+            return Err(Error::TopicDeleted { topic: self.id.topic.to_string() });
+        }
+        let listed = |log: &PartitionLog| log.slots.read().iter().any(|s| s.base == slot.base);
+        if !listed(self) {
+            // Deleted by retention after the caller found it.
+            return Err(self.out_of_range(slot.base));
+        }
         let next_base = {
             let slots = self.slots.read();
             let i = slots.partition_point(|s| s.base <= slot.base);
             slots.get(i).map(|s| s.base)
         };
-        let seg = Arc::new(Segment::open_sealed(
+        let opened = Segment::open_sealed(
             &self.dir,
             slot.base,
             self.settings.index_interval,
             self.id.clone(),
             next_base,
             !self.is_compacted(),
-        )?);
+        );
+        let seg = match opened {
+            Ok(seg) => Arc::new(seg),
+            // Retention delisted and unlinked it meanwhile.
+            Err(Error::Io { source, .. }) if source.kind() == std::io::ErrorKind::NotFound && !listed(self) => {
+                return Err(self.out_of_range(slot.base));
+            }
+            Err(e) => return Err(e),
+        };
+        drop(gone);
         *guard = Some(Arc::clone(&seg));
         Ok(seg)
     }

@@ -38,6 +38,10 @@ impl PartitionLog {
             return Ok(0);
         }
         let _one_at_a_time = self.maintenance_lock.lock();
+        let gone = self.gone.read_recursive();
+        if *gone {
+            return Ok(0);
+        }
         let mut deleted = 0;
         loop {
             let slots: Vec<Arc<Slot>> = self.slots.read().clone();
@@ -60,22 +64,23 @@ impl PartitionLog {
             if !(by_bytes || by_age) {
                 break;
             }
-            // Unlink first: if that fails, nothing has changed.
-            let path = log_path(&self.dir, oldest.base);
-            match std::fs::remove_file(&path) {
-                Ok(()) => {}
-                Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
-                Err(e) => return Err(Error::io("delete segment (retention)", path, e)),
-            }
-            let idx = index_path(&self.dir, oldest.base);
-            match std::fs::remove_file(&idx) {
-                Ok(()) => {}
-                Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
-                Err(e) => return Err(Error::io("delete index (retention)", idx, e)),
-            }
+            // Delist first, so no reader finds a slot whose file is gone; a
+            // file that then cannot be unlinked reappears at the next open
+            // (harmless: the log start just moves back).
             self.slots.write().retain(|s| s.base != oldest.base);
             self.log_start.store(next.base, Ordering::Release);
+            for path in [log_path(&self.dir, oldest.base), index_path(&self.dir, oldest.base)] {
+                match std::fs::remove_file(&path) {
+                    Ok(()) => {}
+                    Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+                    Err(e) => return Err(Error::io("delete segment (retention)", path, e)),
+                }
+            }
             deleted += 1;
+        }
+        if deleted > 0 {
+            // The backlog measured from the log start may have shrunk.
+            self.space.notify();
         }
         Ok(deleted)
     }
