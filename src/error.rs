@@ -90,6 +90,14 @@ pub enum Error {
         difference: String,
     },
 
+    /// The Kafka client refused a setting or could not be created.
+    #[cfg(feature = "kafka")]
+    #[error("kafka: {reason}")]
+    Kafka {
+        /// What failed.
+        reason: String,
+    },
+
     /// A background thread of millpond's (a mirror, a channel bridge)
     /// panicked; this is a bug in millpond.
     #[error("the {what} thread panicked")]

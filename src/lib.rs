@@ -77,6 +77,8 @@ mod coordinator;
 mod error;
 mod fsutil;
 mod group;
+#[cfg(feature = "kafka")]
+mod kafka;
 pub(crate) mod log;
 mod meta;
 mod mirror;
@@ -100,6 +102,8 @@ pub use config::{
 pub use consumer::{Consumer, Iter, TryIter};
 pub use error::{Error, Result};
 pub use group::{AutoCommit, Group, GroupMember, OffsetReset, PartitionLag, RebalanceEvent, RebalanceKind};
+#[cfg(feature = "kafka")]
+pub use kafka::{BridgeStats, KafkaBridge, KafkaSettings};
 pub use log::compaction::CompactionReport;
 pub use mirror::Mirror;
 pub use producer::Producer;
