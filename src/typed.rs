@@ -177,6 +177,55 @@ impl<T, C: Codec<T>> TypedProducer<T, C> {
         self.producer.send(build(Record::new(self.encode(value)?)))
     }
 
+    /// Like [`send`](TypedProducer::send), but never waits for room under a
+    /// [`Backlog`](crate::Backlog) limit: `Ok(None)` means the backlog is
+    /// full and nothing was sent (the value is still yours).
+    ///
+    /// ```
+    /// use millpond::{Backlog, Broker, TopicConfig};
+    /// # let dir = std::env::temp_dir().join(format!("millpond-doc-typedtry-{}", std::process::id()));
+    /// let broker = Broker::open(&dir)?;
+    /// let topic = broker.create_topic("t", TopicConfig::default().max_backlog(Backlog::Records(1)))?;
+    /// let _slow = topic.group("slow")?.join()?;
+    /// let p = topic.typed_producer::<u32>();
+    /// assert!(p.try_send(&1)?.is_some());
+    /// assert!(p.try_send(&2)?.is_none()); // full
+    /// # drop(_slow); drop(broker); std::fs::remove_dir_all(&dir)?;
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn try_send(&self, value: &T) -> Result<Option<RecordId>> {
+        match self.producer.try_send(Record::new(self.encode(value)?)) {
+            Ok(id) => Ok(Some(id)),
+            Err(crate::TrySendError::Full(_)) => Ok(None),
+            Err(e) => Err(e.into_error()),
+        }
+    }
+
+    /// Like [`send`](TypedProducer::send), but waits at most `timeout` for
+    /// room under a [`Backlog`](crate::Backlog) limit: `Ok(None)` means it
+    /// timed out and nothing was sent.
+    ///
+    /// ```
+    /// use millpond::{Backlog, Broker, TopicConfig};
+    /// use std::time::Duration;
+    /// # let dir = std::env::temp_dir().join(format!("millpond-doc-typedsto-{}", std::process::id()));
+    /// let broker = Broker::open(&dir)?;
+    /// let topic = broker.create_topic("t", TopicConfig::default().max_backlog(Backlog::Records(1)))?;
+    /// let _slow = topic.group("slow")?.join()?;
+    /// let p = topic.typed_producer::<u32>();
+    /// assert!(p.send_timeout(&1, Duration::from_millis(10))?.is_some());
+    /// assert!(p.send_timeout(&2, Duration::from_millis(10))?.is_none());
+    /// # drop(_slow); drop(broker); std::fs::remove_dir_all(&dir)?;
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn send_timeout(&self, value: &T, timeout: Duration) -> Result<Option<RecordId>> {
+        match self.producer.send_timeout(Record::new(self.encode(value)?), timeout) {
+            Ok(id) => Ok(Some(id)),
+            Err(crate::SendTimeoutError::Timeout(_)) => Ok(None),
+            Err(e) => Err(e.into_error()),
+        }
+    }
+
     /// Encodes and sends many values as one batch (see [`Producer::send_batch`]).
     ///
     /// ```
@@ -224,6 +273,8 @@ pub trait Source: sealed::Sealed {
     fn source_recv(&mut self) -> Result<Message>;
     #[doc(hidden)]
     fn source_topic(&self) -> &str;
+    #[doc(hidden)]
+    fn source_poll(&mut self, max: usize, timeout: Duration) -> Result<Vec<Message>>;
 }
 
 mod sealed {
@@ -245,6 +296,9 @@ impl Source for Consumer {
     fn source_topic(&self) -> &str {
         self.topic().name()
     }
+    fn source_poll(&mut self, max: usize, timeout: Duration) -> Result<Vec<Message>> {
+        self.poll(max, timeout)
+    }
 }
 
 impl Source for GroupMember {
@@ -259,6 +313,9 @@ impl Source for GroupMember {
     }
     fn source_topic(&self) -> &str {
         self.topic().name()
+    }
+    fn source_poll(&mut self, max: usize, timeout: Duration) -> Result<Vec<Message>> {
+        self.poll(max, timeout)
     }
 }
 
@@ -367,6 +424,31 @@ impl<T, C: Codec<T>, S: Source> TypedConsumer<T, C, S> {
             Some(m) => self.decode(m).map(Some),
             None => Ok(None),
         }
+    }
+
+    /// Waits up to `timeout` for the first record, then returns it with
+    /// every record available at once, up to `max` (see [`Consumer::poll`]).
+    /// Each item is decoded separately, so one bad record does not hide the
+    /// others.
+    ///
+    /// ```
+    /// use millpond::{Broker, StartFrom, TopicConfig};
+    /// use std::time::Duration;
+    /// # let dir = std::env::temp_dir().join(format!("millpond-doc-typedpoll-{}", std::process::id()));
+    /// let broker = Broker::open(&dir)?;
+    /// let topic = broker.create_topic("t", TopicConfig::default())?;
+    /// topic.typed_producer::<u32>().send_batch(&[1, 2, 3])?;
+    /// let mut c = topic.typed_consumer::<u32>(StartFrom::Earliest)?;
+    /// let values: Vec<u32> = c.poll(10, Duration::from_millis(10))?.into_iter().map(|m| m.map(|m| m.value)).collect::<Result<_, _>>()?;
+    /// assert_eq!(values, [1, 2, 3]);
+    /// # drop(c); drop(broker); std::fs::remove_dir_all(&dir)?;
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn poll(&mut self, max: usize, timeout: Duration) -> Result<Vec<Result<TypedMessage<T>>>> {
+        // One receive call on the source, so a group member's auto-commit
+        // never covers records this call is still gathering.
+        let messages = self.source.source_poll(max, timeout)?;
+        Ok(messages.into_iter().map(|m| self.decode(m)).collect())
     }
 
     /// The consumer or group member underneath (to seek, commit, ...).
