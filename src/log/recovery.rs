@@ -20,6 +20,8 @@ pub(crate) struct Scan {
     pub stop: Option<(usize, FrameError)>,
     /// Number of valid frames.
     pub frames: u64,
+    /// Number of records in them.
+    pub records: u64,
 }
 
 impl Scan {
@@ -40,6 +42,7 @@ pub(crate) fn scan(bytes: &[u8], base_offset: u64, index_interval: u32) -> Scan 
     let mut entries = Vec::new();
     let mut last_entry_pos: Option<usize> = None;
     let mut frames = 0u64;
+    let mut records = 0u64;
     let mut stop = None;
     while pos < bytes.len() {
         let header = match frame::validate_frame(&bytes[pos..]) {
@@ -70,8 +73,9 @@ pub(crate) fn scan(bytes: &[u8], base_offset: u64, index_interval: u32) -> Scan 
         next_offset = header.next_offset();
         pos += header.frame_len();
         frames += 1;
+        records += u64::from(header.record_count);
     }
-    Scan { valid_end: pos, next_offset, max_timestamp: max_ts, entries, stop, frames }
+    Scan { valid_end: pos, next_offset, max_timestamp: max_ts, entries, stop, frames, records }
 }
 
 /// Position one past the last non-zero byte of `bytes`, or 0 if all are zero.

@@ -56,6 +56,21 @@ pub(crate) fn starts_empty(path: &Path) -> Result<bool> {
     Ok(head[..got].iter().all(|&b| b == 0))
 }
 
+/// Refuses a segment file larger than millpond ever writes (positions in
+/// a segment are `u32`), before anything maps it.
+fn check_file_len(file_len: u64, path: &Path, id: &PartitionId) -> Result<()> {
+    if file_len > crate::config::MAX_SEGMENT_BYTES {
+        return Err(Error::Corrupt {
+            topic: id.topic.to_string(),
+            partition: id.partition,
+            path: path.to_path_buf(),
+            position: 0,
+            reason: format!("segment file is {file_len} bytes, larger than any millpond writes"),
+        });
+    }
+    Ok(())
+}
+
 /// One segment file and its mapping.
 pub(crate) struct Segment {
     pub(crate) base_offset: u64,
@@ -137,15 +152,7 @@ impl Segment {
         let path = log_path(dir, base);
         let file = File::options().read(true).write(true).open(&path).map_err(Error::io_at("open segment", &path))?;
         let file_len = file.metadata().map_err(Error::io_at("stat segment", &path))?.len();
-        if file_len > crate::config::MAX_SEGMENT_BYTES {
-            return Err(Error::Corrupt {
-                topic: id.topic.to_string(),
-                partition: id.partition,
-                path,
-                position: 0,
-                reason: format!("segment file is {file_len} bytes, larger than any millpond writes"),
-            });
-        }
+        check_file_len(file_len, &path, &id)?;
         let capacity = capacity.max(file_len);
         // A zero-length file cannot be mapped; preallocate first (it has no
         // data to protect).
@@ -238,15 +245,7 @@ impl Segment {
         let path = log_path(dir, base);
         let file = File::open(&path).map_err(Error::io_at("open segment", &path))?;
         let file_len = file.metadata().map_err(Error::io_at("stat segment", &path))?.len();
-        if file_len > crate::config::MAX_SEGMENT_BYTES {
-            return Err(Error::Corrupt {
-                topic: id.topic.to_string(),
-                partition: id.partition,
-                path,
-                position: 0,
-                reason: format!("segment file is {file_len} bytes, larger than any millpond writes"),
-            });
-        }
+        check_file_len(file_len, &path, &id)?;
         let idx_path = index_path(dir, base);
         let index = std::fs::read(&idx_path)
             .ok()

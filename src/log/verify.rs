@@ -2,7 +2,7 @@
 
 use std::sync::Arc;
 
-use super::{PartitionLog, Slot, frame};
+use super::{PartitionLog, Slot, frame, recovery};
 use crate::error::{Error, Result};
 
 /// What verifying one partition found.
@@ -37,30 +37,16 @@ impl PartitionLog {
             {
                 check.damage.push(seg.corrupt(0, frame::FrameError::BadHeader("segment overlaps its predecessor")));
             }
-            let end = seg.committed();
-            let bytes = seg.committed_slice(0, end);
-            let mut pos = 0usize;
-            let mut next_offset = seg.base_offset;
-            while pos < bytes.len() {
-                match frame::validate_frame(&bytes[pos..]) {
-                    Ok(h) if h.base_offset >= next_offset => {
-                        check.frames += 1;
-                        check.records += u64::from(h.record_count);
-                        next_offset = h.next_offset();
-                        pos += h.frame_len();
-                    }
-                    Ok(_) => {
-                        check
-                            .damage
-                            .push(seg.corrupt(pos as u32, frame::FrameError::BadHeader("offsets go backwards")));
-                        break;
-                    }
-                    Err(e) => {
-                        check.damage.push(seg.corrupt(pos as u32, e));
-                        break;
-                    }
-                }
+            // The same frame-by-frame validation recovery uses; any stop
+            // inside published bytes is damage.
+            let scan =
+                recovery::scan(seg.committed_slice(0, seg.committed()), seg.base_offset, self.settings.index_interval);
+            check.frames += scan.frames;
+            check.records += scan.records;
+            if let Some((pos, e)) = scan.stop {
+                check.damage.push(seg.corrupt(pos as u32, e));
             }
+            let next_offset = scan.next_offset;
             if let Some(d) = seg.damage() {
                 check.damage.push(d);
             }
