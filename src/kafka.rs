@@ -35,7 +35,6 @@
 use std::collections::HashMap;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::thread::JoinHandle;
 use std::time::Duration;
 
 use parking_lot::Mutex;
@@ -49,6 +48,7 @@ use crate::error::{Error, Result};
 use crate::group::{AutoCommit, OffsetReset};
 use crate::record::Record;
 use crate::topic::Topic;
+use crate::worker::Worker;
 
 /// Records moved per round.
 const BATCH: usize = 1000;
@@ -150,19 +150,18 @@ pub struct BridgeStats {
 
 #[derive(Default)]
 struct Status {
-    stop: AtomicBool,
     transferred: AtomicU64,
     retries: AtomicU64,
     last_error: Mutex<Option<String>>,
-    fatal: Mutex<Option<Error>>,
 }
 
 impl Status {
-    fn failed(&self, what: String, backoff: &mut Duration) {
+    /// Records a Kafka error and sleeps the back-off (cut short by `stop`).
+    fn failed(&self, what: String, backoff: &mut Duration, stop: &AtomicBool) {
         *self.last_error.lock() = Some(what);
         self.retries.fetch_add(1, Ordering::Relaxed);
         let until = std::time::Instant::now() + *backoff;
-        while std::time::Instant::now() < until && !self.stop.load(Ordering::SeqCst) {
+        while std::time::Instant::now() < until && !stop.load(Ordering::SeqCst) {
             std::thread::sleep(Duration::from_millis(10));
         }
         *backoff = (*backoff * 2).min(MAX_BACKOFF);
@@ -192,7 +191,7 @@ impl Status {
 /// ```
 pub struct KafkaBridge {
     status: Arc<Status>,
-    thread: Option<JoinHandle<()>>,
+    worker: Worker,
 }
 
 impl std::fmt::Debug for KafkaBridge {
@@ -239,96 +238,85 @@ impl KafkaBridge {
         let kafka_topic = kafka_topic.to_string();
         let status = Arc::new(Status::default());
         let shared = Arc::clone(&status);
-        let thread = std::thread::Builder::new()
-            .name("millpond-kafka-out".into())
-            .spawn(move || {
-                let mut partitions: Option<u32> = None;
-                let mut backoff = Duration::from_millis(100);
-                while !shared.stop.load(Ordering::SeqCst) {
-                    let batch = match member.poll(BATCH, Duration::from_millis(50)) {
-                        Ok(b) => b,
-                        Err(e) => {
-                            *shared.fatal.lock() = Some(e);
-                            return;
-                        }
-                    };
-                    if batch.is_empty() {
-                        continue;
-                    }
-                    // Until Kafka acknowledged the whole batch.
-                    loop {
-                        if shared.stop.load(Ordering::SeqCst) {
-                            return; // uncommitted: re-sent by the next bridge
-                        }
-                        // The topic's partition count, for the partition mapping.
-                        if partitions.is_none() {
-                            match kafka_partitions(&producer, &kafka_topic) {
-                                Ok(n) => partitions = Some(n),
-                                Err(e) => {
-                                    shared.failed(e, &mut backoff);
-                                    continue;
-                                }
-                            }
-                        }
-                        producer.context().failed.store(0, Ordering::Relaxed);
-                        let mut error = None;
-                        for m in &batch {
-                            let mut headers = OwnedHeaders::new();
-                            for (name, value) in m.headers() {
-                                headers = headers.insert(Header { key: name, value: Some(value) });
-                            }
-                            let mut rec: BaseRecord<'_, [u8], [u8]> =
-                                BaseRecord::to(&kafka_topic).timestamp(m.timestamp()).headers(headers);
-                            if let Some(p) = partitions.map(|n| (m.partition() % n) as i32) {
-                                rec = rec.partition(p);
-                            }
-                            if let Some(k) = m.key() {
-                                rec = rec.key(k);
-                            }
-                            if !m.is_tombstone() {
-                                rec = rec.payload(m.value());
-                            }
-                            loop {
-                                match producer.send(rec) {
-                                    Ok(()) => break,
-                                    Err((e, back)) => {
-                                        if e.rdkafka_error_code() == Some(rdkafka::types::RDKafkaErrorCode::QueueFull) {
-                                            producer.poll(Duration::from_millis(10));
-                                            rec = back;
-                                            continue;
-                                        }
-                                        error = Some(kafka_error("produce", e));
-                                        break;
-                                    }
-                                }
-                            }
-                            if error.is_some() {
-                                break;
-                            }
-                        }
-                        if let Err(e) = producer.flush(Duration::from_secs(60)) {
-                            error.get_or_insert(kafka_error("wait for acknowledgements", e));
-                        }
-                        if producer.context().failed.load(Ordering::Relaxed) > 0 {
-                            let why = producer.context().error.lock().clone().unwrap_or_default();
-                            error.get_or_insert(kafka_error("delivery", why));
-                        }
-                        match error {
-                            None => break,
-                            Some(e) => shared.failed(e, &mut backoff),
-                        }
-                    }
-                    if let Err(e) = member.commit() {
-                        *shared.fatal.lock() = Some(e);
-                        return;
-                    }
-                    backoff = Duration::from_millis(100);
-                    *shared.last_error.lock() = None;
-                    shared.transferred.fetch_add(batch.len() as u64, Ordering::Relaxed);
+        let worker = Worker::spawn("millpond-kafka-out".into(), "kafka bridge", move |stop| {
+            let mut partitions: Option<u32> = None;
+            let mut backoff = Duration::from_millis(100);
+            while !stop.load(Ordering::SeqCst) {
+                let batch = member.poll(BATCH, Duration::from_millis(50))?;
+                if batch.is_empty() {
+                    continue;
                 }
-            })
-            .map_err(|e| Error::io("spawn bridge thread", "", e))?;
-        Ok(KafkaBridge { status, thread: Some(thread) })
+                // Until Kafka acknowledged the whole batch.
+                loop {
+                    if stop.load(Ordering::SeqCst) {
+                        return Ok(()); // uncommitted: re-sent by the next bridge
+                    }
+                    // The topic's partition count, for the partition mapping.
+                    if partitions.is_none() {
+                        match kafka_partitions(&producer, &kafka_topic) {
+                            Ok(n) => partitions = Some(n),
+                            Err(e) => {
+                                shared.failed(e, &mut backoff, stop);
+                                continue;
+                            }
+                        }
+                    }
+                    producer.context().failed.store(0, Ordering::Relaxed);
+                    let mut error = None;
+                    for m in &batch {
+                        let mut headers = OwnedHeaders::new();
+                        for (name, value) in m.headers() {
+                            headers = headers.insert(Header { key: name, value: Some(value) });
+                        }
+                        let mut rec: BaseRecord<'_, [u8], [u8]> =
+                            BaseRecord::to(&kafka_topic).timestamp(m.timestamp()).headers(headers);
+                        if let Some(p) = partitions.map(|n| (m.partition() % n) as i32) {
+                            rec = rec.partition(p);
+                        }
+                        if let Some(k) = m.key() {
+                            rec = rec.key(k);
+                        }
+                        if !m.is_tombstone() {
+                            rec = rec.payload(m.value());
+                        }
+                        loop {
+                            match producer.send(rec) {
+                                Ok(()) => break,
+                                Err((e, back)) => {
+                                    if e.rdkafka_error_code() == Some(rdkafka::types::RDKafkaErrorCode::QueueFull) {
+                                        producer.poll(Duration::from_millis(10));
+                                        rec = back;
+                                        continue;
+                                    }
+                                    error = Some(kafka_error("produce", e));
+                                    break;
+                                }
+                            }
+                        }
+                        if error.is_some() {
+                            break;
+                        }
+                    }
+                    if let Err(e) = producer.flush(Duration::from_secs(60)) {
+                        error.get_or_insert(kafka_error("wait for acknowledgements", e));
+                    }
+                    if producer.context().failed.load(Ordering::Relaxed) > 0 {
+                        let why = producer.context().error.lock().clone().unwrap_or_default();
+                        error.get_or_insert(kafka_error("delivery", why));
+                    }
+                    match error {
+                        None => break,
+                        Some(e) => shared.failed(e, &mut backoff, stop),
+                    }
+                }
+                member.commit()?;
+                backoff = Duration::from_millis(100);
+                *shared.last_error.lock() = None;
+                shared.transferred.fetch_add(batch.len() as u64, Ordering::Relaxed);
+            }
+            Ok(())
+        })?;
+        Ok(KafkaBridge { status, worker })
     }
 
     /// Starts moving the Kafka topic `kafka_topic`'s records into `local`,
@@ -355,101 +343,94 @@ impl KafkaBridge {
             .map_err(|e| Error::Kafka { reason: kafka_error("create consumer", e) })?;
         consumer.subscribe(&[kafka_topic]).map_err(|e| Error::Kafka { reason: kafka_error("subscribe", e) })?;
         let producer = local.producer();
+        let kafka_topic = kafka_topic.to_string();
         let local_partitions = local.partitions();
         let status = Arc::new(Status::default());
         let shared = Arc::clone(&status);
-        let thread = std::thread::Builder::new()
-            .name("millpond-kafka-in".into())
-            .spawn(move || {
-                let mut backoff = Duration::from_millis(100);
-                while !shared.stop.load(Ordering::SeqCst) {
-                    // A batch: wait for the first message, then take what is there.
-                    let mut owned = Vec::new();
-                    let mut wait = Duration::from_millis(100);
-                    while owned.len() < BATCH {
-                        match consumer.poll(wait) {
-                            None => break,
-                            Some(Err(e)) => {
-                                shared.failed(kafka_error("consume", e), &mut backoff);
-                                break;
-                            }
-                            Some(Ok(m)) => {
-                                let headers: Vec<(String, Vec<u8>)> = m
-                                    .headers()
-                                    .map(|h| {
-                                        h.iter()
-                                            .map(|h| (h.key.to_string(), h.value.unwrap_or_default().to_vec()))
-                                            .collect()
-                                    })
-                                    .unwrap_or_default();
-                                owned.push((
-                                    m.partition(),
-                                    m.offset(),
-                                    m.key().map(<[u8]>::to_vec),
-                                    m.payload().map(<[u8]>::to_vec),
-                                    headers,
-                                    m.timestamp().to_millis(),
-                                ));
-                                wait = Duration::ZERO;
-                            }
+        let worker = Worker::spawn("millpond-kafka-in".into(), "kafka bridge", move |stop| {
+            let mut backoff = Duration::from_millis(100);
+            while !stop.load(Ordering::SeqCst) {
+                // A batch: wait for the first message, then take what is there.
+                let mut owned = Vec::new();
+                let mut wait = Duration::from_millis(100);
+                while owned.len() < BATCH {
+                    match consumer.poll(wait) {
+                        None => break,
+                        Some(Err(e)) => {
+                            shared.failed(kafka_error("consume", e), &mut backoff, stop);
+                            break;
+                        }
+                        Some(Ok(m)) => {
+                            let headers: Vec<(String, Vec<u8>)> = m
+                                .headers()
+                                .map(|h| {
+                                    h.iter()
+                                        .map(|h| (h.key.to_string(), h.value.unwrap_or_default().to_vec()))
+                                        .collect()
+                                })
+                                .unwrap_or_default();
+                            owned.push((
+                                m.partition(),
+                                m.offset(),
+                                m.key().map(<[u8]>::to_vec),
+                                m.payload().map(<[u8]>::to_vec),
+                                headers,
+                                m.timestamp().to_millis(),
+                            ));
+                            wait = Duration::ZERO;
                         }
                     }
-                    if owned.is_empty() {
-                        continue;
-                    }
-                    let records = owned.iter().map(|(p, _, key, value, headers, ts)| {
-                        let mut r = match value {
-                            Some(v) => Record::new(v.as_slice()),
-                            None => Record::tombstone(key.as_deref().unwrap_or_default()),
-                        };
-                        if let Some(k) = key {
-                            r = r.key(k.as_slice());
-                        }
-                        for (n, v) in headers {
-                            r = r.header(n.as_str(), v.as_slice());
-                        }
-                        if let Some(ts) = ts {
-                            r = r.timestamp(*ts);
-                        }
-                        r.partition((*p).max(0) as u32 % local_partitions)
-                    });
-                    if let Err(e) = producer.send_batch(records).and_then(|_| producer.flush()) {
-                        *shared.fatal.lock() = Some(e);
-                        return;
-                    }
-                    // Only now, Kafka offsets: one past the last of each partition.
-                    let mut next: HashMap<i32, i64> = HashMap::new();
-                    for (p, o, ..) in &owned {
-                        let e = next.entry(*p).or_insert(0);
-                        *e = (*e).max(o + 1);
-                    }
-                    let topic_name =
-                        consumer.subscription().ok().and_then(|s| s.elements().first().map(|e| e.topic().to_string()));
-                    let Some(topic_name) = topic_name else { continue };
-                    let mut tpl = TopicPartitionList::new();
-                    for (p, o) in &next {
-                        if let Err(e) = tpl.add_partition_offset(&topic_name, *p, Offset::Offset(*o)) {
-                            *shared.last_error.lock() = Some(kafka_error("commit list", e));
-                        }
-                    }
-                    loop {
-                        match consumer.commit(&tpl, CommitMode::Sync) {
-                            Ok(()) => break,
-                            Err(e) => {
-                                if shared.stop.load(Ordering::SeqCst) {
-                                    return; // uncommitted: re-delivered later (a duplicate)
-                                }
-                                shared.failed(kafka_error("commit", e), &mut backoff);
-                            }
-                        }
-                    }
-                    backoff = Duration::from_millis(100);
-                    *shared.last_error.lock() = None;
-                    shared.transferred.fetch_add(owned.len() as u64, Ordering::Relaxed);
                 }
-            })
-            .map_err(|e| Error::io("spawn bridge thread", "", e))?;
-        Ok(KafkaBridge { status, thread: Some(thread) })
+                if owned.is_empty() {
+                    continue;
+                }
+                let records = owned.iter().map(|(p, _, key, value, headers, ts)| {
+                    let mut r = match value {
+                        Some(v) => Record::new(v.as_slice()),
+                        None => Record::tombstone(key.as_deref().unwrap_or_default()),
+                    };
+                    if let Some(k) = key {
+                        r = r.key(k.as_slice());
+                    }
+                    for (n, v) in headers {
+                        r = r.header(n.as_str(), v.as_slice());
+                    }
+                    if let Some(ts) = ts {
+                        r = r.timestamp(*ts);
+                    }
+                    r.partition((*p).max(0) as u32 % local_partitions)
+                });
+                producer.send_batch(records).and_then(|_| producer.flush())?;
+                // Only now, Kafka offsets: one past the last of each partition.
+                let mut next: HashMap<i32, i64> = HashMap::new();
+                for (p, o, ..) in &owned {
+                    let e = next.entry(*p).or_insert(0);
+                    *e = (*e).max(o + 1);
+                }
+                let mut tpl = TopicPartitionList::new();
+                for (p, o) in &next {
+                    if let Err(e) = tpl.add_partition_offset(&kafka_topic, *p, Offset::Offset(*o)) {
+                        *shared.last_error.lock() = Some(kafka_error("commit list", e));
+                    }
+                }
+                loop {
+                    match consumer.commit(&tpl, CommitMode::Sync) {
+                        Ok(()) => break,
+                        Err(e) => {
+                            if stop.load(Ordering::SeqCst) {
+                                return Ok(()); // uncommitted: re-delivered later (a duplicate)
+                            }
+                            shared.failed(kafka_error("commit", e), &mut backoff, stop);
+                        }
+                    }
+                }
+                backoff = Duration::from_millis(100);
+                *shared.last_error.lock() = None;
+                shared.transferred.fetch_add(owned.len() as u64, Ordering::Relaxed);
+            }
+            Ok(())
+        })?;
+        Ok(KafkaBridge { status, worker })
     }
 
     /// Records moved, retries, and the last Kafka error.
@@ -467,7 +448,7 @@ impl KafkaBridge {
     ///
     /// See [`KafkaBridge`] for an example.
     pub fn is_running(&self) -> bool {
-        self.thread.as_ref().is_some_and(|t| !t.is_finished())
+        self.worker.is_running()
     }
 
     /// Stops the bridge (a batch not yet committed is moved again by the
@@ -475,28 +456,7 @@ impl KafkaBridge {
     ///
     /// See [`KafkaBridge`] for an example.
     pub fn stop(mut self) -> Result<()> {
-        self.halt()
-    }
-
-    fn halt(&mut self) -> Result<()> {
-        self.status.stop.store(true, Ordering::SeqCst);
-        if let Some(t) = self.thread.take()
-            && t.join().is_err()
-        {
-            return Err(Error::ThreadPanicked { what: "kafka bridge" });
-        }
-        match self.status.fatal.lock().take() {
-            Some(e) => Err(e),
-            None => Ok(()),
-        }
-    }
-}
-
-impl Drop for KafkaBridge {
-    fn drop(&mut self) {
-        if let Err(e) = self.halt() {
-            eprintln!("millpond: kafka bridge: {e}");
-        }
+        self.worker.halt()
     }
 }
 

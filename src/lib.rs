@@ -93,6 +93,7 @@ mod send_error;
 mod topic;
 mod typed;
 mod verify;
+mod worker;
 
 pub use broker::Broker;
 pub use channel::ConsumerChannel;

@@ -3,29 +3,19 @@
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::thread::JoinHandle;
 use std::time::Duration;
-
-use parking_lot::Mutex;
 
 use crate::error::{Error, Result};
 use crate::group::{AutoCommit, Group, OffsetReset};
 use crate::record::Record;
 use crate::topic::Topic;
+use crate::worker::Worker;
 
 /// Records copied per round (one `send_batch`, one flush, one commit).
 const BATCH: usize = 1000;
 /// How long a round waits for the first record, which bounds how long
 /// [`Mirror::stop`] takes.
 const POLL: Duration = Duration::from_millis(50);
-
-/// State shared between a mirror and its thread.
-#[derive(Default)]
-struct Status {
-    stop: AtomicBool,
-    mirrored: AtomicU64,
-    error: Mutex<Option<Error>>,
-}
 
 /// Copies every record of a source topic into a destination topic (usually
 /// of another [`Broker`](crate::Broker)), preserving partition, key,
@@ -67,8 +57,8 @@ struct Status {
 /// ```
 pub struct Mirror {
     group: Group,
-    status: Arc<Status>,
-    thread: Option<JoinHandle<()>>,
+    mirrored: Arc<AtomicU64>,
+    worker: Worker,
 }
 
 impl std::fmt::Debug for Mirror {
@@ -100,31 +90,24 @@ impl Mirror {
             });
         }
         let group = source.group(group)?.auto_commit(AutoCommit::Off).offset_reset(OffsetReset::Earliest);
-        let member = group.join()?;
+        let mut member = group.join()?;
         let producer = destination.producer();
-        let status = Arc::new(Status::default());
-        let shared = Arc::clone(&status);
-        let thread = std::thread::Builder::new()
-            .name(format!("millpond-mirror-{}", source.name()))
-            .spawn(move || {
-                let mut member = member;
-                if let Err(e) = run(&mut member, &producer, &shared) {
-                    *shared.error.lock() = Some(e);
-                }
-                // Leave the group; every copied batch is already committed.
-                if let Err(e) = member.close() {
-                    shared.error.lock().get_or_insert(e);
-                }
-            })
-            .map_err(|e| Error::io("spawn mirror thread", "", e))?;
-        Ok(Mirror { group, status, thread: Some(thread) })
+        let mirrored = Arc::new(AtomicU64::new(0));
+        let counter = Arc::clone(&mirrored);
+        let worker = Worker::spawn(format!("millpond-mirror-{}", source.name()), "mirror", move |stop| {
+            let copied = run(&mut member, &producer, &counter, stop);
+            // Leave the group; every copied batch is already committed.
+            let left = member.close();
+            copied.and(left)
+        })?;
+        Ok(Mirror { group, mirrored, worker })
     }
 
     /// Records copied since this mirror started.
     ///
     /// See [`Mirror`] for an example.
     pub fn mirrored(&self) -> u64 {
-        self.status.mirrored.load(Ordering::Relaxed)
+        self.mirrored.load(Ordering::Relaxed)
     }
 
     /// Source records not yet copied and committed: the mirror group's lag.
@@ -150,14 +133,14 @@ impl Mirror {
     /// # Ok::<(), Box<dyn std::error::Error>>(())
     /// ```
     pub fn is_running(&self) -> bool {
-        self.thread.as_ref().is_some_and(|t| !t.is_finished())
+        self.worker.is_running()
     }
 
     /// The error that stopped the thread, if any.
     ///
     /// See [`Mirror::is_running`] for an example.
     pub fn error(&self) -> Option<String> {
-        self.status.error.lock().as_ref().map(Error::to_string)
+        self.worker.error()
     }
 
     /// Stops the mirror after the round in progress (which is committed) and
@@ -165,34 +148,18 @@ impl Mirror {
     ///
     /// See [`Mirror`] for an example.
     pub fn stop(mut self) -> Result<()> {
-        self.halt()
-    }
-
-    fn halt(&mut self) -> Result<()> {
-        self.status.stop.store(true, Ordering::SeqCst);
-        if let Some(t) = self.thread.take()
-            && t.join().is_err()
-        {
-            return Err(Error::ThreadPanicked { what: "mirror" });
-        }
-        match self.status.error.lock().take() {
-            Some(e) => Err(e),
-            None => Ok(()),
-        }
-    }
-}
-
-impl Drop for Mirror {
-    fn drop(&mut self) {
-        if let Err(e) = self.halt() {
-            eprintln!("millpond: {e}");
-        }
+        self.worker.halt()
     }
 }
 
 /// The mirror thread: poll, copy, flush, commit, until told to stop.
-fn run(member: &mut crate::GroupMember, producer: &crate::Producer, status: &Status) -> Result<()> {
-    while !status.stop.load(Ordering::SeqCst) {
+fn run(
+    member: &mut crate::GroupMember,
+    producer: &crate::Producer,
+    mirrored: &AtomicU64,
+    stop: &AtomicBool,
+) -> Result<()> {
+    while !stop.load(Ordering::SeqCst) {
         let batch = member.poll(BATCH, POLL)?;
         if batch.is_empty() {
             continue;
@@ -211,7 +178,7 @@ fn run(member: &mut crate::GroupMember, producer: &crate::Producer, status: &Sta
         producer.send_batch(records)?;
         producer.flush()?;
         member.commit()?;
-        status.mirrored.fetch_add(batch.len() as u64, Ordering::Relaxed);
+        mirrored.fetch_add(batch.len() as u64, Ordering::Relaxed);
     }
     Ok(())
 }
