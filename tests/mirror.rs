@@ -93,6 +93,14 @@ fn mirror_interrupted_by_a_closed_broker_loses_nothing_after_reopen() {
             std::thread::sleep(Duration::from_millis(1));
         }
         b.close().unwrap(); // the destination goes away mid-stream
+        // The mirror may already have copied everything and be waiting for
+        // more; new source records make it reach the closed destination.
+        fill(&src, 20_000, 1_000);
+        let deadline = Instant::now() + Duration::from_secs(30);
+        while mirror.is_running() {
+            assert!(Instant::now() < deadline, "the mirror did not notice its destination closed");
+            std::thread::sleep(Duration::from_millis(1));
+        }
         let err = mirror.stop().unwrap_err();
         assert!(matches!(err, Error::Closed), "{err:?}");
     }
