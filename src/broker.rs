@@ -16,6 +16,7 @@ use crate::config::{BrokerConfig, FsyncPolicy, TopicConfig};
 use crate::coordinator::GroupState;
 use crate::error::{Error, Result};
 use crate::fsutil;
+use crate::log::prefault::Prefaulter;
 use crate::log::{LogSettings, PartitionLog};
 use crate::meta;
 use crate::names;
@@ -98,6 +99,8 @@ pub(crate) struct Shared {
     lock: Mutex<Option<File>>,
     report: Mutex<Vec<RecoveryEvent>>,
     flusher: Mutex<Option<(Sender<()>, JoinHandle<()>)>>,
+    /// The pre-fault thread (see `log/prefault.rs`), unless disabled.
+    prefault: Mutex<Option<(Prefaulter, JoinHandle<()>)>>,
     trash_seq: AtomicU64,
     /// Consumer groups in use, by (group, topic).
     groups: Mutex<HashMap<(String, String), Arc<GroupState>>>,
@@ -157,6 +160,17 @@ impl Broker {
             fsutil::create_dir_all(&dir.join(sub))?;
         }
         empty_trash(&dir.join(TRASH_DIR))?;
+        let prefault = match config.prefault_bytes {
+            0 => None,
+            ahead => match Prefaulter::start(ahead) {
+                Ok(started) => Some(started),
+                // Only an optimization: run without it, but say so.
+                Err(e) => {
+                    eprintln!("millpond: cannot start the pre-fault thread (appends fault their own pages): {e}");
+                    None
+                }
+            },
+        };
         let shared = Arc::new(Shared {
             dir,
             config,
@@ -166,6 +180,7 @@ impl Broker {
             lock: Mutex::new(Some(lock)),
             report: Mutex::new(Vec::new()),
             flusher: Mutex::new(None),
+            prefault: Mutex::new(prefault),
             trash_seq: AtomicU64::new(0),
             groups: Mutex::new(HashMap::new()),
         });
@@ -492,6 +507,7 @@ impl Shared {
                 p,
                 LogSettings::from(&config),
                 self.config.recovery,
+                self.prefault.lock().as_ref().map(|(p, _)| p.clone()),
             )?;
             if let Some(event) = event {
                 self.report.lock().push(event);
@@ -586,6 +602,10 @@ impl Shared {
         if let Some((stop, handle)) = self.flusher.lock().take() {
             let _ = stop.send(()); // the thread may already have exited; join below
             let _ = handle.join(); // a panicked flusher has nothing left to report
+        }
+        if let Some((prefault, handle)) = self.prefault.lock().take() {
+            prefault.stop();
+            let _ = handle.join(); // pre-faulting has no result to report
         }
         let _admin = self.admin.lock();
         let topics: Vec<Arc<TopicInner>> = self.topics.read().values().cloned().collect();

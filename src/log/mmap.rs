@@ -92,6 +92,23 @@ impl MappedFile {
         unsafe { std::slice::from_raw_parts_mut(self.map.as_mut_ptr().add(start), len) }
     }
 
+    /// Faults `len` bytes from `start` into the page tables, writable,
+    /// without reading or writing them (`MADV_POPULATE_WRITE`), so the next
+    /// write there costs no page fault. Changes no byte; fails (rather than
+    /// raising `SIGBUS`) for pages past the end of the file. A no-op where
+    /// the kernel has no such advice.
+    pub(crate) fn populate_write(&self, start: usize, len: usize) -> io::Result<()> {
+        #[cfg(target_os = "linux")]
+        {
+            self.map.advise_range(memmap2::Advice::PopulateWrite, start, len)
+        }
+        #[cfg(not(target_os = "linux"))]
+        {
+            let _ = (start, len);
+            Ok(())
+        }
+    }
+
     /// Synchronously writes `len` bytes from `start` back to the file (msync).
     pub(crate) fn flush_range(&self, start: usize, len: usize) -> io::Result<()> {
         if len == 0 {

@@ -12,7 +12,10 @@
 //! 3. The frame is encoded straight into the mapping above the committed
 //!    length, its CRC computed, and the new length published (`Release`).
 //! 4. Every `index_interval_bytes` a sparse index entry is added.
-//! 5. The high watermark is published, the fsync policy applied, the lock
+//! 5. When the writer comes within half a window of the pages already
+//!    prepared, it asks the broker's pre-fault thread to prepare the next
+//!    window (a non-blocking channel send; see [`prefault`]).
+//! 6. The high watermark is published, the fsync policy applied, the lock
 //!    released, and sleeping consumers woken.
 //!
 //! Readers ([`Cursor`]) never take the writer lock: they load the committed
@@ -24,6 +27,7 @@ pub(crate) mod cursor;
 pub(crate) mod frame;
 pub(crate) mod index;
 mod mmap;
+pub(crate) mod prefault;
 pub(crate) mod recovery;
 mod retention;
 pub(crate) mod segment;
@@ -38,6 +42,7 @@ use parking_lot::{Mutex, RwLock};
 
 pub(crate) use cursor::Cursor;
 use index::IndexEntry;
+use prefault::Prefaulter;
 pub(crate) use segment::MappedBytes;
 use segment::{PartitionId, Segment};
 
@@ -111,6 +116,8 @@ struct Writer {
     max_ts: i64,
     /// Bytes of the active segment already msynced.
     synced_to: u32,
+    /// Bytes of the active segment already handed to the pre-fault thread.
+    prepared: u32,
     /// Records appended since the last sync (for `EveryN`).
     unsynced_records: u64,
     /// Sealed segment files not yet fsynced (paths, so that no file
@@ -146,6 +153,8 @@ pub(crate) struct PartitionLog {
     maintenance_lock: Mutex<()>,
     /// Set when a roll happened since the last retention run.
     rolled: std::sync::atomic::AtomicBool,
+    /// Prepares the active segment's pages ahead of the writer, if enabled.
+    prefault: Option<Prefaulter>,
 }
 
 impl std::fmt::Debug for PartitionLog {
@@ -176,6 +185,7 @@ impl PartitionLog {
         partition: u32,
         settings: LogSettings,
         mode: RecoveryMode,
+        prefault: Option<Prefaulter>,
     ) -> Result<(PartitionLog, Option<RecoveryEvent>)> {
         let id = PartitionId { topic, partition };
         let existed = dir.is_dir();
@@ -236,6 +246,8 @@ impl PartitionLog {
             last_index_pos: entries.last().map(|e| e.position),
             max_ts: active.max_timestamp(),
             synced_to: 0,
+            // The first write asks for the pages after it.
+            prepared: active.committed(),
             active,
             next_offset,
             unsynced_records: 0,
@@ -258,6 +270,7 @@ impl PartitionLog {
             gone: RwLock::new(false),
             maintenance_lock: Mutex::new(()),
             rolled: std::sync::atomic::AtomicBool::new(false),
+            prefault,
         };
         Ok((log, event))
     }
@@ -464,6 +477,10 @@ impl PartitionLog {
         }
         w.max_ts = w.max_ts.max(header.max_timestamp);
         w.next_offset = header.next_offset();
+        if let Some(p) = &self.prefault {
+            let Writer { active, prepared, .. } = w;
+            p.after_write(active, pos + len as u32, prepared);
+        }
     }
 
     /// Seals the active segment and continues in `new` (created by `plan`
@@ -486,6 +503,7 @@ impl PartitionLog {
         w.pending.push(old.path.clone());
         w.active = new;
         w.synced_to = 0;
+        w.prepared = 0;
         w.last_index_pos = None;
         w.max_ts = i64::MIN;
         w.dir_dirty = true;

@@ -403,6 +403,29 @@ impl Segment {
         self.map.len() - self.committed.load(Ordering::Relaxed) as usize
     }
 
+    /// Bytes the mapping can hold.
+    pub(crate) fn capacity(&self) -> u32 {
+        self.map.len() as u32
+    }
+
+    /// Prepares the pages of `[start, start + len)` for writing without
+    /// changing them (see `prefault.rs`); the range is clamped to the mapping.
+    pub(crate) fn populate_write(&self, start: usize, len: usize) -> std::io::Result<()> {
+        let end = start.saturating_add(len).min(self.map.len());
+        if start >= end || self.file.is_none() {
+            return Ok(()); // nothing there, or a read-only sealed segment
+        }
+        self.map.populate_write(start, end - start)
+    }
+
+    /// Every mapped byte, published or not (tests only).
+    #[cfg(test)]
+    pub(crate) fn raw_bytes_for_test(&self) -> &[u8] {
+        // SAFETY: tests call this with no writer active, so nothing writes
+        // the mapping while the slice lives; the range is the whole mapping.
+        unsafe { self.map.slice(0, self.map.len()) }
+    }
+
     /// msyncs published bytes `[from, committed)`.
     pub(crate) fn sync_range(&self, from: u32) -> Result<u32> {
         let end = self.committed();

@@ -1,0 +1,88 @@
+//! The pre-fault thread prepares the active segment's pages ahead of the
+//! writer, and only when asked to.
+
+#![cfg(target_os = "linux")]
+
+mod common;
+
+use std::path::Path;
+use std::time::{Duration, Instant};
+
+use common::{TempDir, active_segment};
+use millpond::{Broker, BrokerConfig, Record, StartFrom, TopicConfig};
+
+/// Resident KiB of this process's mappings of `path` (from smaps).
+fn resident_kib(path: &Path) -> u64 {
+    let smaps = std::fs::read_to_string("/proc/self/smaps").unwrap();
+    let name = path.to_str().unwrap();
+    let is_header = |line: &str| {
+        line.split_whitespace().next().is_some_and(|range| {
+            range
+                .split_once('-')
+                .is_some_and(|(a, b)| !a.is_empty() && a.chars().chain(b.chars()).all(|c| c.is_ascii_hexdigit()))
+        })
+    };
+    let mut in_mapping = false;
+    let mut total = 0;
+    for line in smaps.lines() {
+        if is_header(line) {
+            in_mapping = line.ends_with(name);
+        } else if in_mapping && let Some(kb) = line.strip_prefix("Rss:") {
+            total += kb.trim().trim_end_matches("kB").trim().parse::<u64>().unwrap();
+        }
+    }
+    total
+}
+
+/// Writes about 1 MiB to a fresh topic and returns (bytes stored, resident
+/// KiB of the active segment once `ahead_kib` beyond what was written are
+/// resident, or after a while).
+fn write_and_measure(config: BrokerConfig, ahead_kib: u64) -> (u64, u64) {
+    let tmp = TempDir::new("prefault");
+    let broker = Broker::open_with(tmp.path(), config).unwrap();
+    let topic = broker.create_topic("t", TopicConfig::default().segment_bytes(64 << 20)).unwrap();
+    let producer = topic.producer();
+    for i in 0..6_000u32 {
+        producer.send(Record::new(vec![(i % 251) as u8; 100])).unwrap();
+    }
+    let stored = topic.stats().partitions[0].bytes;
+    let seg = active_segment(tmp.path(), "t", 0);
+    let want_kib = stored.div_ceil(1024) + ahead_kib;
+    let deadline = Instant::now() + Duration::from_secs(if ahead_kib > 0 { 20 } else { 0 });
+    let mut resident = resident_kib(&seg);
+    while resident < want_kib && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(5));
+        resident = resident_kib(&seg);
+    }
+    // Whatever was prepared, the records read back unchanged.
+    let mut c = topic.consumer(StartFrom::Earliest).unwrap();
+    let mut n = 0u32;
+    while let Some(m) = c.try_recv_ref().unwrap() {
+        assert_eq!(m.value(), &[(n % 251) as u8; 100][..]);
+        n += 1;
+    }
+    assert_eq!(n, 6_000);
+    (stored, resident)
+}
+
+#[test]
+fn the_active_segment_is_prepared_ahead_of_the_writer() {
+    let ahead = 4 << 20;
+    // The writer asks for a window whenever it comes within half a window
+    // of the prepared end, so at least half a window lies ahead of it.
+    let want = u64::from(ahead / 2 / 1024);
+    let (stored, resident) = write_and_measure(BrokerConfig::default().prefault_bytes(ahead), want);
+    let written_kib = stored.div_ceil(1024);
+    assert!(
+        resident >= written_kib + want,
+        "{resident} KiB resident for {written_kib} KiB written: expected at least {want} KiB prepared ahead"
+    );
+    assert!(resident <= written_kib + 4096 + 8, "never more than one window ahead: {resident} KiB");
+}
+
+#[test]
+fn without_prefaulting_only_written_pages_are_resident() {
+    let (stored, resident) = write_and_measure(BrokerConfig::default().prefault_bytes(0), 0);
+    let written_kib = stored.div_ceil(1024);
+    assert!(resident <= written_kib + 4, "{resident} KiB resident for {written_kib} KiB written");
+}
