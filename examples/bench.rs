@@ -11,7 +11,7 @@ use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 use hdrhistogram::Histogram;
-use millpond::{Broker, FsyncPolicy, Record, StartFrom, TopicConfig, WaitStrategy};
+use millpond::{Broker, BrokerConfig, FsyncPolicy, Record, StartFrom, TopicConfig, WaitStrategy};
 
 type BoxError = Box<dyn std::error::Error + Send + Sync>;
 
@@ -45,17 +45,21 @@ fn mps(r: f64) -> String {
 }
 
 fn fresh(dir: &Path) -> Result<Broker, BoxError> {
+    fresh_with(dir, BrokerConfig::default())
+}
+
+fn fresh_with(dir: &Path, config: BrokerConfig) -> Result<Broker, BoxError> {
     let _ = std::fs::remove_dir_all(dir); // start empty
-    Ok(Broker::open(dir)?)
+    Ok(Broker::open_with(dir, config)?)
 }
 
 fn big_segments() -> TopicConfig {
     TopicConfig::default().segment_bytes(1 << 30)
 }
 
-/// Row 1: one producer, one `send` per record.
-fn append_single(dir: &Path, n: u64) -> Result<Row, BoxError> {
-    let broker = fresh(dir)?;
+/// `n` single sends into a fresh topic; the rate.
+fn send_rate(dir: &Path, n: u64, config: BrokerConfig) -> Result<f64, BoxError> {
+    let broker = fresh_with(dir, config)?;
     let topic = broker.create_topic("append", big_segments())?;
     let producer = topic.producer();
     let value = [7u8; RECORD];
@@ -67,6 +71,15 @@ fn append_single(dir: &Path, n: u64) -> Result<Row, BoxError> {
     if topic.high_watermark(0)? != n {
         return Err("append lost records".into());
     }
+    Ok(ours)
+}
+
+/// Row 1: one producer, one `send` per record; and the same without the
+/// pre-fault thread, to show what it is worth.
+fn append_single(dir: &Path, n: u64) -> Result<(Row, Row), BoxError> {
+    let ours = send_rate(dir, n, BrokerConfig::default())?;
+    let unprepared = send_rate(dir, n, BrokerConfig::default().prefault_bytes(0))?;
+    let value = [7u8; RECORD];
     let (tx, rx) = crossbeam_channel::unbounded::<[u8; RECORD]>();
     let start = Instant::now();
     for _ in 0..n {
@@ -76,13 +89,22 @@ fn append_single(dir: &Path, n: u64) -> Result<Row, BoxError> {
     if rx.len() as u64 != n {
         return Err("crossbeam lost records".into());
     }
-    Ok(Row {
-        workload: "append, 1 producer, send per record",
-        millpond: mps(ours),
-        baseline: format!("{} crossbeam send", mps(theirs)),
-        ratio: ours / theirs,
-        target: ">= 1.0",
-    })
+    Ok((
+        Row {
+            workload: "append, 1 producer, send per record",
+            millpond: mps(ours),
+            baseline: format!("{} crossbeam send", mps(theirs)),
+            ratio: ours / theirs,
+            target: ">= 1.0",
+        },
+        Row {
+            workload: "  the same without pre-faulting",
+            millpond: mps(unprepared),
+            baseline: format!("{} with it", mps(ours)),
+            ratio: unprepared / ours,
+            target: "(what pre-faulting is worth)",
+        },
+    ))
 }
 
 /// Row 2: `send_batch` of 1,000 against a raw memcpy into a mapped file.
@@ -124,8 +146,9 @@ fn append_batch(dir: &Path, n: u64) -> Result<Row, BoxError> {
     })
 }
 
-/// Row 3: reading back a backlog.
-fn read_backlog(dir: &Path, n: u64) -> Result<Row, BoxError> {
+/// Row 3: reading back a backlog, borrowed (`try_recv_ref`) and owned
+/// (`try_recv`).
+fn read_backlog(dir: &Path, n: u64) -> Result<(Row, Row), BoxError> {
     let broker = fresh(dir)?;
     let topic = broker.create_topic("backlog", big_segments())?;
     let value = [7u8; RECORD];
@@ -138,13 +161,24 @@ fn read_backlog(dir: &Path, n: u64) -> Result<Row, BoxError> {
     let start = Instant::now();
     let mut got = 0u64;
     let mut bytes = 0usize;
-    while let Some(m) = consumer.try_recv()? {
+    while let Some(m) = consumer.try_recv_ref()? {
         bytes += m.value().len();
         got += 1;
     }
     let ours = rate(got, start.elapsed());
     if got != total || bytes != total as usize * RECORD {
         return Err("backlog read lost records".into());
+    }
+    let mut consumer = topic.consumer(StartFrom::Earliest)?;
+    let start = Instant::now();
+    let (mut got, mut bytes) = (0u64, 0usize);
+    while let Some(m) = consumer.try_recv()? {
+        bytes += m.value().len();
+        got += 1;
+    }
+    let owned = rate(got, start.elapsed());
+    if got != total || bytes != total as usize * RECORD {
+        return Err("backlog read (owned) lost records".into());
     }
     let (tx, rx) = crossbeam_channel::unbounded::<[u8; RECORD]>();
     for _ in 0..total {
@@ -159,13 +193,22 @@ fn read_backlog(dir: &Path, n: u64) -> Result<Row, BoxError> {
     if sum != total as usize * RECORD {
         return Err("crossbeam read lost records".into());
     }
-    Ok(Row {
-        workload: "read a backlog, 1 consumer",
-        millpond: mps(ours),
-        baseline: format!("{} crossbeam recv", mps(theirs)),
-        ratio: ours / theirs,
-        target: ">= 1.0",
-    })
+    Ok((
+        Row {
+            workload: "read a backlog, 1 consumer (try_recv_ref)",
+            millpond: mps(ours),
+            baseline: format!("{} crossbeam recv", mps(theirs)),
+            ratio: ours / theirs,
+            target: ">= 1.0",
+        },
+        Row {
+            workload: "  the same with owned messages (try_recv)",
+            millpond: mps(owned),
+            baseline: format!("{} crossbeam recv", mps(theirs)),
+            ratio: owned / theirs,
+            target: "(an Arc per message)",
+        },
+    ))
 }
 
 /// Rows 4 and 5: producers and consumers on their own threads.
@@ -182,7 +225,7 @@ fn concurrent(dir: &Path, n: u64, producers: u32, consumers: u32) -> Result<(f64
         readers.push(std::thread::spawn(move || -> Result<u64, millpond::Error> {
             let mut got = 0;
             while got < expected {
-                match consumer.recv_timeout(Duration::from_secs(30))? {
+                match consumer.recv_ref_timeout(Duration::from_secs(30))? {
                     Some(m) => got += u64::from(m.value().len() == RECORD),
                     None => break,
                 }
@@ -367,7 +410,9 @@ fn memory(dir: &Path, small: u64, big: u64) -> Result<(u64, u64), BoxError> {
 }
 
 fn run(dir: &Path, s: Sizes) -> Result<Vec<Row>, BoxError> {
-    let mut rows = vec![append_single(dir, s.records)?, append_batch(dir, s.records)?, read_backlog(dir, s.records)?];
+    let (single, unprepared) = append_single(dir, s.records)?;
+    let (read, read_owned) = read_backlog(dir, s.records)?;
+    let mut rows = vec![single, unprepared, append_batch(dir, s.records)?, read, read_owned];
     let (o, t) = concurrent(dir, s.records, 1, 1)?;
     rows.push(Row {
         workload: "1 producer -> 1 consumer, concurrent",
@@ -503,7 +548,7 @@ mod tests {
         let rows = super::run(&dir, sizes);
         let _ = std::fs::remove_dir_all(&dir);
         let rows = rows.unwrap();
-        assert_eq!(rows.len(), 9);
+        assert_eq!(rows.len(), 11);
         assert!(rows.iter().all(|r| r.ratio.is_finite() && r.ratio > 0.0));
         super::print(&rows);
         let costs = super::fsync_costs(&dir, 2_000);

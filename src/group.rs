@@ -756,6 +756,43 @@ impl GroupMember {
         self.consumer.recv()
     }
 
+    /// See [`Consumer::try_recv_ref`]: the record borrowed from the mapped
+    /// log, with no copy.
+    ///
+    /// ```
+    /// use millpond::{AutoCommit, Broker, Record, TopicConfig};
+    /// # let dir = std::env::temp_dir().join(format!("millpond-doc-member-ref-{}", std::process::id()));
+    /// let broker = Broker::open(&dir)?;
+    /// let topic = broker.create_topic("t", TopicConfig::default())?;
+    /// topic.producer().send_batch((0..10).map(|i| Record::new(vec![i as u8])))?;
+    /// let mut member = topic.group("sum")?.auto_commit(AutoCommit::Off).join()?;
+    /// let mut sum = 0u32;
+    /// while let Some(m) = member.try_recv_ref()? {
+    ///     sum += u32::from(m.value()[0]);
+    /// }
+    /// member.commit()?; // commits what was received, as with `try_recv`
+    /// assert_eq!(sum, 45);
+    /// # drop((member, topic, broker)); std::fs::remove_dir_all(&dir)?;
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn try_recv_ref(&mut self) -> Result<Option<crate::MessageRef<'_>>> {
+        self.consumer.try_recv_ref()
+    }
+
+    /// See [`Consumer::recv_ref`].
+    ///
+    /// See [`GroupMember::try_recv_ref`] for an example.
+    pub fn recv_ref(&mut self) -> Result<crate::MessageRef<'_>> {
+        self.consumer.recv_ref()
+    }
+
+    /// See [`Consumer::recv_ref_timeout`].
+    ///
+    /// See [`GroupMember::try_recv_ref`] for an example.
+    pub fn recv_ref_timeout(&mut self, timeout: Duration) -> Result<Option<crate::MessageRef<'_>>> {
+        self.consumer.recv_ref_timeout(timeout)
+    }
+
     /// See [`Consumer::recv_timeout`].
     ///
     /// See [`Group`] for an example.

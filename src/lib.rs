@@ -80,6 +80,7 @@ mod group;
 #[cfg(feature = "kafka")]
 mod kafka;
 pub(crate) mod log;
+mod message_ref;
 mod meta;
 mod mirror;
 mod names;
@@ -106,6 +107,7 @@ pub use group::{AutoCommit, Group, GroupMember, OffsetReset, PartitionLag, Rebal
 #[cfg(feature = "kafka")]
 pub use kafka::{BridgeStats, KafkaBridge, KafkaSettings};
 pub use log::compaction::CompactionReport;
+pub use message_ref::MessageRef;
 pub use mirror::Mirror;
 pub use producer::Producer;
 pub use record::{Headers, IntoBytes, Message, Record, RecordId, now_millis};

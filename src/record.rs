@@ -297,7 +297,7 @@ pub struct Message {
 
 /// `len` bytes of `bytes` from `start`, or nothing if out of range (never
 /// happens for a decoded record; this keeps the accessors panic-free).
-fn range_of(bytes: &[u8], (start, len): (u32, u32)) -> &[u8] {
+pub(crate) fn range_of(bytes: &[u8], (start, len): (u32, u32)) -> &[u8] {
     let start = start as usize;
     bytes.get(start..start + len as usize).unwrap_or(&[])
 }
@@ -378,6 +378,35 @@ impl Message {
     pub fn header(&self, name: &str) -> Option<&[u8]> {
         self.headers().find(|(n, _)| *n == name).map(|(_, v)| v)
     }
+
+    /// This message as a [`MessageRef`](crate::MessageRef), so one handler
+    /// can take what both [`Consumer::try_recv`](crate::Consumer::try_recv)
+    /// and [`Consumer::try_recv_ref`](crate::Consumer::try_recv_ref) return.
+    ///
+    /// ```
+    /// use millpond::{Broker, MessageRef, Record, StartFrom, TopicConfig};
+    /// # let dir = std::env::temp_dir().join(format!("millpond-doc-view-{}", std::process::id()));
+    /// fn total(m: MessageRef<'_>) -> usize { m.value().len() }
+    /// let broker = Broker::open(&dir)?;
+    /// let topic = broker.create_topic("t", TopicConfig::default())?;
+    /// topic.producer().send(Record::new("abc"))?;
+    /// let m = topic.consumer(StartFrom::Earliest)?.recv()?;
+    /// assert_eq!(total(m.view()), 3);
+    /// # drop(broker); std::fs::remove_dir_all(&dir)?;
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn view(&self) -> crate::MessageRef<'_> {
+        crate::MessageRef {
+            partition: self.partition,
+            offset: self.offset,
+            timestamp: self.timestamp,
+            body: self.body.as_slice(),
+            key: self.key,
+            value: self.value,
+            headers: self.headers,
+            header_count: self.header_count,
+        }
+    }
 }
 
 impl fmt::Debug for Message {
@@ -398,8 +427,8 @@ impl fmt::Debug for Message {
 /// See [`Message::headers`] for an example.
 #[derive(Debug, Clone)]
 pub struct Headers<'m> {
-    rest: &'m [u8],
-    remaining: u16,
+    pub(crate) rest: &'m [u8],
+    pub(crate) remaining: u16,
 }
 
 impl<'m> Iterator for Headers<'m> {
@@ -420,7 +449,7 @@ impl<'m> Iterator for Headers<'m> {
 }
 
 /// Debug-prints bytes as a string when they are UTF-8, else as a length.
-struct BytesDebug<'a>(&'a [u8]);
+pub(crate) struct BytesDebug<'a>(pub(crate) &'a [u8]);
 
 impl fmt::Debug for BytesDebug<'_> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {

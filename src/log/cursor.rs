@@ -11,7 +11,23 @@ use super::PartitionLog;
 use super::frame;
 use super::segment::{MappedBytes, Segment};
 use crate::error::Result;
+use crate::message_ref::MessageRef;
 use crate::record::Message;
+
+/// A record found by a cursor: where it lies in the cursor's current
+/// segment, without holding the segment. Turned into a [`Message`] (which
+/// holds the segment) or a [`MessageRef`] (which borrows the cursor).
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Found {
+    offset: u64,
+    timestamp: i64,
+    body_start: u32,
+    body_end: u32,
+    key: Option<(u32, u32)>,
+    value: Option<(u32, u32)>,
+    headers: (u32, u32),
+    header_count: u16,
+}
 
 /// The frame a cursor is reading records from.
 #[derive(Debug, Clone, Copy)]
@@ -71,10 +87,41 @@ impl Cursor {
         self.frame.is_some_and(|f| f.remaining > 0) || self.pos < self.seg.committed() || self.seg.is_sealed()
     }
 
-    /// The next record, or `None` if the cursor is at the high watermark.
-    pub(crate) fn next(&mut self) -> Result<Option<Message>> {
+    /// The record `found` (just returned by this cursor) as a [`Message`],
+    /// which keeps its segment mapped.
+    pub(crate) fn message(&self, found: &Found) -> Message {
+        Message {
+            partition: self.log.partition(),
+            offset: found.offset,
+            timestamp: found.timestamp,
+            body: MappedBytes::new(Arc::clone(&self.seg), found.body_start, found.body_end),
+            key: found.key,
+            value: found.value,
+            headers: found.headers,
+            header_count: found.header_count,
+        }
+    }
+
+    /// The record `found` (just returned by [`Cursor::next_found`], with the
+    /// cursor not moved since) as a view borrowing this cursor's segment.
+    pub(crate) fn view(&self, found: &Found) -> MessageRef<'_> {
+        MessageRef {
+            partition: self.log.partition(),
+            offset: found.offset,
+            timestamp: found.timestamp,
+            body: self.seg.committed_slice(found.body_start, found.body_end),
+            key: found.key,
+            value: found.value,
+            headers: found.headers,
+            header_count: found.header_count,
+        }
+    }
+
+    /// Where the next record lies, or `None` if the cursor is at the high
+    /// watermark. The record is in the cursor's current segment.
+    pub(crate) fn next_found(&mut self) -> Result<Option<Found>> {
         loop {
-            if let Some(m) = self.next_in_segment()? {
+            if let Some(m) = self.next_found_in_segment()? {
                 return Ok(Some(m));
             }
             // At the end of what is published in this segment.
@@ -106,6 +153,10 @@ impl Cursor {
 
     /// The next record within the current segment only.
     pub(crate) fn next_in_segment(&mut self) -> Result<Option<Message>> {
+        Ok(self.next_found_in_segment()?.map(|f| self.message(&f)))
+    }
+
+    fn next_found_in_segment(&mut self) -> Result<Option<Found>> {
         loop {
             if let Some(f) = &mut self.frame {
                 if f.remaining > 0 {
@@ -119,11 +170,11 @@ impl Cursor {
                         continue; // before the position a seek asked for
                     }
                     self.next_offset = offset + 1;
-                    return Ok(Some(Message {
-                        partition: self.log.partition(),
+                    return Ok(Some(Found {
                         offset,
                         timestamp: rec.timestamp,
-                        body: MappedBytes::new(Arc::clone(&self.seg), f.body_start, f.body_end),
+                        body_start: f.body_start,
+                        body_end: f.body_end,
                         key: rec.key,
                         value: rec.value,
                         headers: rec.headers,
