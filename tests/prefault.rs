@@ -1,5 +1,5 @@
 //! The pre-fault thread prepares the active segment's pages ahead of the
-//! writer, and only when asked to.
+//! writer when `BrokerConfig::prefault_bytes` asks for it, and not by default.
 
 #![cfg(target_os = "linux")]
 
@@ -81,8 +81,8 @@ fn the_active_segment_is_prepared_ahead_of_the_writer() {
 }
 
 #[test]
-fn without_prefaulting_only_written_pages_are_resident() {
-    let (stored, resident) = write_and_measure(BrokerConfig::default().prefault_bytes(0), 0);
+fn by_default_only_written_pages_are_resident() {
+    let (stored, resident) = write_and_measure(BrokerConfig::default(), 0);
     let written_kib = stored.div_ceil(1024);
     assert!(resident <= written_kib + 4, "{resident} KiB resident for {written_kib} KiB written");
 }
