@@ -814,6 +814,30 @@ impl GroupMember {
         self.consumer.poll(max, timeout)
     }
 
+    /// See [`Consumer::poll_ref`]: a [`Batch`](crate::Batch) of records
+    /// borrowed from the mapped log. A `commit` after handling it commits
+    /// the whole batch.
+    ///
+    /// ```
+    /// use millpond::{AutoCommit, Broker, Record, TopicConfig};
+    /// use std::time::Duration;
+    /// # let dir = std::env::temp_dir().join(format!("millpond-doc-member-pollref-{}", std::process::id()));
+    /// let broker = Broker::open(&dir)?;
+    /// let topic = broker.create_topic("t", TopicConfig::default())?;
+    /// topic.producer().send_batch((0..10).map(|i| Record::new(vec![i as u8])))?;
+    /// let group = topic.group("sum")?.auto_commit(AutoCommit::Off);
+    /// let mut member = group.join()?;
+    /// let sum: u32 = member.poll_ref(100, Duration::from_millis(10))?.map(|m| u32::from(m.value()[0])).sum();
+    /// member.commit()?; // the whole batch
+    /// assert_eq!(sum, 45);
+    /// assert_eq!(group.lag()?[0].lag, 0);
+    /// # drop((member, group, topic, broker)); std::fs::remove_dir_all(&dir)?;
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn poll_ref(&mut self, max: usize, timeout: Duration) -> Result<crate::Batch<'_>> {
+        self.consumer.poll_ref(max, timeout)
+    }
+
     /// See [`Consumer::iter`].
     ///
     /// See [`Group`] for an example.

@@ -69,6 +69,7 @@
 #![cfg_attr(not(test), warn(clippy::unwrap_used))]
 
 mod backpressure;
+mod batch;
 mod broker;
 mod channel;
 mod config;
@@ -96,6 +97,7 @@ mod typed;
 mod verify;
 mod worker;
 
+pub use batch::Batch;
 pub use broker::Broker;
 pub use channel::ConsumerChannel;
 pub use config::{

@@ -79,8 +79,13 @@ impl<'a> IntoBytes<'a> for Cow<'a, [u8]> {
 /// assert!(millpond::now_millis() > 1_600_000_000_000);
 /// ```
 pub fn now_millis() -> i64 {
+    // Seconds and sub-second millis separately: `as_millis` divides a u128,
+    // a measurable share of a small `send`.
     match SystemTime::now().duration_since(UNIX_EPOCH) {
-        Ok(d) => i64::try_from(d.as_millis()).unwrap_or(i64::MAX),
+        Ok(d) => i64::try_from(d.as_secs())
+            .ok()
+            .and_then(|s| s.checked_mul(1000))
+            .map_or(i64::MAX, |ms| ms.saturating_add(i64::from(d.subsec_millis()))),
         Err(e) => -i64::try_from(e.duration().as_millis()).unwrap_or(i64::MAX),
     }
 }

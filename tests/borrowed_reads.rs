@@ -131,3 +131,101 @@ fn a_group_member_reading_by_reference_commits_what_it_received() {
     assert_eq!(rest, 40);
     assert_eq!(sum, (0..100).sum::<u32>(), "every record once");
 }
+
+#[test]
+fn poll_ref_batches_come_from_one_partition_in_order_and_cover_every_record_once() {
+    let tmp = TempDir::new("ref-batches");
+    let broker = Broker::open(tmp.path()).unwrap();
+    let cfg = TopicConfig::default().partitions(3).segment_bytes(32 << 10).max_record_bytes(4096);
+    let topic = broker.create_topic("t", cfg).unwrap();
+    let producer = topic.producer();
+    for i in 0..5_000u32 {
+        let r = Record::new(i.to_le_bytes().to_vec()).partition(i % 3);
+        if i % 7 == 0 {
+            producer.send_batch([r]).unwrap();
+        } else {
+            producer.send(r).unwrap();
+        }
+    }
+    let mut c = topic.consumer(StartFrom::Earliest).unwrap();
+    let mut next_offset = [0u64; 3];
+    let mut partitions_in_turn = Vec::new();
+    let mut total = 0;
+    loop {
+        let batch = c.poll_ref(100, Duration::ZERO).unwrap();
+        if batch.is_empty() {
+            assert_eq!(batch.from_partition(), None);
+            break;
+        }
+        assert!(batch.len() <= 100);
+        let p = batch.from_partition().unwrap();
+        partitions_in_turn.push(p);
+        for m in batch {
+            assert_eq!(m.partition(), p, "a batch holds one partition");
+            assert_eq!(m.offset(), next_offset[p as usize], "in order, nothing skipped");
+            let i = u32::from_le_bytes(m.value().try_into().unwrap());
+            assert_eq!(i % 3, p);
+            next_offset[p as usize] += 1;
+            total += 1;
+        }
+    }
+    assert_eq!(total, 5_000);
+    assert_eq!(c.positions(), vec![(0, 1667), (1, 1667), (2, 1666)]);
+    // Batches take the partitions in turn, as every receive call does.
+    assert_eq!(&partitions_in_turn[..3], &[0, 1, 2]);
+}
+
+#[test]
+fn poll_ref_waits_for_the_first_record_then_takes_what_is_there() {
+    let tmp = TempDir::new("ref-poll-wait");
+    let broker = Broker::open(tmp.path()).unwrap();
+    let topic = broker.create_topic("t", TopicConfig::default()).unwrap();
+    let mut c = topic.consumer(StartFrom::Earliest).unwrap();
+    let start = Instant::now();
+    assert!(c.poll_ref(10, Duration::from_millis(30)).unwrap().is_empty());
+    assert!(start.elapsed() >= Duration::from_millis(30));
+    assert!(c.poll_ref(0, Duration::from_secs(5)).unwrap().is_empty(), "max 0 returns at once");
+
+    let producer = topic.producer();
+    let sender = std::thread::spawn(move || {
+        std::thread::sleep(Duration::from_millis(20));
+        producer.send_batch((0..5).map(|i| Record::new(format!("v{i}")))).unwrap();
+    });
+    let values: Vec<Vec<u8>> = c.poll_ref(10, Duration::from_secs(30)).unwrap().map(|m| m.value().to_vec()).collect();
+    assert_eq!(values, [b"v0", b"v1", b"v2", b"v3", b"v4"]);
+    sender.join().unwrap();
+}
+
+#[test]
+fn poll_ref_ends_a_batch_before_a_damaged_frame_and_reports_it_next() {
+    let tmp = TempDir::new("ref-damage");
+    let record_frames = 60u64;
+    {
+        let broker = Broker::open(tmp.path()).unwrap();
+        let cfg = TopicConfig::default().segment_bytes(4096).max_record_bytes(1024);
+        let topic = broker.create_topic("t", cfg).unwrap();
+        let producer = topic.producer();
+        for i in 0..record_frames {
+            producer.send(Record::new(vec![i as u8; 50])).unwrap(); // one frame each
+        }
+        broker.close().unwrap();
+    }
+    // Frames are all the same size; damage the value of the third frame of
+    // the first (sealed) segment.
+    let first = &common::segment_files(tmp.path(), "t", 0)[0];
+    let mut bytes = std::fs::read(first).unwrap();
+    let frame_len = bytes.len() / (bytes.len() / (40 + 26 + 50));
+    bytes[2 * frame_len + frame_len - 10] ^= 0xff;
+    std::fs::write(first, &bytes).unwrap();
+
+    let broker = Broker::open(tmp.path()).unwrap();
+    let topic = broker.topic("t").unwrap();
+    let mut c = topic.consumer(StartFrom::Earliest).unwrap();
+    let got: Vec<u64> = c.poll_ref(10, Duration::ZERO).unwrap().map(|m| m.offset()).collect();
+    assert_eq!(got, [0, 1], "the batch ends before the damaged frame");
+    match c.poll_ref(10, Duration::ZERO) {
+        Err(Error::Corrupt { position, .. }) => assert_eq!(position, 2 * frame_len as u64),
+        other => panic!("expected Corrupt, got {other:?}"),
+    }
+    assert_eq!(c.position(0).unwrap(), 2, "the position stays before the damage");
+}

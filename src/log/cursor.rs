@@ -104,6 +104,7 @@ impl Cursor {
 
     /// The record `found` (just returned by [`Cursor::next_found`], with the
     /// cursor not moved since) as a view borrowing this cursor's segment.
+    #[inline]
     pub(crate) fn view(&self, found: &Found) -> MessageRef<'_> {
         MessageRef {
             partition: self.log.partition(),
@@ -119,6 +120,7 @@ impl Cursor {
 
     /// Where the next record lies, or `None` if the cursor is at the high
     /// watermark. The record is in the cursor's current segment.
+    #[inline]
     pub(crate) fn next_found(&mut self) -> Result<Option<Found>> {
         loop {
             if let Some(m) = self.next_found_in_segment()? {
@@ -151,11 +153,25 @@ impl Cursor {
         }
     }
 
+    /// Appends to `out` where the next records of the current segment lie,
+    /// at most `max` of them, stopping early at the end of what is published
+    /// or at a record that does not decode (which the next read reports, as
+    /// the cursor stays before it).
+    pub(crate) fn fill_in_segment(&mut self, max: usize, out: &mut Vec<Found>) {
+        for _ in 0..max {
+            match self.next_found_in_segment() {
+                Ok(Some(found)) => out.push(found),
+                Ok(None) | Err(_) => return,
+            }
+        }
+    }
+
     /// The next record within the current segment only.
     pub(crate) fn next_in_segment(&mut self) -> Result<Option<Message>> {
         Ok(self.next_found_in_segment()?.map(|f| self.message(&f)))
     }
 
+    #[inline]
     fn next_found_in_segment(&mut self) -> Result<Option<Found>> {
         loop {
             if let Some(f) = &mut self.frame {

@@ -386,7 +386,11 @@ impl Segment {
         // reference to it (mmap.rs, contract 3).
         let buf = unsafe { self.map.slice_mut(pos as usize, len) };
         let header = encode(buf);
-        self.max_timestamp.fetch_max(header.max_timestamp, Ordering::Relaxed);
+        // Only the writer (holding its lock) stores here: a load and a store
+        // do what `fetch_max` would, without a locked instruction.
+        if header.max_timestamp > self.max_timestamp.load(Ordering::Relaxed) {
+            self.max_timestamp.store(header.max_timestamp, Ordering::Relaxed);
+        }
         self.next_offset.store(header.next_offset(), Ordering::Release);
         // Release: a reader that sees the new length also sees the frame's bytes.
         self.committed.store(pos + len as u32, Ordering::Release);
