@@ -37,8 +37,21 @@
 //! assert!(consumer.try_recv()?.is_none());
 //! assert!(consumer.recv_timeout(Duration::from_millis(5))?.is_none());
 //!
+//! // The fastest way to read: batches borrowed straight from the mapped
+//! // log, with no copy and no allocation per record.
+//! let mut reader = orders.consumer(StartFrom::Earliest)?;
+//! let mut bytes = 0;
+//! loop {
+//!     let batch = reader.poll_ref(1000, Duration::ZERO)?; // one partition's records
+//!     if batch.is_empty() {
+//!         break;
+//!     }
+//!     bytes += batch.map(|m| m.value().len()).sum::<usize>();
+//! }
+//! assert_eq!(bytes, 9 * 7 + 90 * 8 + 9); // "order-1".."order-9", "order-10".."order-99", "order-100"
+//!
 //! // Everything survives a restart.
-//! drop((consumer, producer, orders));
+//! drop((consumer, reader, producer, orders));
 //! drop(broker);
 //! let broker = Broker::open(&dir)?;
 //! let mut again = broker.topic("orders")?.consumer(StartFrom::Earliest)?;
@@ -60,7 +73,8 @@
 //!
 //! - [`Broker`]: the directory, its lock, topic administration, recovery.
 //! - [`Producer`]: partitioning, batching, durability.
-//! - [`Consumer`]: the receive methods, seeking, the channel bridge.
+//! - [`Consumer`]: the receive methods, seeking, the channel bridge;
+//!   [`MessageRef`] and [`Batch`] for zero-copy reads.
 //! - The storage format is documented in the source (`src/log/frame.rs`,
 //!   `src/log/index.rs`, `src/meta.rs`).
 
@@ -116,7 +130,7 @@ pub use record::{Headers, IntoBytes, Message, Record, RecordId, now_millis};
 pub use recovery::RecoveryEvent;
 pub use send_error::{SendTimeoutError, TrySendError};
 pub use topic::{PartitionStats, Topic, TopicStats};
-pub use typed::{Bincode, Codec, Source, TypedConsumer, TypedMessage, TypedProducer};
+pub use typed::{Bincode, Codec, Source, TypedConsumer, TypedIter, TypedMessage, TypedProducer, TypedTryIter};
 pub use verify::VerifyReport;
 
 /// The README's examples, run as doc tests so they stay true.

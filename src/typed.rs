@@ -451,6 +451,50 @@ impl<T, C: Codec<T>, S: Source> TypedConsumer<T, C, S> {
         Ok(messages.into_iter().map(|m| self.decode(m)).collect())
     }
 
+    /// A blocking iterator over decoded values, like [`Consumer::iter`]: it
+    /// ends when the broker closes or the topic is deleted; a record that
+    /// does not decode is yielded as [`Error::Decode`] and the iterator goes
+    /// on.
+    ///
+    /// ```
+    /// use millpond::{Broker, Error, Record, StartFrom, TopicConfig};
+    /// # let dir = std::env::temp_dir().join(format!("millpond-doc-typediter-{}", std::process::id()));
+    /// let broker = Broker::open(&dir)?;
+    /// let topic = broker.create_topic("t", TopicConfig::default())?;
+    /// topic.typed_producer::<u32>().send_batch(&[1, 2])?;
+    /// topic.producer().send(Record::new(vec![0xfc]))?; // a u32 cut short
+    /// let mut c = topic.typed_consumer::<u32>(StartFrom::Earliest)?;
+    /// let closer = broker.clone();
+    /// std::thread::spawn(move || { std::thread::sleep(std::time::Duration::from_millis(50)); closer.close() });
+    /// let got: Vec<Result<u32, Error>> = c.iter().map(|m| m.map(|m| m.value)).collect();
+    /// assert!(matches!(got[..], [Ok(1), Ok(2), Err(Error::Decode { offset: 2, .. })]));
+    /// # drop(c); drop(broker); std::fs::remove_dir_all(&dir)?;
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn iter(&mut self) -> TypedIter<'_, T, C, S> {
+        TypedIter { consumer: self }
+    }
+
+    /// A non-blocking iterator over the decoded values available now, like
+    /// [`Consumer::try_iter`]; decode failures are yielded as
+    /// [`Error::Decode`].
+    ///
+    /// ```
+    /// use millpond::{Broker, StartFrom, TopicConfig};
+    /// # let dir = std::env::temp_dir().join(format!("millpond-doc-typedtryiter-{}", std::process::id()));
+    /// let broker = Broker::open(&dir)?;
+    /// let topic = broker.create_topic("t", TopicConfig::default())?;
+    /// topic.typed_producer::<String>().send_batch(&["a".to_string(), "b".to_string()])?;
+    /// let mut c = topic.typed_consumer::<String>(StartFrom::Earliest)?;
+    /// let values: Vec<String> = c.try_iter().map(|m| m.map(|m| m.value)).collect::<Result<_, _>>()?;
+    /// assert_eq!(values, ["a", "b"]);
+    /// # drop(c); drop(broker); std::fs::remove_dir_all(&dir)?;
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn try_iter(&mut self) -> TypedTryIter<'_, T, C, S> {
+        TypedTryIter { consumer: self }
+    }
+
     /// The consumer or group member underneath (to seek, commit, ...).
     ///
     /// ```
@@ -483,5 +527,59 @@ impl<T, C: Codec<T>, S: Source> TypedConsumer<T, C, S> {
     /// ```
     pub fn into_inner(self) -> S {
         self.source
+    }
+}
+
+/// Blocking iterator from [`TypedConsumer::iter`]: ends when the broker
+/// closes or the topic is deleted; other errors (including
+/// [`Error::Decode`]) are yielded as `Err`.
+///
+/// See [`TypedConsumer::iter`] for an example.
+pub struct TypedIter<'c, T, C = Bincode, S = Consumer> {
+    consumer: &'c mut TypedConsumer<T, C, S>,
+}
+
+impl<T, C, S: std::fmt::Debug> std::fmt::Debug for TypedIter<'_, T, C, S> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("TypedIter").field("consumer", &self.consumer).finish()
+    }
+}
+
+impl<T, C: Codec<T>, S: Source> Iterator for TypedIter<'_, T, C, S> {
+    type Item = Result<TypedMessage<T>>;
+
+    fn next(&mut self) -> Option<Self::Item> {
+        match self.consumer.recv() {
+            Ok(m) => Some(Ok(m)),
+            Err(Error::Closed | Error::TopicDeleted { .. }) => None,
+            Err(e) => Some(Err(e)),
+        }
+    }
+}
+
+/// Non-blocking iterator from [`TypedConsumer::try_iter`]: ends when nothing
+/// more is available (or the broker closed); other errors (including
+/// [`Error::Decode`]) are yielded as `Err`.
+///
+/// See [`TypedConsumer::try_iter`] for an example.
+pub struct TypedTryIter<'c, T, C = Bincode, S = Consumer> {
+    consumer: &'c mut TypedConsumer<T, C, S>,
+}
+
+impl<T, C, S: std::fmt::Debug> std::fmt::Debug for TypedTryIter<'_, T, C, S> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("TypedTryIter").field("consumer", &self.consumer).finish()
+    }
+}
+
+impl<T, C: Codec<T>, S: Source> Iterator for TypedTryIter<'_, T, C, S> {
+    type Item = Result<TypedMessage<T>>;
+
+    fn next(&mut self) -> Option<Self::Item> {
+        match self.consumer.try_recv() {
+            Ok(Some(m)) => Some(Ok(m)),
+            Ok(None) | Err(Error::Closed | Error::TopicDeleted { .. }) => None,
+            Err(e) => Some(Err(e)),
+        }
     }
 }

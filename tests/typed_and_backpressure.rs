@@ -237,6 +237,43 @@ fn typed_consumer_over_a_group_member_commits_through_source_mut() {
     again.into_inner().close().unwrap();
 }
 
+#[test]
+fn typed_iterators_yield_decode_failures_and_go_on() {
+    let dir = TempDir::new("typediter");
+    let broker = Broker::open(&dir.0).unwrap();
+    let topic = broker.create_topic("orders", TopicConfig::default().partitions(2)).unwrap();
+    let producer = topic.typed_producer::<Order>();
+    for id in 0..6 {
+        producer.send_keyed("k", &order(id)).unwrap();
+    }
+    topic.producer().send(Record::new("garbage").key("k")).unwrap();
+    producer.send_keyed("k", &order(6)).unwrap();
+    let group = topic.group("g").unwrap().auto_commit(AutoCommit::Off);
+
+    // try_iter over a group member: every value, the bad record as an Err.
+    let mut typed = TypedConsumer::<Order, _, _>::new(group.join().unwrap(), Bincode);
+    let got: Vec<Result<u64, Error>> = typed.try_iter().map(|m| m.map(|m| m.value.id)).collect();
+    assert_eq!(got.len(), 8);
+    assert_eq!(got.iter().filter(|r| matches!(r, Err(Error::Decode { offset: 6, .. }))).count(), 1);
+    let ids: Vec<u64> = got.into_iter().filter_map(Result::ok).collect();
+    assert_eq!(ids, [0, 1, 2, 3, 4, 5, 6]);
+    typed.source_mut().commit().unwrap();
+    assert_eq!(group.lag().unwrap().iter().map(|l| l.lag).sum::<u64>(), 0);
+
+    // iter blocks for new values and ends when the broker closes.
+    let mut blocking = topic.typed_consumer::<Order>(StartFrom::Latest).unwrap();
+    let (late, closer) = (producer.clone(), broker.clone());
+    let writer = std::thread::spawn(move || {
+        std::thread::sleep(Duration::from_millis(20));
+        late.send(&order(42)).unwrap();
+        std::thread::sleep(Duration::from_millis(20));
+        closer.close().unwrap();
+    });
+    let seen: Vec<u64> = blocking.iter().map(|m| m.unwrap().value.id).collect();
+    assert_eq!(seen, [42]);
+    writer.join().unwrap();
+}
+
 // ---------------------------------------------------------- back-pressure
 
 #[test]
