@@ -256,13 +256,8 @@ impl PartitionLog {
     }
 }
 
-/// Removes `.cleaned` files left by a compaction that crashed.
-pub(crate) fn remove_stray_cleaned(dir: &std::path::Path) -> Result<()> {
-    for entry in std::fs::read_dir(dir).map_err(Error::io_at("list partition directory", dir))? {
-        let path = entry.map_err(Error::io_at("list partition directory", dir))?.path();
-        if path.to_str().is_some_and(|p| p.ends_with(CLEANED_SUFFIX)) {
-            std::fs::remove_file(&path).map_err(Error::io_at("remove stray compaction file", &path))?;
-        }
-    }
-    Ok(())
+/// Whether a partition directory entry named `name` is a `.cleaned` file
+/// left by a compaction that crashed (to be removed when the partition opens).
+pub(crate) fn is_stray_cleaned(name: &str) -> bool {
+    name.ends_with(CLEANED_SUFFIX)
 }

@@ -190,12 +190,19 @@ impl PartitionLog {
         let id = PartitionId { topic, partition };
         let existed = dir.is_dir();
         fsutil::create_dir_all(dir)?;
-        compaction::remove_stray_cleaned(dir)?;
+        // One listing (opening must not cost more per sealed segment than
+        // it has to): segment bases, and `.cleaned` files a crashed
+        // compaction left behind, which are removed.
         let mut bases = Vec::new();
         for entry in std::fs::read_dir(dir).map_err(Error::io_at("list partition directory", dir))? {
             let entry = entry.map_err(Error::io_at("list partition directory", dir))?;
-            if let Some(base) = entry.file_name().to_str().and_then(parse_segment_name) {
+            let name = entry.file_name();
+            let Some(name) = name.to_str() else { continue };
+            if let Some(base) = parse_segment_name(name) {
                 bases.push(base);
+            } else if compaction::is_stray_cleaned(name) {
+                let path = entry.path();
+                std::fs::remove_file(&path).map_err(Error::io_at("remove stray compaction file", &path))?;
             }
         }
         bases.sort_unstable();
