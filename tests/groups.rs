@@ -1082,3 +1082,43 @@ fn member_without_partitions_blocked_in_recv_wakes_with_closed_when_the_broker_c
     assert!(matches!(answer_within(&rx, "the partition-less member waking on close"), Err(Error::Closed)));
     drop(owner);
 }
+
+#[test]
+fn concurrent_commits_of_several_members_all_persist() {
+    let tmp = TempDir::new("concurrent-commits");
+    {
+        let broker = Broker::open(tmp.path()).unwrap();
+        let topic = broker.create_topic("t", TopicConfig::default().partitions(4)).unwrap();
+        fill(&topic, &[0, 1, 2, 3], 200);
+        let group = topic.group("g").unwrap().auto_commit(AutoCommit::Off);
+        let mut members: Vec<GroupMember> = (0..4).map(|_| group.join().unwrap()).collect();
+        // Each member takes its one partition at its first receive call.
+        for m in &mut members {
+            wait_until(HANG, "a member got its partition", || {
+                m.try_recv().unwrap();
+                m.assignment().len() == 1
+            });
+        }
+        let threads: Vec<_> = members
+            .into_iter()
+            .map(|mut m| {
+                std::thread::spawn(move || {
+                    let p = m.assignment()[0];
+                    // Commit one record at a time, racing the other members.
+                    for offset in 1..=40u64 {
+                        m.commit_offsets(&[(p, offset)]).unwrap();
+                    }
+                    m
+                })
+            })
+            .collect();
+        let members: Vec<GroupMember> = threads.into_iter().map(|t| t.join().unwrap()).collect();
+        let want: BTreeMap<u32, u64> = (0..4).map(|p| (p, 40)).collect();
+        assert_eq!(group.committed().unwrap(), want, "no commit lost another member's");
+        drop(members);
+    }
+    // And the same after a restart: every member's last commit is on disk.
+    let broker = Broker::open(tmp.path()).unwrap();
+    let group = broker.topic("t").unwrap().group("g").unwrap();
+    assert_eq!(group.committed().unwrap(), (0..4).map(|p| (p, 40)).collect::<BTreeMap<u32, u64>>());
+}
