@@ -13,7 +13,10 @@ use crate::message_ref::MessageRef;
 /// reference count per record. Iterate it for [`MessageRef`]s; it borrows
 /// the consumer, so the consumer reads on once the batch is dropped. The
 /// consumer's position already covers every record in the batch, so a
-/// group member's `commit` after handling the batch commits all of it.
+/// group member's `commit` after handling the batch commits all of it;
+/// records of a batch dropped before they were all handled count as
+/// received too (as with [`poll`](crate::Consumer::poll)), and the next
+/// auto-commit covers them.
 ///
 /// # Examples
 ///

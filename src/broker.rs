@@ -163,7 +163,7 @@ impl Broker {
         let prefault = match config.prefault_bytes {
             0 => None,
             ahead => match Prefaulter::start(ahead) {
-                Ok(started) => Some(started),
+                Ok(started) => started,
                 // Only an optimization: run without it, but say so.
                 Err(e) => {
                     eprintln!("millpond: cannot start the pre-fault thread (appends fault their own pages): {e}");

@@ -408,8 +408,9 @@ impl Consumer {
     /// timeout passed with nothing to read. Successive calls take the
     /// partitions in turn, as every receive call does.
     ///
-    /// A record that does not decode ends the batch before it and is
-    /// reported as an error by the next call.
+    /// A record that does not decode ends the batch before it; the
+    /// partition's position stays before it, so a later call (the next one
+    /// that reads that partition) reports it as an error.
     ///
     /// See [`Batch`] for an example.
     pub fn poll_ref(&mut self, max: usize, timeout: Duration) -> Result<Batch<'_>> {
@@ -546,7 +547,9 @@ impl Consumer {
 
     /// Waits for up to `timeout` for the first record, then returns it with
     /// every record available at once, up to `max` in all (Kafka's `poll`).
-    /// An empty `Vec` means the timeout passed with nothing to read.
+    /// An empty `Vec` means the timeout passed with nothing to read. A
+    /// damaged record after the first ends the `Vec` before it; a later
+    /// call reports it as an error, so nothing received is lost.
     ///
     /// ```
     /// use millpond::{Broker, Record, StartFrom, TopicConfig};
@@ -572,9 +575,13 @@ impl Consumer {
             None => return Ok(out),
         }
         while out.len() < max {
-            match self.take_available()? {
-                Some(m) => out.push(m),
-                None => break,
+            match self.take_available() {
+                Ok(Some(m)) => out.push(m),
+                Ok(None) => break,
+                // The records gathered so far are received (the position is
+                // past them): return them. The cursor stays before the
+                // damage, so a later call reports it.
+                Err(_) => break,
             }
         }
         Ok(out)

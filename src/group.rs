@@ -765,14 +765,16 @@ impl GroupMember {
     /// let broker = Broker::open(&dir)?;
     /// let topic = broker.create_topic("t", TopicConfig::default())?;
     /// topic.producer().send_batch((0..10).map(|i| Record::new(vec![i as u8])))?;
-    /// let mut member = topic.group("sum")?.auto_commit(AutoCommit::Off).join()?;
+    /// let group = topic.group("sum")?.auto_commit(AutoCommit::Off);
+    /// let mut member = group.join()?;
     /// let mut sum = 0u32;
     /// while let Some(m) = member.try_recv_ref()? {
     ///     sum += u32::from(m.value()[0]);
     /// }
     /// member.commit()?; // commits what was received, as with `try_recv`
     /// assert_eq!(sum, 45);
-    /// # drop((member, topic, broker)); std::fs::remove_dir_all(&dir)?;
+    /// assert_eq!(group.committed()?[&0], 10);
+    /// # drop((member, group, topic, broker)); std::fs::remove_dir_all(&dir)?;
     /// # Ok::<(), Box<dyn std::error::Error>>(())
     /// ```
     pub fn try_recv_ref(&mut self) -> Result<Option<crate::MessageRef<'_>>> {

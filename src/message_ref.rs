@@ -35,6 +35,20 @@ use crate::record::{BytesDebug, Headers, range_of};
 /// # drop(c); drop(broker); std::fs::remove_dir_all(&dir)?;
 /// # Ok::<(), Box<dyn std::error::Error>>(())
 /// ```
+///
+/// Keeping a `MessageRef` while reading on does not compile; copy what you
+/// need, or use [`try_recv`](crate::Consumer::try_recv) for owned messages:
+///
+/// ```compile_fail,E0499
+/// # use millpond::{Broker, StartFrom, TopicConfig};
+/// # let broker = Broker::open(std::env::temp_dir().join("millpond-doc-msgref-cf"))?;
+/// # let topic = broker.create_topic("t", TopicConfig::default())?;
+/// let mut c = topic.consumer(StartFrom::Earliest)?;
+/// let first = c.try_recv_ref()?;
+/// let second = c.try_recv_ref()?; // error: `c` is still borrowed by `first`
+/// println!("{first:?} {second:?}");
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
 #[derive(Clone, Copy)]
 pub struct MessageRef<'a> {
     pub(crate) partition: u32,

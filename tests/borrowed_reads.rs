@@ -196,28 +196,34 @@ fn poll_ref_waits_for_the_first_record_then_takes_what_is_there() {
     sender.join().unwrap();
 }
 
-#[test]
-fn poll_ref_ends_a_batch_before_a_damaged_frame_and_reports_it_next() {
-    let tmp = TempDir::new("ref-damage");
-    let record_frames = 60u64;
+/// A topic "t" of 60 one-record frames (value `[i; 50]`) whose first,
+/// sealed segment has the third frame damaged. Returns the frame length.
+fn write_with_damaged_third_frame(tmp: &TempDir) -> usize {
     {
         let broker = Broker::open(tmp.path()).unwrap();
         let cfg = TopicConfig::default().segment_bytes(4096).max_record_bytes(1024);
         let topic = broker.create_topic("t", cfg).unwrap();
         let producer = topic.producer();
-        for i in 0..record_frames {
-            producer.send(Record::new(vec![i as u8; 50])).unwrap(); // one frame each
+        for i in 0..60u8 {
+            producer.send(Record::new(vec![i; 50])).unwrap(); // one frame each
         }
         broker.close().unwrap();
     }
-    // Frames are all the same size; damage the value of the third frame of
-    // the first (sealed) segment.
+    // Frames are all the same size (a 40-byte header, a 26-byte record
+    // header and the value); damage the third one's value.
     let first = &common::segment_files(tmp.path(), "t", 0)[0];
     let mut bytes = std::fs::read(first).unwrap();
-    let frame_len = bytes.len() / (bytes.len() / (40 + 26 + 50));
-    bytes[2 * frame_len + frame_len - 10] ^= 0xff;
+    let frame_len = 40 + 26 + 50;
+    assert_eq!(bytes.len() % frame_len, 0, "a sealed segment holds whole frames");
+    bytes[3 * frame_len - 10] ^= 0xff;
     std::fs::write(first, &bytes).unwrap();
+    frame_len
+}
 
+#[test]
+fn poll_ref_ends_a_batch_before_a_damaged_frame_and_reports_it_next() {
+    let tmp = TempDir::new("ref-damage");
+    let frame_len = write_with_damaged_third_frame(&tmp);
     let broker = Broker::open(tmp.path()).unwrap();
     let topic = broker.topic("t").unwrap();
     let mut c = topic.consumer(StartFrom::Earliest).unwrap();
@@ -228,4 +234,16 @@ fn poll_ref_ends_a_batch_before_a_damaged_frame_and_reports_it_next() {
         other => panic!("expected Corrupt, got {other:?}"),
     }
     assert_eq!(c.position(0).unwrap(), 2, "the position stays before the damage");
+}
+
+#[test]
+fn owned_poll_returns_what_it_gathered_before_a_damaged_frame() {
+    let tmp = TempDir::new("poll-damage");
+    write_with_damaged_third_frame(&tmp);
+    let broker = Broker::open(tmp.path()).unwrap();
+    let mut c = broker.topic("t").unwrap().consumer(StartFrom::Earliest).unwrap();
+    let got: Vec<u64> = c.poll(10, Duration::ZERO).unwrap().iter().map(Message::offset).collect();
+    assert_eq!(got, [0, 1], "the records before the damage are delivered, not dropped");
+    assert!(matches!(c.poll(10, Duration::ZERO), Err(Error::Corrupt { .. })));
+    assert_eq!(c.position(0).unwrap(), 2);
 }
