@@ -50,7 +50,16 @@ fn fresh(dir: &Path) -> Result<Broker, BoxError> {
 
 fn fresh_with(dir: &Path, config: BrokerConfig) -> Result<Broker, BoxError> {
     let _ = std::fs::remove_dir_all(dir); // start empty
+    settle();
     Ok(Broker::open_with(dir, config)?)
+}
+
+/// Writes back the dirty pages earlier workloads left (hundreds of MB), so
+/// the kernel's writeback of one row does not land in the next one's timing.
+fn settle() {
+    // `sync` is in coreutils on every machine this runs on; if it is missing
+    // the rows are only noisier.
+    let _ = std::process::Command::new("sync").status();
 }
 
 fn big_segments() -> TopicConfig {
@@ -77,18 +86,18 @@ fn send_rate(dir: &Path, n: u64, config: BrokerConfig) -> Result<f64, BoxError> 
 /// Row 1: one producer, one `send` per record; and the same with the
 /// pre-fault thread (`BrokerConfig::prefault_bytes`), to show what it is worth.
 fn append_single(dir: &Path, n: u64) -> Result<(Row, Row), BoxError> {
-    let ours = send_rate(dir, n, BrokerConfig::default())?;
-    let prepared = send_rate(dir, n, BrokerConfig::default().prefault_bytes(4 << 20))?;
-    let value = [7u8; RECORD];
-    let (tx, rx) = crossbeam_channel::unbounded::<[u8; RECORD]>();
-    let start = Instant::now();
-    for _ in 0..n {
-        tx.send(value)?;
+    // Medians of three runs each, the three configurations interleaved.
+    let (mut ours, mut prepared, mut theirs) = (Vec::new(), Vec::new(), Vec::new());
+    for _ in 0..3 {
+        ours.push(send_rate(dir, n, BrokerConfig::default())?);
+        prepared.push(send_rate(dir, n, BrokerConfig::default().prefault_bytes(4 << 20))?);
+        theirs.push(crossbeam_send_rate(n)?);
     }
-    let theirs = rate(n, start.elapsed());
-    if rx.len() as u64 != n {
-        return Err("crossbeam lost records".into());
-    }
+    let median = |mut v: Vec<f64>| {
+        v.sort_by(f64::total_cmp);
+        v[v.len() / 2]
+    };
+    let (ours, prepared, theirs) = (median(ours), median(prepared), median(theirs));
     Ok((
         Row {
             workload: "append, 1 producer, send per record",
@@ -105,6 +114,21 @@ fn append_single(dir: &Path, n: u64) -> Result<(Row, Row), BoxError> {
             target: "(what pre-faulting is worth)",
         },
     ))
+}
+
+/// `n` crossbeam-channel sends of the same bytes; the rate.
+fn crossbeam_send_rate(n: u64) -> Result<f64, BoxError> {
+    let value = [7u8; RECORD];
+    let (tx, rx) = crossbeam_channel::unbounded::<[u8; RECORD]>();
+    let start = Instant::now();
+    for _ in 0..n {
+        tx.send(value)?;
+    }
+    let theirs = rate(n, start.elapsed());
+    if rx.len() as u64 != n {
+        return Err("crossbeam lost records".into());
+    }
+    Ok(theirs)
 }
 
 /// Row 2: `send_batch` of 1,000 against a raw memcpy into a mapped file.
@@ -386,6 +410,22 @@ fn latency(dir: &Path, n: u64, per_sec: u64, wait: WaitStrategy) -> Result<(Hist
     Ok((ours, theirs))
 }
 
+/// Three latency runs; for each side, the run with the median p99 (one run
+/// on a shared VM can catch a millisecond stall of the hypervisor).
+fn median_latency(dir: &Path, s: Sizes, wait: WaitStrategy) -> Result<(Histogram<u64>, Histogram<u64>), BoxError> {
+    let mut ours = Vec::new();
+    let mut theirs = Vec::new();
+    for _ in 0..3 {
+        let (o, t) = latency(dir, s.latency_records, s.latency_rate, wait)?;
+        ours.push(o);
+        theirs.push(t);
+    }
+    let p99 = |h: &Histogram<u64>| h.value_at_quantile(0.99);
+    ours.sort_by_key(p99);
+    theirs.sort_by_key(p99);
+    Ok((ours.swap_remove(1), theirs.swap_remove(1)))
+}
+
 fn pct(h: &Histogram<u64>) -> String {
     let us = |v: u64| v as f64 / 1000.0;
     format!(
@@ -472,17 +512,17 @@ fn run(dir: &Path, s: Sizes) -> Result<Vec<Row>, BoxError> {
         ratio: o / t,
         target: ">= 1.0",
     });
-    let (o, t) = latency(dir, s.latency_records, s.latency_rate, WaitStrategy::SpinThenPark)?;
+    let (o, t) = median_latency(dir, s, WaitStrategy::SpinThenPark)?;
     rows.push(Row {
-        workload: "latency at 100k/s, blocking (p99)",
+        workload: "latency at 100k/s, blocking (p99; median of 3 runs)",
         millpond: pct(&o),
         baseline: format!("crossbeam recv: {}", pct(&t)),
         ratio: t.value_at_quantile(0.99) as f64 / o.value_at_quantile(0.99) as f64,
         target: "p50, p99 <= crossbeam",
     });
-    let (o, t) = latency(dir, s.latency_records, s.latency_rate, WaitStrategy::BusySpin)?;
+    let (o, t) = median_latency(dir, s, WaitStrategy::BusySpin)?;
     rows.push(Row {
-        workload: "latency at 100k/s, busy-spin (p50)",
+        workload: "latency at 100k/s, busy-spin (p50; median of 3 runs)",
         millpond: pct(&o),
         baseline: format!("crossbeam recv: {}", pct(&t)),
         ratio: 1000.0 / o.value_at_quantile(0.5) as f64,
