@@ -333,14 +333,14 @@ impl Message {
     ///
     /// See [`Message`] for an example.
     pub fn key(&self) -> Option<&[u8]> {
-        self.key.map(|r| range_of(self.body.as_slice(), r))
+        self.view().key()
     }
 
     /// The value; empty for a tombstone (see [`Message::is_tombstone`]).
     ///
     /// See [`Message`] for an example.
     pub fn value(&self) -> &[u8] {
-        self.value.map_or(&[], |r| range_of(self.body.as_slice(), r))
+        self.view().value()
     }
 
     /// Whether the record was a tombstone (a key with no value).
@@ -374,14 +374,14 @@ impl Message {
     /// # Ok::<(), Box<dyn std::error::Error>>(())
     /// ```
     pub fn headers(&self) -> Headers<'_> {
-        Headers { rest: range_of(self.body.as_slice(), self.headers), remaining: self.header_count }
+        self.view().headers()
     }
 
     /// The value of the first header with this name.
     ///
     /// See [`Message`] for an example.
     pub fn header(&self, name: &str) -> Option<&[u8]> {
-        self.headers().find(|(n, _)| *n == name).map(|(_, v)| v)
+        self.view().header(name)
     }
 
     /// This message as a [`MessageRef`](crate::MessageRef), so one handler

@@ -4,35 +4,14 @@
 #![cfg(target_os = "linux")]
 
 mod common;
+#[path = "../src/log/resident.rs"]
+mod resident;
 
-use std::path::Path;
 use std::time::{Duration, Instant};
 
 use common::{TempDir, active_segment};
 use millpond::{Broker, BrokerConfig, Record, StartFrom, TopicConfig};
-
-/// Resident KiB of this process's mappings of `path` (from smaps).
-fn resident_kib(path: &Path) -> u64 {
-    let smaps = std::fs::read_to_string("/proc/self/smaps").unwrap();
-    let name = path.to_str().unwrap();
-    let is_header = |line: &str| {
-        line.split_whitespace().next().is_some_and(|range| {
-            range
-                .split_once('-')
-                .is_some_and(|(a, b)| !a.is_empty() && a.chars().chain(b.chars()).all(|c| c.is_ascii_hexdigit()))
-        })
-    };
-    let mut in_mapping = false;
-    let mut total = 0;
-    for line in smaps.lines() {
-        if is_header(line) {
-            in_mapping = line.ends_with(name);
-        } else if in_mapping && let Some(kb) = line.strip_prefix("Rss:") {
-            total += kb.trim().trim_end_matches("kB").trim().parse::<u64>().unwrap();
-        }
-    }
-    total
-}
+use resident::resident_kib;
 
 /// Writes about 1 MiB to a fresh topic and returns (bytes stored, resident
 /// KiB of the active segment once `ahead_kib` beyond what was written are

@@ -29,6 +29,8 @@ pub(crate) mod index;
 mod mmap;
 pub(crate) mod prefault;
 pub(crate) mod recovery;
+#[cfg(all(test, target_os = "linux"))]
+pub(crate) mod resident;
 mod retention;
 pub(crate) mod segment;
 mod verify;

@@ -189,6 +189,8 @@ fn run(rx: &Receiver<Request>, stopped: &AtomicBool) {
 #[cfg(test)]
 mod tests {
     use super::*;
+    #[cfg(target_os = "linux")]
+    use crate::log::resident::resident_kib;
     use crate::log::segment::PartitionId;
     use std::sync::Arc;
 
@@ -222,30 +224,6 @@ mod tests {
         p.after_write(&seg, 0, &mut prepared);
         drop(seg);
         std::fs::remove_dir_all(&dir).unwrap();
-    }
-
-    /// Resident KiB of this process's mappings of `path` (from smaps).
-    #[cfg(target_os = "linux")]
-    fn resident_kib(path: &std::path::Path) -> u64 {
-        let smaps = std::fs::read_to_string("/proc/self/smaps").unwrap();
-        let name = path.to_str().unwrap();
-        let is_header = |line: &str| {
-            line.split_whitespace().next().is_some_and(|range| {
-                range
-                    .split_once('-')
-                    .is_some_and(|(a, b)| !a.is_empty() && a.chars().chain(b.chars()).all(|c| c.is_ascii_hexdigit()))
-            })
-        };
-        let mut in_mapping = false;
-        let mut total = 0;
-        for line in smaps.lines() {
-            if is_header(line) {
-                in_mapping = line.ends_with(name);
-            } else if in_mapping && let Some(kb) = line.strip_prefix("Rss:") {
-                total += kb.trim().trim_end_matches("kB").trim().parse::<u64>().unwrap();
-            }
-        }
-        total
     }
 
     #[cfg(target_os = "linux")]
