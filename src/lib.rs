@@ -101,6 +101,7 @@ mod mirror;
 mod names;
 mod notify;
 mod offsets;
+mod padded;
 mod partitioner;
 mod producer;
 mod record;

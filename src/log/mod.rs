@@ -52,6 +52,7 @@ use crate::config::{FsyncPolicy, RecoveryMode, TopicConfig};
 use crate::error::{Error, Result};
 use crate::fsutil;
 use crate::notify::Notifier;
+use crate::padded::CachePadded;
 use crate::record::{Record, now_millis};
 use crate::recovery::RecoveryEvent;
 
@@ -141,11 +142,14 @@ pub(crate) struct PartitionLog {
     settings: LogSettings,
     writer: Mutex<Writer>,
     slots: RwLock<Vec<Arc<Slot>>>,
-    high_watermark: AtomicU64,
+    /// Written on every append: on lines of its own (see `CachePadded`).
+    high_watermark: CachePadded<AtomicU64>,
     log_start: AtomicU64,
-    pub(crate) notifier: Notifier,
+    /// Read on every append and polled by waiting consumers: on lines of
+    /// its own, away from what appends write.
+    pub(crate) notifier: CachePadded<Notifier>,
     /// Wakes producers held back by a bounded backlog when consumers commit.
-    pub(crate) space: Notifier,
+    pub(crate) space: CachePadded<Notifier>,
     /// `true` once the topic was deleted: from then on nothing may touch the
     /// partition's files by path (a re-created topic of the same name owns
     /// them). Lazy loads, retention and compaction hold it for reading while
@@ -273,9 +277,9 @@ impl PartitionLog {
             writer: Mutex::new(writer),
             log_start: AtomicU64::new(bases[0]),
             slots: RwLock::new(slots),
-            high_watermark: AtomicU64::new(next_offset),
-            notifier: Notifier::default(),
-            space: Notifier::default(),
+            high_watermark: CachePadded::new(AtomicU64::new(next_offset)),
+            notifier: CachePadded::default(),
+            space: CachePadded::default(),
             gone: RwLock::new(false),
             maintenance_lock: Mutex::new(()),
             rolled: std::sync::atomic::AtomicBool::new(false),

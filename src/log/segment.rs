@@ -19,6 +19,7 @@ use super::recovery;
 use crate::config::RecoveryMode;
 use crate::error::{Error, Result};
 use crate::fsutil;
+use crate::padded::CachePadded;
 use crate::recovery::RecoveryEvent;
 
 /// Which topic and partition a segment belongs to, for error messages.
@@ -71,6 +72,27 @@ fn check_file_len(file_len: u64, path: &Path, id: &PartitionId) -> Result<()> {
     Ok(())
 }
 
+/// The fields of a [`Segment`] its writer updates on every append.
+#[derive(Debug)]
+struct Published {
+    /// Bytes of valid, published frames. Written only by the partition's
+    /// writer (`Release`), read by everyone (`Acquire`).
+    committed: AtomicU32,
+    /// One past the last record published in this segment.
+    next_offset: AtomicU64,
+    max_timestamp: AtomicI64,
+}
+
+impl Published {
+    fn new(committed: u32, next_offset: u64, max_timestamp: i64) -> CachePadded<Published> {
+        CachePadded::new(Published {
+            committed: AtomicU32::new(committed),
+            next_offset: AtomicU64::new(next_offset),
+            max_timestamp: AtomicI64::new(max_timestamp),
+        })
+    }
+}
+
 /// One segment file and its mapping.
 pub(crate) struct Segment {
     pub(crate) base_offset: u64,
@@ -80,12 +102,10 @@ pub(crate) struct Segment {
     /// sealed segments opened for reading, whose mapping needs no descriptor.
     file: Option<File>,
     map: MappedFile,
-    /// Bytes of valid, published frames. Written only by the partition's
-    /// writer (`Release`), read by everyone (`Acquire`).
-    committed: AtomicU32,
-    /// One past the last record published in this segment.
-    next_offset: AtomicU64,
-    max_timestamp: AtomicI64,
+    /// What the writer updates on every append, on cache lines of its own:
+    /// readers poll `committed`, and the fields they only read (the
+    /// mapping's address and length, ...) must not share its line.
+    published: CachePadded<Published>,
     sealed: AtomicBool,
     /// Frames of segments read back from disk are checksummed on every read;
     /// frames this process wrote (or recovery already checked) are not.
@@ -128,9 +148,7 @@ impl Segment {
             id,
             file: Some(file),
             map,
-            committed: AtomicU32::new(0),
-            next_offset: AtomicU64::new(base),
-            max_timestamp: AtomicI64::new(i64::MIN),
+            published: Published::new(0, base, i64::MIN),
             sealed: AtomicBool::new(false),
             verify_reads: false,
             corrupt_at: None,
@@ -218,9 +236,7 @@ impl Segment {
             id,
             file: Some(file),
             map,
-            committed: AtomicU32::new(scan.valid_end as u32),
-            next_offset: AtomicU64::new(scan.next_offset),
-            max_timestamp: AtomicI64::new(scan.max_timestamp),
+            published: Published::new(scan.valid_end as u32, scan.next_offset, scan.max_timestamp),
             sealed: AtomicBool::new(false),
             verify_reads: false,
             corrupt_at: None,
@@ -292,9 +308,7 @@ impl Segment {
             id,
             file: None,
             map,
-            committed: AtomicU32::new(index.valid_bytes as u32),
-            next_offset: AtomicU64::new(index.next_offset),
-            max_timestamp: AtomicI64::new(index.max_timestamp),
+            published: Published::new(index.valid_bytes as u32, index.next_offset, index.max_timestamp),
             sealed: AtomicBool::new(true),
             verify_reads: true,
             corrupt_at,
@@ -304,17 +318,17 @@ impl Segment {
 
     /// Bytes of published frames (`Acquire`: everything below is readable).
     pub(crate) fn committed(&self) -> u32 {
-        self.committed.load(Ordering::Acquire)
+        self.published.committed.load(Ordering::Acquire)
     }
 
     /// One past the last record published in this segment.
     pub(crate) fn next_offset(&self) -> u64 {
-        self.next_offset.load(Ordering::Acquire)
+        self.published.next_offset.load(Ordering::Acquire)
     }
 
     /// Largest record timestamp in this segment (`i64::MIN` if empty).
     pub(crate) fn max_timestamp(&self) -> i64 {
-        self.max_timestamp.load(Ordering::Acquire)
+        self.published.max_timestamp.load(Ordering::Acquire)
     }
 
     /// Whether the segment is sealed: nothing will be appended to it again.
@@ -378,7 +392,7 @@ impl Segment {
         len: usize,
         encode: impl FnOnce(&mut [u8]) -> FrameHeader,
     ) -> (u32, FrameHeader) {
-        let pos = self.committed.load(Ordering::Relaxed);
+        let pos = self.published.committed.load(Ordering::Relaxed);
         debug_assert!(!self.is_sealed());
         debug_assert!(pos as usize + len <= self.map.len());
         // SAFETY: the range lies at or above `committed`, which readers never
@@ -388,12 +402,12 @@ impl Segment {
         let header = encode(buf);
         // Only the writer (holding its lock) stores here: a load and a store
         // do what `fetch_max` would, without a locked instruction.
-        if header.max_timestamp > self.max_timestamp.load(Ordering::Relaxed) {
-            self.max_timestamp.store(header.max_timestamp, Ordering::Relaxed);
+        if header.max_timestamp > self.published.max_timestamp.load(Ordering::Relaxed) {
+            self.published.max_timestamp.store(header.max_timestamp, Ordering::Relaxed);
         }
-        self.next_offset.store(header.next_offset(), Ordering::Release);
+        self.published.next_offset.store(header.next_offset(), Ordering::Release);
         // Release: a reader that sees the new length also sees the frame's bytes.
-        self.committed.store(pos + len as u32, Ordering::Release);
+        self.published.committed.store(pos + len as u32, Ordering::Release);
         (pos, header)
     }
 
@@ -404,7 +418,7 @@ impl Segment {
 
     /// Free bytes left in the mapping.
     pub(crate) fn free(&self) -> usize {
-        self.map.len() - self.committed.load(Ordering::Relaxed) as usize
+        self.map.len() - self.published.committed.load(Ordering::Relaxed) as usize
     }
 
     /// Bytes the mapping can hold.
