@@ -11,7 +11,7 @@ use crate::batch::Batch;
 use crate::channel::ConsumerChannel;
 use crate::config::{StartFrom, WaitStrategy};
 use crate::error::{Error, Result};
-use crate::group::Membership;
+use crate::group::{Membership, OffsetReset};
 use crate::log::Cursor;
 use crate::log::cursor::Found;
 use crate::message_ref::MessageRef;
@@ -486,6 +486,10 @@ impl Consumer {
                     return Ok(Some((i, m)));
                 }
                 Ok(None) => {}
+                Err(Error::Lagged { from, .. }) => {
+                    self.next = after;
+                    return Err(self.catch_up(i, from));
+                }
                 Err(e) => {
                     // Let the other partitions be read on the next call.
                     self.next = after;
@@ -495,6 +499,30 @@ impl Consumer {
             i = after;
         }
         Ok(None)
+    }
+
+    /// Cursor `i` fell behind retention: the records from `from` to the log
+    /// start are gone. Moves it where the reset policy says (the log start
+    /// for an independent consumer and `OffsetReset::Earliest`, the high
+    /// watermark for `Latest`) and returns the `Lagged` error that reports
+    /// the jump; with `Fail` it stays and the error is `OffsetOutOfRange`.
+    fn catch_up(&mut self, i: usize, from: u64) -> Error {
+        let log = Arc::clone(self.cursors[i].log());
+        let reset = self.membership.as_ref().map_or(OffsetReset::Earliest, |m| m.reset());
+        let to = match reset {
+            OffsetReset::Fail => return log.out_of_range(from),
+            OffsetReset::Latest => log.high_watermark(),
+            OffsetReset::Earliest => log.log_start(),
+        };
+        match log.cursor_at(to) {
+            Ok(cursor) => {
+                self.cursors[i] = cursor;
+                Error::Lagged { topic: log.topic_name().to_string(), partition: log.partition(), from, resumed_at: to }
+            }
+            // Retention moved on again meanwhile: the next call finds the
+            // gap again and catches up then.
+            Err(e) => e,
+        }
     }
 
     /// Blocks until a record is available and returns it.

@@ -206,6 +206,62 @@ pub enum Error {
         end: u64,
     },
 
+    /// A reader fell behind retention: records `from..resumed_at` of this
+    /// partition were deleted before it read them. Returned once; the
+    /// reader's position has already moved to `resumed_at` (the log start,
+    /// or for a group member with [`OffsetReset::Latest`](crate::OffsetReset::Latest)
+    /// the high watermark), so the next receive call goes on from there
+    /// (tokio's `Lagged`). A group member with
+    /// [`OffsetReset::Fail`](crate::OffsetReset::Fail) gets
+    /// [`Error::OffsetOutOfRange`] instead, and stays where it is until it
+    /// seeks.
+    ///
+    /// ```
+    /// use millpond::{Broker, Error, Record, StartFrom, TopicConfig};
+    /// # let dir = std::env::temp_dir().join(format!("millpond-doc-lagged-{}", std::process::id()));
+    /// let broker = Broker::open(&dir)?;
+    /// // Tiny segments and a tiny retention, so retention deletes quickly.
+    /// let cfg = TopicConfig::default().segment_bytes(4096).max_record_bytes(1024).retention_bytes(8192);
+    /// let topic = broker.create_topic("t", cfg)?;
+    /// let producer = topic.producer();
+    /// producer.send(Record::new(vec![0; 500]))?;
+    /// let mut slow = topic.consumer(StartFrom::Earliest)?;
+    /// slow.recv()?; // offset 0
+    /// for _ in 0..100 {
+    ///     producer.send(Record::new(vec![1; 500]))?; // meanwhile: many segments
+    /// }
+    /// topic.enforce_retention()?;
+    /// let start = topic.log_start(0)?;
+    /// loop {
+    ///     match slow.try_recv() {
+    ///         Ok(Some(m)) if m.offset() < start => continue, // the rest of its (deleted) segment
+    ///         Err(Error::Lagged { from, resumed_at, .. }) => {
+    ///             assert_eq!(resumed_at, start); // records from..start are gone
+    ///             assert!(from < start);
+    ///             break;
+    ///         }
+    ///         other => panic!("expected Lagged, got {other:?}"),
+    ///     }
+    /// }
+    /// assert_eq!(slow.try_recv()?.map(|m| m.offset()), Some(start)); // and goes on
+    /// # drop((slow, producer, topic, broker)); std::fs::remove_dir_all(&dir)?;
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    #[error(
+        "reader of topic {topic:?} partition {partition} fell behind retention: offsets \
+         {from}..{resumed_at} were deleted before it read them; it goes on at {resumed_at}"
+    )]
+    Lagged {
+        /// The topic.
+        topic: String,
+        /// The partition.
+        partition: u32,
+        /// The first offset the reader missed (its position before).
+        from: u64,
+        /// Where the reader goes on (its position now).
+        resumed_at: u64,
+    },
+
     /// A frame or record in a segment failed its checks. No data from it is returned.
     #[error("corrupt data in topic {topic:?} partition {partition}, file {path} at byte {position}: {reason}")]
     Corrupt {

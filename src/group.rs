@@ -30,7 +30,14 @@ use crate::topic::Topic;
 
 /// Where a group member starts reading a partition that has no committed
 /// offset, or whose committed offset is no longer in the log (deleted by
-/// retention) or beyond its end.
+/// retention) or beyond its end; and where it goes on when retention
+/// deletes records it has not read yet.
+///
+/// Records lost to retention are never skipped silently: with `Earliest`
+/// or `Latest` the member's receive call returns [`Error::Lagged`] once,
+/// naming the offsets it missed, and the next call reads on from the log
+/// start (or the high watermark); with `Fail` it returns
+/// [`Error::OffsetOutOfRange`] and stays where it is until it seeks.
 ///
 /// # Examples
 ///
@@ -183,6 +190,8 @@ pub(crate) struct Membership {
     commit_on_revoke: bool,
     last_commit: Instant,
     listener: Option<Listener>,
+    /// `Error::Lagged` reports not yet returned (see `sync_with`).
+    lagged: Vec<Error>,
 }
 
 impl Drop for Membership {
@@ -195,6 +204,11 @@ impl Drop for Membership {
 }
 
 impl Membership {
+    /// The group's policy for a position that is not (or no longer) in the log.
+    pub(crate) fn reset(&self) -> OffsetReset {
+        self.reset
+    }
+
     /// Whether the group changed since this member last looked.
     pub(crate) fn changed(&self) -> bool {
         self.state.generation() != self.seen
@@ -271,6 +285,18 @@ impl Consumer {
                 let cursor = start_offset(&log, &m.state.name, committed, m.reset).and_then(|o| log.cursor_at(o));
                 match cursor {
                     Ok(c) => {
+                        // A committed offset retention deleted: reported,
+                        // one per receive call, once the assignment is
+                        // complete (the member reads on from where its reset
+                        // policy put it).
+                        if let Some(from) = committed.filter(|&o| o < c.position() && o < log.log_start()) {
+                            m.lagged.push(Error::Lagged {
+                                topic: log.topic_name().to_string(),
+                                partition: p,
+                                from,
+                                resumed_at: c.position(),
+                            });
+                        }
                         assigned.push((p, c.position()));
                         self.add_cursor(c);
                     }
@@ -300,7 +326,10 @@ impl Consumer {
             m.state.commit(m.id, &self.positions())?;
             m.last_commit = Instant::now();
         }
-        Ok(())
+        match m.lagged.pop() {
+            Some(e) => Err(e),
+            None => Ok(()),
+        }
     }
 
     /// Leaves the group: commits first if auto-commit is on and `commit` is
@@ -486,6 +515,7 @@ impl Group {
             commit_on_revoke: self.commit_on_revoke,
             last_commit: Instant::now(),
             listener: None,
+            lagged: Vec::new(),
         }));
         Ok(GroupMember { consumer })
     }

@@ -146,12 +146,17 @@ pub struct BridgeStats {
     pub retries: u64,
     /// The most recent Kafka error, if any (cleared by a successful batch).
     pub last_error: Option<String>,
+    /// Outbound only: local records retention deleted before the bridge
+    /// sent them (see [`Error::Lagged`]); the bridge goes on with the
+    /// oldest record still stored.
+    pub skipped: u64,
 }
 
 #[derive(Default)]
 struct Status {
     transferred: AtomicU64,
     retries: AtomicU64,
+    skipped: AtomicU64,
     last_error: Mutex<Option<String>>,
 }
 
@@ -242,7 +247,16 @@ impl KafkaBridge {
             let mut partitions: Option<u32> = None;
             let mut backoff = Duration::from_millis(100);
             while !stop.load(Ordering::SeqCst) {
-                let batch = member.poll(BATCH, Duration::from_millis(50))?;
+                let batch = match member.poll(BATCH, Duration::from_millis(50)) {
+                    Ok(batch) => batch,
+                    // Deleted by retention before they were sent: they
+                    // cannot be; count them and go on with what is stored.
+                    Err(Error::Lagged { from, resumed_at, .. }) => {
+                        shared.skipped.fetch_add(resumed_at.saturating_sub(from), Ordering::Relaxed);
+                        continue;
+                    }
+                    Err(e) => return Err(e),
+                };
                 if batch.is_empty() {
                     continue;
                 }
@@ -441,6 +455,7 @@ impl KafkaBridge {
             transferred: self.status.transferred.load(Ordering::Relaxed),
             retries: self.status.retries.load(Ordering::Relaxed),
             last_error: self.status.last_error.lock().clone(),
+            skipped: self.status.skipped.load(Ordering::Relaxed),
         }
     }
 

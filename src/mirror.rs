@@ -26,7 +26,9 @@ const POLL: Duration = Duration::from_millis(50);
 /// batch to the destination, flushes it (msync + fsync), and only then
 /// commits the batch's source offsets: delivery is at-least-once, even if
 /// the machine crashes (records between the last commit and a crash are
-/// copied again). Destination offsets are the destination's own; the source
+/// copied again). Records the source's retention deletes before the mirror
+/// copies them cannot be copied: the mirror counts them
+/// ([`Mirror::skipped`]) and goes on with the oldest record still stored. Destination offsets are the destination's own; the source
 /// offset travels in nothing but order, so compare by content or key.
 ///
 /// The destination must have the same number of partitions as the source
@@ -50,6 +52,7 @@ const POLL: Duration = Duration::from_millis(50);
 ///     std::thread::sleep(std::time::Duration::from_millis(5));
 /// }
 /// assert_eq!(mirror.mirrored(), 100);
+/// assert_eq!(mirror.skipped(), 0); // it kept up with the source's retention
 /// mirror.stop()?;
 /// assert_eq!(copy.consumer(StartFrom::Earliest)?.try_iter().count(), 100);
 /// # drop((orders, copy, primary, backup)); std::fs::remove_dir_all(&base)?;
@@ -58,6 +61,7 @@ const POLL: Duration = Duration::from_millis(50);
 pub struct Mirror {
     group: Group,
     mirrored: Arc<AtomicU64>,
+    skipped: Arc<AtomicU64>,
     worker: Worker,
 }
 
@@ -93,14 +97,15 @@ impl Mirror {
         let mut member = group.join()?;
         let producer = destination.producer();
         let mirrored = Arc::new(AtomicU64::new(0));
-        let counter = Arc::clone(&mirrored);
+        let skipped = Arc::new(AtomicU64::new(0));
+        let counters = (Arc::clone(&mirrored), Arc::clone(&skipped));
         let worker = Worker::spawn(format!("millpond-mirror-{}", source.name()), "mirror", move |stop| {
-            let copied = run(&mut member, &producer, &counter, stop);
+            let copied = run(&mut member, &producer, (&counters.0, &counters.1), stop);
             // Leave the group; every copied batch is already committed.
             let left = member.close();
             copied.and(left)
         })?;
-        Ok(Mirror { group, mirrored, worker })
+        Ok(Mirror { group, mirrored, skipped, worker })
     }
 
     /// Records copied since this mirror started.
@@ -108,6 +113,15 @@ impl Mirror {
     /// See [`Mirror`] for an example.
     pub fn mirrored(&self) -> u64 {
         self.mirrored.load(Ordering::Relaxed)
+    }
+
+    /// Source records retention deleted before the mirror copied them (it
+    /// goes on with the oldest record still stored; see [`Error::Lagged`]).
+    /// Zero unless the mirror fell behind the source's retention.
+    ///
+    /// See [`Mirror`] for an example.
+    pub fn skipped(&self) -> u64 {
+        self.skipped.load(Ordering::Relaxed)
     }
 
     /// Source records not yet copied and committed: the mirror group's lag.
@@ -156,11 +170,20 @@ impl Mirror {
 fn run(
     member: &mut crate::GroupMember,
     producer: &crate::Producer,
-    mirrored: &AtomicU64,
+    (mirrored, skipped): (&AtomicU64, &AtomicU64),
     stop: &AtomicBool,
 ) -> Result<()> {
     while !stop.load(Ordering::SeqCst) {
-        let batch = member.poll(BATCH, POLL)?;
+        let batch = match member.poll(BATCH, POLL) {
+            Ok(batch) => batch,
+            // Retention deleted records before they were copied: they cannot
+            // be; count them and go on with what is still stored.
+            Err(Error::Lagged { from, resumed_at, .. }) => {
+                skipped.fetch_add(resumed_at.saturating_sub(from), Ordering::Relaxed);
+                continue;
+            }
+            Err(e) => return Err(e),
+        };
         if batch.is_empty() {
             continue;
         }

@@ -458,7 +458,7 @@ fn two_segment_retention_topic(broker: &Broker, dir: &std::path::Path) -> millpo
 }
 
 #[test]
-fn reader_inside_a_deleted_segment_finishes_it_intact_then_continues_at_the_log_start() {
+fn reader_inside_a_deleted_segment_finishes_it_intact_then_is_told_it_lagged_and_goes_on_at_the_log_start() {
     let tmp = TempDir::new("ret-reader");
     let broker = Broker::open(tmp.path()).unwrap();
     let topic = two_segment_retention_topic(&broker, tmp.path());
@@ -487,13 +487,73 @@ fn reader_inside_a_deleted_segment_finishes_it_intact_then_continues_at_the_log_
     // Messages received before the deletion are still readable.
     assert_eq!(first_three.iter().map(Stored::of).collect::<Vec<_>>(), stored[..3]);
     // The reader finishes its (deleted) segment intact...
-    let rest: Vec<Stored> = drain(&mut reader, usize::MAX).iter().map(Stored::of).collect();
-    let (in_deleted, after) = rest.split_at((per_segment - 3) as usize);
+    let in_deleted: Vec<Stored> = (3..per_segment).map(|_| Stored::of(&reader.try_recv().unwrap().unwrap())).collect();
     assert_eq!(in_deleted, &stored[3..per_segment as usize], "the deleted segment is read to its end, intact");
-    // ...then continues with the first segment still stored (the second one
-    // was deleted too), to the end.
+    // ...is told, once, that the second segment was deleted before it read
+    // it (never a silent skip)...
+    match reader.try_recv() {
+        Err(Error::Lagged { partition: 0, from, resumed_at, .. }) => {
+            assert_eq!((from, resumed_at), (per_segment, start));
+        }
+        other => panic!("expected Lagged, got {other:?}"),
+    }
+    assert_eq!(reader.position(0).unwrap(), start);
+    // ...and goes on at the log start, to the end.
+    let after: Vec<Stored> = drain(&mut reader, usize::MAX).iter().map(Stored::of).collect();
     assert_eq!(after, &stored[start as usize..], "then it continues at the log start, to the high watermark");
     assert_eq!(reader.position(0).unwrap(), stored.len() as u64);
+}
+
+/// A group member that fell behind retention: per its `OffsetReset`, told
+/// once and moved to the log start (`Earliest`) or the high watermark
+/// (`Latest`), or refused until it seeks (`Fail`). Never a silent skip, so
+/// a commit never covers records nobody was told about.
+#[test]
+fn group_member_behind_retention_follows_its_reset_policy() {
+    for reset in [OffsetReset::Earliest, OffsetReset::Latest, OffsetReset::Fail] {
+        let tmp = TempDir::new("ret-group");
+        let broker = Broker::open(tmp.path()).unwrap();
+        let topic = two_segment_retention_topic(&broker, tmp.path());
+        let p = topic.producer();
+        let mut stored = send_all(&p, &(0..20).map(|i| fixed(i, now_millis())).collect::<Vec<_>>());
+        let per_segment = segment_bases(tmp.path(), "t", 0)[1];
+        // The group has committed offset 0, so every policy starts there.
+        let mut first = topic.group("g").unwrap().auto_commit(AutoCommit::Off).join().unwrap();
+        first.try_recv().unwrap();
+        first.commit_offsets(&[(0, 0)]).unwrap();
+        drop(first);
+        let group = topic.group("g").unwrap().auto_commit(AutoCommit::Off).offset_reset(reset);
+        let mut member = group.join().unwrap();
+        for o in 0..per_segment {
+            let m = member.try_recv().unwrap();
+            assert_eq!(m.map(|m| m.offset()), Some(o), "{reset:?}: the first segment"); // all of it
+        }
+        stored.extend(send_all(&p, &(20..4 * per_segment + 5).map(|i| fixed(i, now_millis())).collect::<Vec<_>>()));
+        topic.enforce_retention().unwrap();
+        let (start, end) = (topic.log_start(0).unwrap(), topic.high_watermark(0).unwrap());
+        assert!(start > per_segment, "the segment after the member's was deleted");
+        match (reset, member.try_recv()) {
+            (OffsetReset::Earliest, Err(Error::Lagged { from, resumed_at, .. })) => {
+                assert_eq!((from, resumed_at), (per_segment, start));
+                let rest: Vec<u64> = member.try_iter().map(|m| m.unwrap().offset()).collect();
+                assert_eq!(rest, (start..end).collect::<Vec<_>>());
+            }
+            (OffsetReset::Latest, Err(Error::Lagged { from, resumed_at, .. })) => {
+                assert_eq!((from, resumed_at), (per_segment, end));
+                assert!(member.try_recv().unwrap().is_none(), "only records appended from now on");
+            }
+            (OffsetReset::Fail, Err(Error::OffsetOutOfRange { offset, .. })) => {
+                assert_eq!(offset, per_segment);
+                assert!(matches!(member.try_recv(), Err(Error::OffsetOutOfRange { .. })), "until it seeks");
+                assert_eq!(member.position(0).unwrap(), per_segment);
+                member.seek(0, start).unwrap();
+                assert_eq!(member.try_recv().unwrap().unwrap().offset(), start);
+            }
+            (reset, other) => panic!("{reset:?}: unexpected {other:?}"),
+        }
+        member.commit().unwrap();
+        assert!(group.committed().unwrap()[&0] >= start, "{reset:?}: commits only what it was told about");
+    }
 }
 
 #[test]
@@ -531,7 +591,7 @@ fn seek_and_start_offset_below_the_log_start_are_offset_out_of_range() {
 }
 
 #[test]
-fn group_whose_committed_offset_fell_below_the_log_start_follows_offset_reset() {
+fn group_whose_committed_offset_fell_below_the_log_start_is_told_and_follows_offset_reset() {
     let tmp = TempDir::new("ret-group");
     let broker = Broker::open(tmp.path()).unwrap();
     let topic = two_segment_retention_topic(&broker, tmp.path());
@@ -562,17 +622,26 @@ fn group_whose_committed_offset_fell_below_the_log_start_follows_offset_reset() 
         m.close().unwrap();
     }
     assert_eq!(topic.group("g").unwrap().committed().unwrap()[&0], 2, "a failed reset commits nothing");
-    // Latest: only new records.
+    // Latest: told what it missed, then only new records.
     {
         let mut m =
             topic.group("g").unwrap().offset_reset(OffsetReset::Latest).auto_commit(AutoCommit::Off).join().unwrap();
+        match m.try_recv() {
+            Err(Error::Lagged { partition: 0, from: 2, resumed_at, .. }) => assert_eq!(resumed_at, hw),
+            other => panic!("OffsetReset::Latest with a deleted committed offset: {other:?}"),
+        }
         assert!(m.try_recv().unwrap().is_none());
         assert_eq!(m.position(0).unwrap(), hw);
         m.close().unwrap();
     }
-    // Earliest: from the log start, everything still stored.
+    // Earliest: told what it missed, then from the log start, everything
+    // still stored.
     let mut m =
         topic.group("g").unwrap().offset_reset(OffsetReset::Earliest).auto_commit(AutoCommit::Off).join().unwrap();
+    match m.try_recv() {
+        Err(Error::Lagged { partition: 0, from: 2, resumed_at, .. }) => assert_eq!(resumed_at, start),
+        other => panic!("OffsetReset::Earliest with a deleted committed offset: {other:?}"),
+    }
     let mut got = Vec::new();
     while let Some(msg) = m.try_recv().unwrap() {
         got.push(Stored::of(&msg));

@@ -133,3 +133,41 @@ fn mirror_refuses_a_destination_with_another_partition_count() {
     assert!(matches!(Mirror::start(&src, &dst, "m"), Err(Error::InvalidConfig { .. })));
     assert!(matches!(Mirror::start(&src, &src, "bad/name"), Err(Error::InvalidName { .. })));
 }
+
+#[test]
+fn mirror_behind_the_source_retention_counts_what_it_could_not_copy_and_goes_on() {
+    let tmp = TempDir::new("mirror-retention");
+    let a = Broker::open(tmp.join("a")).unwrap();
+    let b = Broker::open(tmp.join("b")).unwrap();
+    let cfg = TopicConfig::default().segment_bytes(4096).max_record_bytes(1024).retention_bytes(3 * 4096);
+    let src = a.create_topic("t", cfg).unwrap();
+    let dst = b.create_topic("t", TopicConfig::default()).unwrap();
+    let p = src.producer();
+    let send = |range: std::ops::Range<u32>| {
+        for i in range {
+            p.send(Record::new(format!("{i:0>200}"))).unwrap();
+        }
+    };
+    send(0..10);
+    let mirror = Mirror::start(&src, &dst, "m").unwrap();
+    wait_caught_up(&mirror);
+    mirror.stop().unwrap();
+    // While no mirror runs, retention deletes records it never copied.
+    send(10..300);
+    src.enforce_retention().unwrap();
+    let start = src.log_start(0).unwrap();
+    assert!(start > 10);
+    let mirror = Mirror::start(&src, &dst, "m").unwrap();
+    wait_caught_up(&mirror);
+    assert_eq!(mirror.skipped(), start - 10, "the records retention took are counted, not hidden");
+    assert_eq!(mirror.mirrored(), 300 - start);
+    mirror.stop().unwrap();
+    let copied: Vec<String> = dst
+        .consumer(StartFrom::Earliest)
+        .unwrap()
+        .try_iter()
+        .map(|m| String::from_utf8(m.unwrap().value().to_vec()).unwrap())
+        .collect();
+    let want: Vec<String> = (0..10).chain(start as u32..300).map(|i| format!("{i:0>200}")).collect();
+    assert_eq!(copied, want);
+}

@@ -142,6 +142,18 @@ impl Cursor {
                 other => other?,
             };
             match after {
+                // Retention deleted the segments between this one and the
+                // next one still stored: report it rather than skip (the
+                // consumer decides where to go on). In a compacted topic,
+                // gaps between segments are compaction's, and expected.
+                Some(next) if next.base_offset > self.next_offset && !self.log.is_compacted() => {
+                    return Err(crate::Error::Lagged {
+                        topic: self.log.topic_name().to_string(),
+                        partition: self.log.partition(),
+                        from: self.next_offset,
+                        resumed_at: next.base_offset,
+                    });
+                }
                 Some(next) => {
                     self.next_offset = self.next_offset.max(next.base_offset);
                     self.seg = next;
