@@ -46,6 +46,7 @@ fn run(dir: &Path, bootstrap: &str, kafka_topic: &str, orders: u64) -> Result<f6
     for i in 0..orders {
         let m = c.try_recv()?.ok_or("missing record")?;
         if m.value() != format!("order-{i}").as_bytes()
+            || m.key() != Some(format!("customer-{}", i % 10).as_bytes())
             || m.header("source") != Some(b"web")
             || m.timestamp() != BASE_TS + i as i64
         {

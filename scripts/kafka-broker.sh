@@ -48,8 +48,16 @@ start)
     wait_for_port
     ;;
 stop)
+    # Returns once the broker is gone (SIGTERM, then SIGKILL after 10 s),
+    # so a caller can rely on it no longer answering.
     if [ -f "$PID_FILE" ]; then
-        kill "$(cat "$PID_FILE")" 2>/dev/null || true
+        pid="$(cat "$PID_FILE")"
+        kill "$pid" 2>/dev/null || true
+        for _ in $(seq 1 100); do
+            kill -0 "$pid" 2>/dev/null || break
+            sleep 0.1
+        done
+        kill -9 "$pid" 2>/dev/null || true
         rm -f "$PID_FILE"
     fi
     ;;

@@ -54,6 +54,11 @@ use crate::worker::Worker;
 const BATCH: usize = 1000;
 /// Longest back-off between retries.
 const MAX_BACKOFF: Duration = Duration::from_secs(5);
+/// Pause after an error report from the Kafka consumer (not a back-off: it
+/// reconnects by itself).
+const CONSUME_ERROR_PAUSE: Duration = Duration::from_millis(100);
+/// Tries of one Kafka offset commit before the inbound bridge goes on.
+const COMMIT_ATTEMPTS: u32 = 5;
 
 /// How to reach a Kafka cluster: `bootstrap.servers` plus any librdkafka
 /// settings.
@@ -371,7 +376,14 @@ impl KafkaBridge {
                     match consumer.poll(wait) {
                         None => break,
                         Some(Err(e)) => {
-                            shared.failed(kafka_error("consume", e), &mut backoff, stop);
+                            // librdkafka reconnects by itself; what poll
+                            // returns here (broker down, transport failure)
+                            // are reports, queued one per reconnect attempt.
+                            // Note each and poll on after a short pause: a
+                            // growing back-off here drained a queue of them
+                            // for over a minute after the broker was back.
+                            let mut pause = CONSUME_ERROR_PAUSE;
+                            shared.failed(kafka_error("consume", e), &mut pause, stop);
                             break;
                         }
                         Some(Ok(m)) => {
@@ -427,19 +439,30 @@ impl KafkaBridge {
                         *shared.last_error.lock() = Some(kafka_error("commit list", e));
                     }
                 }
-                loop {
+                let mut commit_error = None;
+                for attempt in 1..=COMMIT_ATTEMPTS {
                     match consumer.commit(&tpl, CommitMode::Sync) {
                         Ok(()) => break,
                         Err(e) => {
                             if stop.load(Ordering::SeqCst) {
                                 return Ok(()); // uncommitted: re-delivered later (a duplicate)
                             }
-                            shared.failed(kafka_error("commit", e), &mut backoff, stop);
+                            let what = kafka_error("commit", e);
+                            if attempt == COMMIT_ATTEMPTS {
+                                // Give up on this commit rather than stall
+                                // without polling: the records are stored
+                                // locally, and a later commit covers them (or,
+                                // after a restart, Kafka re-delivers them: a
+                                // duplicate, never a loss).
+                                commit_error = Some(what);
+                                break;
+                            }
+                            shared.failed(what, &mut backoff, stop);
                         }
                     }
                 }
                 backoff = Duration::from_millis(100);
-                *shared.last_error.lock() = None;
+                *shared.last_error.lock() = commit_error;
                 shared.transferred.fetch_add(owned.len() as u64, Ordering::Relaxed);
             }
             Ok(())
