@@ -25,6 +25,13 @@ mod msync_probe {
 
     thread_local! {
         static ON_THIS_THREAD: Cell<u64> = const { Cell::new(0) };
+        static FAIL_NEXT: Cell<bool> = const { Cell::new(false) };
+    }
+
+    /// Makes the next msync on the calling thread fail with EIO, as a disk
+    /// error would (only this thread: tests run in parallel).
+    pub fn fail_next_on_this_thread() {
+        FAIL_NEXT.with(|f| f.set(true));
     }
 
     /// msync calls made by broker maintenance threads (the `Interval` syncer).
@@ -39,6 +46,11 @@ mod msync_probe {
     #[unsafe(no_mangle)]
     pub unsafe extern "C" fn msync(addr: *mut libc::c_void, len: libc::size_t, flags: libc::c_int) -> libc::c_int {
         let _ = ON_THIS_THREAD.try_with(|c| c.set(c.get() + 1)); // not during thread teardown
+        if FAIL_NEXT.try_with(|f| f.replace(false)).unwrap_or(false) {
+            // SAFETY: errno is thread-local; its location is valid for this thread.
+            unsafe { *libc::__errno_location() = libc::EIO };
+            return -1;
+        }
         let mut name = [0 as libc::c_char; 32];
         // SAFETY: `name` is a writable buffer of the length passed.
         let rc = unsafe { libc::pthread_getname_np(libc::pthread_self(), name.as_mut_ptr(), name.len()) };
@@ -894,4 +906,37 @@ fn compacted_log_replays_to_the_same_state_after_reopen_and_verifies_clean() {
         let id = topic.producer().send(Record::new("next").partition(p)).unwrap();
         assert_eq!(id.offset, hw[p as usize], "offsets continue after compaction and reopen");
     }
+}
+
+/// A failed msync is never ignored: the flush reports it, and the partition
+/// refuses every later write with `Error::Poisoned` (the kernel may already
+/// have dropped the data), while other partitions and readers carry on.
+#[test]
+fn a_failed_msync_poisons_the_partition_and_says_so() {
+    let tmp = TempDir::new("poisoned");
+    let broker = Broker::open(tmp.path()).unwrap();
+    let topic = broker.create_topic("t", TopicConfig::default().partitions(2)).unwrap();
+    let producer = topic.producer();
+    producer.send(Record::new("before").partition(0)).unwrap();
+
+    msync_probe::fail_next_on_this_thread();
+    match topic.flush() {
+        Err(Error::Io { source, .. }) => assert_eq!(source.raw_os_error(), Some(libc::EIO)),
+        other => panic!("the failed msync must be reported, got {other:?}"),
+    }
+    for attempt in [producer.send(Record::new("after").partition(0)).map(|_| ()), producer.flush()] {
+        match attempt {
+            Err(Error::Poisoned { topic, partition: 0, reason }) => {
+                assert_eq!(topic, "t");
+                assert!(reason.contains("msync"), "the reason names what failed: {reason}");
+            }
+            other => panic!("expected Poisoned, got {other:?}"),
+        }
+    }
+    // Only that partition: the other one still takes writes.
+    producer.send(Record::new("elsewhere").partition(1)).unwrap();
+    // Readers still see what was acknowledged before.
+    let mut c = topic.consumer_of(&[0], StartFrom::Earliest).unwrap();
+    assert_eq!(c.try_recv().unwrap().unwrap().value(), b"before");
+    assert!(c.try_recv().unwrap().is_none(), "nothing of the refused send");
 }
