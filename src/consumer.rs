@@ -626,9 +626,10 @@ impl Consumer {
     /// topic.producer().send_batch((0..3).map(|i| Record::new(format!("{i}"))))?;
     /// let mut c = topic.consumer(StartFrom::Earliest)?;
     /// let closer = broker.clone();
-    /// std::thread::spawn(move || { std::thread::sleep(std::time::Duration::from_millis(50)); closer.close() });
+    /// let closing = std::thread::spawn(move || { std::thread::sleep(std::time::Duration::from_millis(50)); closer.close() });
     /// let values: Vec<Vec<u8>> = c.iter().map(|m| m.map(|m| m.value().to_vec())).collect::<Result<_, _>>()?;
     /// assert_eq!(values, [b"0", b"1", b"2"]); // ended when the broker closed
+    /// closing.join().expect("closed")?; // close finished writing before the directory goes
     /// # drop(c); drop(broker); std::fs::remove_dir_all(&dir)?;
     /// # Ok::<(), Box<dyn std::error::Error>>(())
     /// ```

@@ -163,7 +163,7 @@ impl RebalanceEvent<'_> {
     /// partitions, the offset after the last record the member received; for
     /// assigned ones, where it starts reading.
     ///
-    /// See [`RebalanceEvent`] for an example.
+    /// See [`RebalanceEvent::commit`] for an example.
     pub fn positions(&self) -> &[(u32, u64)] {
         self.positions
     }
@@ -171,7 +171,29 @@ impl RebalanceEvent<'_> {
     /// Commits offsets for partitions the member still owns (for revoked
     /// partitions: until the listener returns).
     ///
-    /// See [`RebalanceEvent`] for an example.
+    /// ```
+    /// use millpond::{AutoCommit, Broker, RebalanceKind, Record, TopicConfig};
+    /// # let dir = std::env::temp_dir().join(format!("millpond-doc-rebalance-commit-{}", std::process::id()));
+    /// let broker = Broker::open(&dir)?;
+    /// let topic = broker.create_topic("t", TopicConfig::default().partitions(2))?;
+    /// topic.producer().send_batch((0..4).map(|i| Record::new(format!("{i}")).partition(1)))?;
+    /// let group = topic.group("g")?.auto_commit(AutoCommit::Off).commit_on_revoke(false);
+    /// let mut a = group.join()?;
+    /// // Before giving a partition up, commit where the member got to in it.
+    /// a.on_rebalance(|e| {
+    ///     if e.kind() == RebalanceKind::Revoked {
+    ///         e.commit(e.positions()).expect("still owned until the listener returns");
+    ///     }
+    /// });
+    /// while a.try_recv()?.is_some() {} // owns both; reads partition 1 to offset 4
+    /// let mut b = group.join()?;
+    /// a.try_recv()?; // gives partition 1 up: the listener commits (1, 4)
+    /// assert_eq!(group.committed()?[&1], 4);
+    /// b.try_recv()?; // takes partition 1 at the committed offset
+    /// assert_eq!(b.position(1)?, 4);
+    /// # drop((a, b, group, topic, broker)); std::fs::remove_dir_all(&dir)?;
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
     pub fn commit(&self, offsets: &[(u32, u64)]) -> Result<()> {
         self.state.commit(self.member, offsets)
     }
@@ -632,7 +654,40 @@ impl Group {
 /// member leaves the group (committing first under auto-commit);
 /// [`close`](GroupMember::close) does the same and reports errors.
 ///
-/// See [`Group`] for an example.
+/// # Examples
+///
+/// The receive calls, positions and lag of a member:
+///
+/// ```
+/// use millpond::{AutoCommit, Broker, Record, TopicConfig};
+/// use std::time::{Duration, Instant};
+/// # let dir = std::env::temp_dir().join(format!("millpond-doc-member-{}", std::process::id()));
+/// let broker = Broker::open(&dir)?;
+/// let topic = broker.create_topic("jobs", TopicConfig::default())?;
+/// topic.producer().send_batch((0..10).map(|i| Record::new(format!("job-{i}"))))?;
+/// let group = topic.group("workers")?.auto_commit(AutoCommit::Off);
+/// let mut m = group.join()?;
+///
+/// assert_eq!(m.recv()?.value(), b"job-0");                                   // blocks until one is there
+/// assert!(m.recv_timeout(Duration::from_millis(10))?.is_some());            // job-1
+/// assert!(m.recv_deadline(Instant::now() + Duration::from_millis(10))?.is_some()); // job-2
+/// assert_eq!(m.recv_ref()?.value(), b"job-3");                              // borrowed, no copy
+/// assert!(m.recv_ref_timeout(Duration::from_millis(10))?.is_some());        // job-4
+/// assert_eq!(m.poll(3, Duration::from_millis(10))?.len(), 3);               // jobs 5-7
+/// assert_eq!((m.position(0)?, m.positions()), (8, vec![(0, 8)]));
+/// assert_eq!(m.lag(), 2);                                                   // not yet received
+/// assert_eq!(m.try_iter().count(), 2);                                      // jobs 8-9
+/// m.commit()?;
+/// assert_eq!(group.lag()?[0].lag, 0);
+///
+/// // `iter` blocks for more; it ends when the broker closes.
+/// let closer = broker.clone();
+/// let closing = std::thread::spawn(move || { std::thread::sleep(Duration::from_millis(20)); closer.close() });
+/// assert_eq!(m.iter().count(), 0);
+/// closing.join().expect("closed")?;
+/// # drop((m, group, topic, broker)); std::fs::remove_dir_all(&dir)?;
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
 pub struct GroupMember {
     consumer: Consumer,
 }
@@ -736,16 +791,17 @@ impl GroupMember {
         self.consumer.assignment()
     }
 
-    /// `(partition, position)` for every owned partition.
+    /// `(partition, position)` for every owned partition (see
+    /// [`Consumer::positions`]).
     ///
-    /// See [`Consumer::positions`].
+    /// See [`GroupMember`] for an example.
     pub fn positions(&self) -> Vec<(u32, u64)> {
         self.consumer.positions()
     }
 
-    /// Next offset to read in an owned `partition`.
+    /// Next offset to read in an owned `partition` (see [`Consumer::position`]).
     ///
-    /// See [`Consumer::position`].
+    /// See [`GroupMember`] for an example.
     pub fn position(&self, partition: u32) -> Result<u64> {
         self.consumer.position(partition)
     }
@@ -765,9 +821,49 @@ impl GroupMember {
         self.consumer.seek(partition, offset)
     }
 
-    /// Records not yet received in the owned partitions.
+    /// Moves every owned partition's position to its earliest stored offset
+    /// (see [`Consumer::seek_to_beginning`]): to process the group's
+    /// partitions again.
     ///
-    /// See [`Consumer::lag`].
+    /// ```
+    /// use millpond::{AutoCommit, Broker, Record, TopicConfig, WaitStrategy};
+    /// # let dir = std::env::temp_dir().join(format!("millpond-doc-member-seek-{}", std::process::id()));
+    /// let broker = Broker::open(&dir)?;
+    /// let topic = broker.create_topic("t", TopicConfig::default())?;
+    /// topic.producer().send_batch((0..5).map(|i| Record::new(format!("{i}"))))?;
+    /// let mut m = topic.group("g")?.auto_commit(AutoCommit::Off).join()?.wait_strategy(WaitStrategy::Yield);
+    /// assert_eq!(m.try_iter().count(), 5);
+    /// m.seek_to_beginning()?;
+    /// assert_eq!(m.position(0)?, 0);
+    /// m.seek_to_end()?;
+    /// assert_eq!(m.position(0)?, 5);
+    /// # drop((m, topic, broker)); std::fs::remove_dir_all(&dir)?;
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn seek_to_beginning(&mut self) -> Result<()> {
+        self.consumer.seek_to_beginning()
+    }
+
+    /// Moves every owned partition's position to its high watermark (see
+    /// [`Consumer::seek_to_end`]): to skip the backlog.
+    ///
+    /// See [`GroupMember::seek_to_beginning`] for an example.
+    pub fn seek_to_end(&mut self) -> Result<()> {
+        self.consumer.seek_to_end()
+    }
+
+    /// Sets how this member waits for records (see
+    /// [`Consumer::wait_strategy`]).
+    ///
+    /// See [`GroupMember::seek_to_beginning`] for an example.
+    pub fn wait_strategy(mut self, wait: crate::WaitStrategy) -> Self {
+        self.consumer = self.consumer.wait_strategy(wait);
+        self
+    }
+
+    /// Records not yet received in the owned partitions (see [`Consumer::lag`]).
+    ///
+    /// See [`GroupMember`] for an example.
     pub fn lag(&self) -> u64 {
         self.consumer.lag()
     }
@@ -781,7 +877,7 @@ impl GroupMember {
 
     /// See [`Consumer::recv`].
     ///
-    /// See [`Group`] for an example.
+    /// See [`GroupMember`] for an example.
     pub fn recv(&mut self) -> Result<Message> {
         self.consumer.recv()
     }
@@ -813,35 +909,35 @@ impl GroupMember {
 
     /// See [`Consumer::recv_ref`].
     ///
-    /// See [`GroupMember::try_recv_ref`] for an example.
+    /// See [`GroupMember`] for an example.
     pub fn recv_ref(&mut self) -> Result<crate::MessageRef<'_>> {
         self.consumer.recv_ref()
     }
 
     /// See [`Consumer::recv_ref_timeout`].
     ///
-    /// See [`GroupMember::try_recv_ref`] for an example.
+    /// See [`GroupMember`] for an example.
     pub fn recv_ref_timeout(&mut self, timeout: Duration) -> Result<Option<crate::MessageRef<'_>>> {
         self.consumer.recv_ref_timeout(timeout)
     }
 
     /// See [`Consumer::recv_timeout`].
     ///
-    /// See [`Group`] for an example.
+    /// See [`GroupMember`] for an example.
     pub fn recv_timeout(&mut self, timeout: Duration) -> Result<Option<Message>> {
         self.consumer.recv_timeout(timeout)
     }
 
     /// See [`Consumer::recv_deadline`].
     ///
-    /// See [`Group`] for an example.
+    /// See [`GroupMember`] for an example.
     pub fn recv_deadline(&mut self, deadline: Instant) -> Result<Option<Message>> {
         self.consumer.recv_deadline(deadline)
     }
 
     /// See [`Consumer::poll`].
     ///
-    /// See [`Group`] for an example.
+    /// See [`GroupMember`] for an example.
     pub fn poll(&mut self, max: usize, timeout: Duration) -> Result<Vec<Message>> {
         self.consumer.poll(max, timeout)
     }
@@ -872,14 +968,14 @@ impl GroupMember {
 
     /// See [`Consumer::iter`].
     ///
-    /// See [`Group`] for an example.
+    /// See [`GroupMember`] for an example.
     pub fn iter(&mut self) -> crate::Iter<'_> {
         self.consumer.iter()
     }
 
     /// See [`Consumer::try_iter`].
     ///
-    /// See [`Group`] for an example.
+    /// See [`GroupMember`] for an example.
     pub fn try_iter(&mut self) -> crate::TryIter<'_> {
         self.consumer.try_iter()
     }

@@ -195,6 +195,7 @@ impl Status {
 /// let payments = broker.create_topic("payments", TopicConfig::default().partitions(3))?;
 /// let inbound = KafkaBridge::from_kafka(&kafka, "payments", "millpond-in", &payments)?;
 /// println!("{:?} {:?}", out.stats(), inbound.stats());
+/// assert!(out.is_running() && inbound.is_running()); // Kafka errors do not stop them
 /// out.stop()?;
 /// inbound.stop()?;
 /// # Ok::<(), Box<dyn std::error::Error>>(())

@@ -28,6 +28,7 @@ use crate::record::{BytesDebug, Headers, range_of};
 /// let mut c = topic.consumer(StartFrom::Earliest)?;
 /// let mut bytes = 0;
 /// while let Some(m) = c.try_recv_ref()? {
+///     assert_eq!((m.partition(), m.offset() < 3, m.timestamp() > 0), (0, true, true));
 ///     assert_eq!((m.key(), m.header("h")), (Some(&b"k"[..]), Some(&b"1"[..])));
 ///     bytes += m.value().len(); // read in place, never copied
 /// }

@@ -20,6 +20,10 @@ use crate::record::Record;
 ///     Err(TrySendError::Full(record)) => assert_eq!(record.value_bytes(), Some(&b"second"[..])),
 ///     other => panic!("expected Full, got {other:?}"),
 /// }
+/// // The record back, to keep for later, or the error, for `?`.
+/// let back = p.try_send(Record::new("third")).unwrap_err().into_record();
+/// assert_eq!(back.and_then(|r| r.value_bytes().map(<[u8]>::to_vec)), Some(b"third".to_vec()));
+/// assert!(matches!(p.try_send(Record::new("fourth")).unwrap_err().into_error(), millpond::Error::Full));
 /// # drop(_member); drop(broker); std::fs::remove_dir_all(&dir)?;
 /// # Ok::<(), Box<dyn std::error::Error>>(())
 /// ```
@@ -47,6 +51,10 @@ pub enum TrySendError<'a> {
 /// p.send(Record::new("first"))?;
 /// let err = p.send_timeout(Record::new("second"), Duration::from_millis(20)).unwrap_err();
 /// assert!(matches!(err, SendTimeoutError::Timeout(_)));
+/// // The record back, to keep for later, or the error, for `?`.
+/// let record = err.into_record().expect("a timeout hands the record back");
+/// let err = p.send_timeout(record, Duration::from_millis(5)).unwrap_err();
+/// assert!(matches!(err.into_error(), millpond::Error::Full));
 /// # drop(_member); drop(broker); std::fs::remove_dir_all(&dir)?;
 /// # Ok::<(), Box<dyn std::error::Error>>(())
 /// ```

@@ -52,6 +52,7 @@ impl TopicInner {
 /// # let dir = std::env::temp_dir().join(format!("millpond-doc-topicty-{}", std::process::id()));
 /// let broker = Broker::open(&dir)?;
 /// let topic = broker.create_topic("clicks", TopicConfig::default().partitions(2))?;
+/// assert_eq!((topic.name(), topic.partitions()), ("clicks", 2));
 /// let producer = topic.producer();
 /// producer.send(Record::new("a").partition(0))?;
 /// producer.send(Record::new("b").partition(1))?;
@@ -107,6 +108,7 @@ pub struct PartitionStats {
 /// topic.producer().send_batch((0..10).map(|i| Record::new(format!("{i}"))))?;
 /// let stats = topic.stats();
 /// assert_eq!(stats.records(), 10);
+/// assert!(stats.bytes() >= 10 * 27, "each record is framed: 26 bytes of header and its value");
 /// assert_eq!(stats.partitions[0].high_watermark, 10);
 /// assert_eq!(stats.partitions[0].segments, 1);
 /// # drop(broker); std::fs::remove_dir_all(&dir)?;

@@ -107,10 +107,12 @@ pub struct TypedMessage<T> {
 /// let topic = broker.create_topic("orders", TopicConfig::default())?;
 /// let producer = topic.typed_producer::<Order>();
 /// producer.send_keyed("customer-7", &Order { id: 1, amount_cents: 1250 })?;
+/// producer.send(&Order { id: 2, amount_cents: 99 })?; // no key
 /// let mut consumer = topic.typed_consumer::<Order>(StartFrom::Earliest)?;
 /// let m = consumer.recv()?;
 /// assert_eq!(m.value, Order { id: 1, amount_cents: 1250 });
 /// assert_eq!(m.message.key(), Some(&b"customer-7"[..]));
+/// assert_eq!(consumer.recv()?.value.id, 2);
 /// # drop(broker); std::fs::remove_dir_all(&dir)?;
 /// # Ok::<(), Box<dyn std::error::Error>>(())
 /// ```
@@ -263,7 +265,26 @@ impl<T, C: Codec<T>> TypedProducer<T, C> {
 }
 
 /// Where a [`TypedConsumer`] gets its messages: an independent [`Consumer`]
-/// or a [`GroupMember`]. Sealed.
+/// or a [`GroupMember`]. Sealed: those two are all there is.
+///
+/// # Examples
+///
+/// ```
+/// use millpond::{Broker, Source, StartFrom, TopicConfig, TypedConsumer};
+/// # let dir = std::env::temp_dir().join(format!("millpond-doc-source-{}", std::process::id()));
+/// // One function for typed reading from either kind of source.
+/// fn total<S: Source>(c: &mut TypedConsumer<u64, millpond::Bincode, S>) -> millpond::Result<u64> {
+///     c.try_iter().map(|m| m.map(|m| m.value)).sum()
+/// }
+/// let broker = Broker::open(&dir)?;
+/// let topic = broker.create_topic("amounts", TopicConfig::default())?;
+/// topic.typed_producer::<u64>().send_batch(&[1, 2, 3])?;
+/// assert_eq!(total(&mut topic.typed_consumer(StartFrom::Earliest)?)?, 6);
+/// let member = topic.group("sum")?.join()?;
+/// assert_eq!(total(&mut TypedConsumer::new(member, millpond::Bincode))?, 6);
+/// # drop(broker); std::fs::remove_dir_all(&dir)?;
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
 pub trait Source: sealed::Sealed {
     #[doc(hidden)]
     fn source_try_recv(&mut self) -> Result<Option<Message>>;
@@ -465,9 +486,10 @@ impl<T, C: Codec<T>, S: Source> TypedConsumer<T, C, S> {
     /// topic.producer().send(Record::new(vec![0xfc]))?; // a u32 cut short
     /// let mut c = topic.typed_consumer::<u32>(StartFrom::Earliest)?;
     /// let closer = broker.clone();
-    /// std::thread::spawn(move || { std::thread::sleep(std::time::Duration::from_millis(50)); closer.close() });
+    /// let closing = std::thread::spawn(move || { std::thread::sleep(std::time::Duration::from_millis(50)); closer.close() });
     /// let got: Vec<Result<u32, Error>> = c.iter().map(|m| m.map(|m| m.value)).collect();
     /// assert!(matches!(got[..], [Ok(1), Ok(2), Err(Error::Decode { offset: 2, .. })]));
+    /// closing.join().expect("closed")?; // close finished writing before the directory goes
     /// # drop(c); drop(broker); std::fs::remove_dir_all(&dir)?;
     /// # Ok::<(), Box<dyn std::error::Error>>(())
     /// ```
