@@ -276,8 +276,12 @@ impl Broker {
                 if placed {
                     let doomed = shared.trash_path();
                     if std::fs::rename(&final_dir, &doomed).is_ok() {
-                        let _ = fsutil::fsync_dir(&shared.dir.join(TOPICS_DIR));
-                        let _ = std::fs::remove_dir_all(&doomed);
+                        // If this fsync fails, a machine crash may bring the
+                        // half-made topic back: say so (the caller gets `e`).
+                        if let Err(sync) = fsutil::fsync_dir(&shared.dir.join(TOPICS_DIR)) {
+                            eprintln!("millpond: removing the half-created topic {name:?}: {sync}");
+                        }
+                        let _ = std::fs::remove_dir_all(&doomed); // trash is emptied at the next open anyway
                     }
                 } else {
                     let _ = std::fs::remove_dir_all(&staging);
