@@ -59,6 +59,49 @@ const MAX_BACKOFF: Duration = Duration::from_secs(5);
 const CONSUME_ERROR_PAUSE: Duration = Duration::from_millis(100);
 /// Tries of one Kafka offset commit before the inbound bridge goes on.
 const COMMIT_ATTEMPTS: u32 = 5;
+/// After reporting errors, how long the inbound consumer may receive
+/// nothing before the bridge checks whether it stalled behind its topic.
+const STALL_AFTER: Duration = Duration::from_secs(10);
+
+/// The inbound bridge's Kafka consumer: group `group`, subscribed to `topic`.
+fn inbound_consumer(kafka: &KafkaSettings, topic: &str, group: &str) -> Result<BaseConsumer> {
+    let consumer: BaseConsumer = kafka
+        .client(&[
+            ("group.id", group),
+            ("enable.auto.commit", "false"),
+            ("enable.auto.offset.store", "false"),
+            ("auto.offset.reset", "earliest"),
+            ("session.timeout.ms", "6000"),
+            ("heartbeat.interval.ms", "500"),
+        ])
+        .create()
+        .map_err(|e| Error::Kafka { reason: kafka_error("create consumer", e) })?;
+    consumer.subscribe(&[topic]).map_err(|e| Error::Kafka { reason: kafka_error("subscribe", e) })?;
+    Ok(consumer)
+}
+
+/// Whether `topic` holds records past its group's committed offsets (past
+/// its start where nothing is committed): a consumer that receives nothing
+/// then is stalled, not idle. `false` when Kafka cannot tell (unreachable).
+fn stalled_behind(consumer: &BaseConsumer, topic: &str) -> bool {
+    let timeout = Duration::from_secs(2);
+    let Ok(metadata) = consumer.fetch_metadata(Some(topic), timeout) else { return false };
+    let mut all = TopicPartitionList::new();
+    for t in metadata.topics() {
+        for p in t.partitions() {
+            all.add_partition(topic, p.id());
+        }
+    }
+    let Ok(committed) = consumer.committed_offsets(all.clone(), timeout) else { return false };
+    all.elements().iter().any(|e| {
+        let Ok((low, high)) = consumer.fetch_watermarks(topic, e.partition(), timeout) else { return false };
+        let done = match committed.find_partition(topic, e.partition()).map(|c| c.offset()) {
+            Some(Offset::Offset(o)) => o,
+            _ => low,
+        };
+        high > done
+    })
+}
 
 /// How to reach a Kafka cluster: `bootstrap.servers` plus any librdkafka
 /// settings.
@@ -350,18 +393,8 @@ impl KafkaBridge {
         kafka_group: &str,
         local: &Topic,
     ) -> Result<KafkaBridge> {
-        let consumer: BaseConsumer = kafka
-            .client(&[
-                ("group.id", kafka_group),
-                ("enable.auto.commit", "false"),
-                ("enable.auto.offset.store", "false"),
-                ("auto.offset.reset", "earliest"),
-                ("session.timeout.ms", "6000"),
-                ("heartbeat.interval.ms", "500"),
-            ])
-            .create()
-            .map_err(|e| Error::Kafka { reason: kafka_error("create consumer", e) })?;
-        consumer.subscribe(&[kafka_topic]).map_err(|e| Error::Kafka { reason: kafka_error("subscribe", e) })?;
+        let mut consumer = inbound_consumer(kafka, kafka_topic, kafka_group)?;
+        let (kafka, kafka_group) = (kafka.clone(), kafka_group.to_string());
         let producer = local.producer();
         let kafka_topic = kafka_topic.to_string();
         let local_partitions = local.partitions();
@@ -369,7 +402,28 @@ impl KafkaBridge {
         let shared = Arc::clone(&status);
         let worker = Worker::spawn("millpond-kafka-in".into(), "kafka bridge", move |stop| {
             let mut backoff = Duration::from_millis(100);
+            // Since when the consumer has reported errors and received
+            // nothing (see `STALL_AFTER`).
+            let mut troubled_since: Option<std::time::Instant> = None;
             while !stop.load(Ordering::SeqCst) {
+                if troubled_since.is_some_and(|t| t.elapsed() >= STALL_AFTER) {
+                    troubled_since = Some(std::time::Instant::now());
+                    if stalled_behind(&consumer, &kafka_topic) {
+                        // Seen after a Kafka broker came back empty: the
+                        // consumer fetched nothing more and said nothing. A
+                        // new one rejoins the group and resumes from the
+                        // committed offsets (at worst a duplicate).
+                        match inbound_consumer(&kafka, &kafka_topic, &kafka_group) {
+                            Ok(fresh) => {
+                                consumer = fresh;
+                                shared.retries.fetch_add(1, Ordering::Relaxed);
+                                *shared.last_error.lock() =
+                                    Some("the Kafka consumer stalled behind its topic; re-created it".to_string());
+                            }
+                            Err(e) => *shared.last_error.lock() = Some(e.to_string()),
+                        }
+                    }
+                }
                 // A batch: wait for the first message, then take what is there.
                 let mut owned = Vec::new();
                 let mut wait = Duration::from_millis(100);
@@ -385,6 +439,7 @@ impl KafkaBridge {
                             // for over a minute after the broker was back.
                             let mut pause = CONSUME_ERROR_PAUSE;
                             shared.failed(kafka_error("consume", e), &mut pause, stop);
+                            troubled_since.get_or_insert_with(std::time::Instant::now);
                             break;
                         }
                         Some(Ok(m)) => {
@@ -405,6 +460,7 @@ impl KafkaBridge {
                                 m.timestamp().to_millis(),
                             ));
                             wait = Duration::ZERO;
+                            troubled_since = None;
                         }
                     }
                 }
