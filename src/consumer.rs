@@ -393,11 +393,8 @@ impl Consumer {
     /// # Ok::<(), Box<dyn std::error::Error>>(())
     /// ```
     pub fn recv_ref_timeout(&mut self, timeout: Duration) -> Result<Option<MessageRef<'_>>> {
-        let deadline = Instant::now().checked_add(timeout);
-        let found = match deadline {
-            Some(d) => self.found_by(Some(d))?,
-            None => self.found_by(None)?,
-        };
+        // A timeout too long to add to now waits for ever.
+        let found = self.found_by(Instant::now().checked_add(timeout))?;
         Ok(found.map(|(i, f)| self.cursors[i].view(&f)))
     }
 
@@ -417,10 +414,10 @@ impl Consumer {
         if max == 0 {
             return Ok(Batch::empty());
         }
-        let first = match Instant::now().checked_add(timeout) {
-            _ if timeout.is_zero() => self.try_found()?,
-            Some(deadline) => self.found_by(Some(deadline))?,
-            None => self.found_by(None)?,
+        let first = if timeout.is_zero() {
+            self.try_found()? // no waiting loop to enter and leave
+        } else {
+            self.found_by(Instant::now().checked_add(timeout))?
         };
         let Some((i, first)) = first else { return Ok(Batch::empty()) };
         let mut found = std::mem::take(&mut self.batch);
@@ -766,12 +763,24 @@ impl Iterator for Iter<'_> {
     type Item = Result<Message>;
 
     fn next(&mut self) -> Option<Self::Item> {
-        match self.consumer.recv() {
-            Ok(m) => Some(Ok(m)),
-            Err(Error::Closed | Error::TopicDeleted { .. }) => None,
-            Err(e) => Some(Err(e)),
-        }
+        blocking_item(self.consumer.recv())
     }
+}
+
+/// An item of a blocking iterator over receive results: the iteration ends
+/// when the broker closed or the topic was deleted; other errors are items.
+pub(crate) fn blocking_item<T>(received: Result<T>) -> Option<Result<T>> {
+    match received {
+        Ok(m) => Some(Ok(m)),
+        Err(Error::Closed | Error::TopicDeleted { .. }) => None,
+        Err(e) => Some(Err(e)),
+    }
+}
+
+/// An item of a non-blocking iterator: like [`blocking_item`], and the
+/// iteration also ends when nothing more is available.
+pub(crate) fn available_item<T>(received: Result<Option<T>>) -> Option<Result<T>> {
+    blocking_item(received).and_then(Result::transpose)
 }
 
 /// Non-blocking iterator from [`Consumer::try_iter`]. Errors other than
@@ -787,10 +796,6 @@ impl Iterator for TryIter<'_> {
     type Item = Result<Message>;
 
     fn next(&mut self) -> Option<Self::Item> {
-        match self.consumer.try_recv() {
-            Ok(Some(m)) => Some(Ok(m)),
-            Ok(None) | Err(Error::Closed | Error::TopicDeleted { .. }) => None,
-            Err(e) => Some(Err(e)),
-        }
+        available_item(self.consumer.try_recv())
     }
 }

@@ -48,7 +48,7 @@ use crate::error::{Error, Result};
 use crate::group::{AutoCommit, OffsetReset};
 use crate::record::Record;
 use crate::topic::Topic;
-use crate::worker::Worker;
+use crate::worker::{Worker, poll_past_retention};
 
 /// Records moved per round.
 const BATCH: usize = 1000;
@@ -296,16 +296,7 @@ impl KafkaBridge {
             let mut partitions: Option<u32> = None;
             let mut backoff = Duration::from_millis(100);
             while !stop.load(Ordering::SeqCst) {
-                let batch = match member.poll(BATCH, Duration::from_millis(50)) {
-                    Ok(batch) => batch,
-                    // Deleted by retention before they were sent: they
-                    // cannot be; count them and go on with what is stored.
-                    Err(Error::Lagged { from, resumed_at, .. }) => {
-                        shared.skipped.fetch_add(resumed_at.saturating_sub(from), Ordering::Relaxed);
-                        continue;
-                    }
-                    Err(e) => return Err(e),
-                };
+                let batch = poll_past_retention(&mut member, BATCH, Duration::from_millis(50), &shared.skipped)?;
                 if batch.is_empty() {
                     continue;
                 }

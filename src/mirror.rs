@@ -9,7 +9,7 @@ use crate::error::{Error, Result};
 use crate::group::{AutoCommit, Group, OffsetReset};
 use crate::record::Record;
 use crate::topic::Topic;
-use crate::worker::Worker;
+use crate::worker::{Worker, poll_past_retention};
 
 /// Records copied per round (one `send_batch`, one flush, one commit).
 const BATCH: usize = 1000;
@@ -28,8 +28,9 @@ const POLL: Duration = Duration::from_millis(50);
 /// the machine crashes (records between the last commit and a crash are
 /// copied again). Records the source's retention deletes before the mirror
 /// copies them cannot be copied: the mirror counts them
-/// ([`Mirror::skipped`]) and goes on with the oldest record still stored. Destination offsets are the destination's own; the source
-/// offset travels in nothing but order, so compare by content or key.
+/// ([`Mirror::skipped`]) and goes on with the oldest record still stored.
+/// Destination offsets are the destination's own; the source offset
+/// travels in nothing but order, so compare by content or key.
 ///
 /// The destination must have the same number of partitions as the source
 /// ([`Error::InvalidConfig`] otherwise). Stop it with [`Mirror::stop`],
@@ -174,16 +175,7 @@ fn run(
     stop: &AtomicBool,
 ) -> Result<()> {
     while !stop.load(Ordering::SeqCst) {
-        let batch = match member.poll(BATCH, POLL) {
-            Ok(batch) => batch,
-            // Retention deleted records before they were copied: they cannot
-            // be; count them and go on with what is still stored.
-            Err(Error::Lagged { from, resumed_at, .. }) => {
-                skipped.fetch_add(resumed_at.saturating_sub(from), Ordering::Relaxed);
-                continue;
-            }
-            Err(e) => return Err(e),
-        };
+        let batch = poll_past_retention(member, BATCH, POLL, skipped)?;
         if batch.is_empty() {
             continue;
         }

@@ -571,11 +571,7 @@ impl<T, C: Codec<T>, S: Source> Iterator for TypedIter<'_, T, C, S> {
     type Item = Result<TypedMessage<T>>;
 
     fn next(&mut self) -> Option<Self::Item> {
-        match self.consumer.recv() {
-            Ok(m) => Some(Ok(m)),
-            Err(Error::Closed | Error::TopicDeleted { .. }) => None,
-            Err(e) => Some(Err(e)),
-        }
+        crate::consumer::blocking_item(self.consumer.recv())
     }
 }
 
@@ -598,10 +594,6 @@ impl<T, C: Codec<T>, S: Source> Iterator for TypedTryIter<'_, T, C, S> {
     type Item = Result<TypedMessage<T>>;
 
     fn next(&mut self) -> Option<Self::Item> {
-        match self.consumer.try_recv() {
-            Ok(Some(m)) => Some(Ok(m)),
-            Ok(None) | Err(Error::Closed | Error::TopicDeleted { .. }) => None,
-            Err(e) => Some(Err(e)),
-        }
+        crate::consumer::available_item(self.consumer.try_recv())
     }
 }

@@ -3,12 +3,34 @@
 //! Kafka bridge.
 
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::thread::JoinHandle;
+use std::time::Duration;
 
 use parking_lot::Mutex;
 
 use crate::error::{Error, Result};
+use crate::group::GroupMember;
+use crate::record::Message;
+
+/// `member.poll(max, timeout)` for a copying thread. Records retention
+/// deleted before they were read ([`Error::Lagged`]) cannot be copied: they
+/// are counted in `skipped` and the batch is empty (the member already went
+/// on with the oldest record still stored).
+pub(crate) fn poll_past_retention(
+    member: &mut GroupMember,
+    max: usize,
+    timeout: Duration,
+    skipped: &AtomicU64,
+) -> Result<Vec<Message>> {
+    match member.poll(max, timeout) {
+        Err(Error::Lagged { from, resumed_at, .. }) => {
+            skipped.fetch_add(resumed_at.saturating_sub(from), Ordering::Relaxed);
+            Ok(Vec::new())
+        }
+        other => other,
+    }
+}
 
 /// A named thread running `work(stop)` until `stop` is set or it returns.
 pub(crate) struct Worker {
