@@ -7,16 +7,14 @@
 #![cfg(feature = "kafka")]
 
 mod common;
+mod kafka_util;
 
 use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
 
 use common::TempDir;
-use millpond::{Broker, KafkaBridge, KafkaSettings, Record, StartFrom, Topic, TopicConfig};
-
-fn bootstrap() -> String {
-    std::env::var("MILLPOND_KAFKA_BOOTSTRAP").unwrap_or_else(|_| "127.0.0.1:19092".to_string())
-}
+use kafka_util::{bootstrap, fill, settings, wait_for};
+use millpond::{Broker, KafkaBridge, KafkaSettings, StartFrom, Topic, TopicConfig};
 
 /// Creates a Kafka topic with a unique name, failing the test if the broker
 /// is unreachable.
@@ -28,10 +26,6 @@ fn kafka_topic(prefix: &str, partitions: u32) -> String {
         .create_topic(&name, partitions)
         .unwrap_or_else(|e| panic!("cannot create a topic on the Kafka broker at {}: {e}", bootstrap()));
     name
-}
-
-fn settings() -> KafkaSettings {
-    KafkaSettings::new(bootstrap()).set("fetch.wait.max.ms", "50").set("socket.timeout.ms", "10000")
 }
 
 type Content = BTreeMap<u32, Vec<(Option<Vec<u8>>, Vec<u8>, Vec<(String, Vec<u8>)>, i64)>>;
@@ -48,26 +42,6 @@ fn content(topic: &Topic) -> Content {
         ));
     }
     out
-}
-
-fn fill(topic: &Topic, from: u64, n: u64) {
-    topic
-        .producer()
-        .send_batch((from..from + n).map(|i| {
-            Record::new(format!("value-{i}"))
-                .key(format!("key-{}", i % 101))
-                .header("seq", i.to_string())
-                .timestamp(1_700_000_000_000 + i as i64)
-        }))
-        .unwrap();
-}
-
-fn wait_for(what: &str, limit: Duration, mut done: impl FnMut() -> bool) {
-    let deadline = Instant::now() + limit;
-    while !done() {
-        assert!(Instant::now() < deadline, "timed out waiting for {what}");
-        std::thread::sleep(Duration::from_millis(20));
-    }
 }
 
 /// Every record of `want` is in `got`, in order per partition (at-least-once:

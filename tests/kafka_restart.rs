@@ -8,6 +8,7 @@
 #![cfg(feature = "kafka")]
 
 mod common;
+mod kafka_util;
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;
@@ -15,16 +16,12 @@ use std::process::Command;
 use std::time::{Duration, Instant};
 
 use common::TempDir;
-use millpond::{Broker, KafkaBridge, KafkaSettings, Record, StartFrom, Topic, TopicConfig};
-
-fn bootstrap() -> String {
-    std::env::var("MILLPOND_KAFKA_BOOTSTRAP").unwrap_or_else(|_| "127.0.0.1:19092".to_string())
-}
+use kafka_util::{fill, wait_for};
+use millpond::{Broker, KafkaBridge, KafkaSettings, StartFrom, Topic, TopicConfig};
 
 /// Quick reconnects, so the test does not wait out librdkafka's defaults.
 fn settings() -> KafkaSettings {
-    KafkaSettings::new(bootstrap())
-        .set("fetch.wait.max.ms", "50")
+    kafka_util::settings()
         .set("socket.timeout.ms", "5000")
         .set("reconnect.backoff.ms", "50")
         .set("reconnect.backoff.max.ms", "500")
@@ -40,16 +37,6 @@ fn broker_script(action: &str) {
     assert!(status.success(), "scripts/kafka-broker.sh {action} failed: {status}");
 }
 
-fn fill(topic: &Topic, from: u64, n: u64) {
-    topic
-        .producer()
-        .send_batch(
-            (from..from + n)
-                .map(|i| Record::new(format!("value-{i}")).key(format!("key-{}", i % 31)).header("seq", i.to_string())),
-        )
-        .unwrap();
-}
-
 /// `seq` header values per partition, in order.
 fn seqs(topic: &Topic) -> BTreeMap<u32, Vec<u64>> {
     let mut out: BTreeMap<u32, Vec<u64>> = BTreeMap::new();
@@ -59,15 +46,6 @@ fn seqs(topic: &Topic) -> BTreeMap<u32, Vec<u64>> {
         out.entry(m.partition()).or_default().push(seq);
     }
     out
-}
-
-fn wait_for(what: &str, limit: Duration, mut done: impl FnMut() -> bool) {
-    let start = Instant::now();
-    while !done() {
-        assert!(start.elapsed() < limit, "timed out waiting for {what}");
-        std::thread::sleep(Duration::from_millis(50));
-    }
-    eprintln!("{what}: {:.1} s", start.elapsed().as_secs_f64());
 }
 
 #[test]

@@ -1,0 +1,45 @@
+//! Helpers shared by the Kafka bridge tests (`tests/kafka.rs`,
+//! `tests/kafka_restart.rs`): where the broker is, client settings for
+//! tests, and filling and waiting.
+
+#![allow(dead_code)] // each test crate uses a different subset
+
+use std::time::{Duration, Instant};
+
+use millpond::{KafkaSettings, Record, Topic};
+
+/// The test broker (`MILLPOND_KAFKA_BOOTSTRAP`, default the one
+/// `scripts/kafka-broker.sh start` runs).
+pub fn bootstrap() -> String {
+    std::env::var("MILLPOND_KAFKA_BOOTSTRAP").unwrap_or_else(|_| "127.0.0.1:19092".to_string())
+}
+
+/// Client settings that keep the tests quick: short fetch waits.
+pub fn settings() -> KafkaSettings {
+    KafkaSettings::new(bootstrap()).set("fetch.wait.max.ms", "50").set("socket.timeout.ms", "10000")
+}
+
+/// Sends records `from..from + n`: value `value-<i>`, key `key-<i % 101>`,
+/// header `seq` = `i`, timestamp `1_700_000_000_000 + i`.
+pub fn fill(topic: &Topic, from: u64, n: u64) {
+    topic
+        .producer()
+        .send_batch((from..from + n).map(|i| {
+            Record::new(format!("value-{i}"))
+                .key(format!("key-{}", i % 101))
+                .header("seq", i.to_string())
+                .timestamp(1_700_000_000_000 + i as i64)
+        }))
+        .unwrap();
+}
+
+/// Polls `done` until it holds, failing the test after `limit`; prints how
+/// long it took (seen with `--nocapture`).
+pub fn wait_for(what: &str, limit: Duration, mut done: impl FnMut() -> bool) {
+    let start = Instant::now();
+    while !done() {
+        assert!(start.elapsed() < limit, "timed out waiting for {what}");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    eprintln!("{what}: {:.1} s", start.elapsed().as_secs_f64());
+}
