@@ -311,6 +311,17 @@ pub enum Error {
         source: io::Error,
     },
 
+    /// A file or directory inside the broker directory is a symbolic link.
+    /// millpond never follows one, so that nothing outside the directory is
+    /// read, written, truncated or deleted through it.
+    #[error("refusing to {op} {path}: it is a symbolic link, which millpond never follows")]
+    Symlink {
+        /// What was being done.
+        op: &'static str,
+        /// The link.
+        path: PathBuf,
+    },
+
     /// Any other I/O failure.
     #[error("I/O error while trying to {op} {path}: {source}")]
     Io {
@@ -333,7 +344,14 @@ impl Error {
             || source.raw_os_error() == Some(libc::ENOSPC)
             || source.raw_os_error() == Some(libc::EFBIG)
             || source.raw_os_error() == Some(libc::EDQUOT);
-        if full { Error::DiskFull { op, path, source } } else { Error::Io { op, path, source } }
+        if full {
+            Error::DiskFull { op, path, source }
+        } else if source.raw_os_error() == Some(libc::ELOOP) {
+            // O_NOFOLLOW met a symlink in the last component.
+            Error::Symlink { op, path }
+        } else {
+            Error::Io { op, path, source }
+        }
     }
 
     /// Returns a closure for `map_err` that wraps an `io::Error` with context.

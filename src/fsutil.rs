@@ -1,4 +1,12 @@
-//! File-system helpers: atomic replacement, directory fsync, preallocation.
+//! File-system helpers: opening without following symlinks, atomic
+//! replacement, directory fsync, preallocation.
+//!
+//! Every file millpond opens goes through [`new_file_options`],
+//! [`open_read`], [`open_read_write`] or [`read_file`], which add
+//! `O_NOFOLLOW`: a symlink planted in the broker directory (the last path
+//! component) is refused with [`Error::Symlink`] instead of being followed
+//! to a file outside it. Directories are checked with [`check_real_dir`]
+//! before millpond reads or writes below them.
 
 use std::fs::{self, File, OpenOptions};
 use std::io::Write;
@@ -14,15 +22,64 @@ pub(crate) const FILE_MODE: u32 = 0o644;
 #[cfg(unix)]
 pub(crate) const DIR_MODE: u32 = 0o755;
 
-/// Opens options for a new file with millpond's permissions.
+/// Opens options for a new file with millpond's permissions, refusing to
+/// follow a symlink in the last component.
 pub(crate) fn new_file_options() -> OpenOptions {
-    let mut o = OpenOptions::new();
+    let mut o = nofollow_options();
     #[cfg(unix)]
     {
         use std::os::unix::fs::OpenOptionsExt;
         o.mode(FILE_MODE);
     }
     o
+}
+
+/// `OpenOptions` with `O_NOFOLLOW` (and `O_CLOEXEC`, which std adds).
+fn nofollow_options() -> OpenOptions {
+    let mut o = OpenOptions::new();
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::OpenOptionsExt;
+        o.custom_flags(libc::O_NOFOLLOW);
+    }
+    o
+}
+
+/// Opens an existing file for reading without following a symlink.
+pub(crate) fn open_read(path: &Path) -> std::io::Result<File> {
+    nofollow_options().read(true).open(path)
+}
+
+/// Opens an existing file for reading and writing without following a symlink.
+pub(crate) fn open_read_write(path: &Path) -> std::io::Result<File> {
+    nofollow_options().read(true).write(true).open(path)
+}
+
+/// Reads a whole file without following a symlink (`std::fs::read` would).
+pub(crate) fn read_file(path: &Path) -> std::io::Result<Vec<u8>> {
+    use std::io::Read;
+    let mut f = open_read(path)?;
+    let mut out = Vec::new();
+    f.read_to_end(&mut out)?;
+    Ok(out)
+}
+
+/// Fails with [`Error::Symlink`] if `path` is a symlink, and with an I/O
+/// error if it is missing or not a directory; `what` names it in the error.
+pub(crate) fn check_real_dir(path: &Path, what: &'static str) -> Result<()> {
+    let meta = fs::symlink_metadata(path).map_err(Error::io_at(what, path))?;
+    if meta.file_type().is_symlink() {
+        return Err(Error::Symlink { op: what, path: path.to_path_buf() });
+    }
+    if !meta.is_dir() {
+        return Err(Error::io(what, path, std::io::Error::new(std::io::ErrorKind::NotADirectory, "not a directory")));
+    }
+    Ok(())
+}
+
+/// Whether `path` exists and is a symlink (a dangling one included).
+pub(crate) fn is_symlink(path: &Path) -> bool {
+    fs::symlink_metadata(path).is_ok_and(|m| m.file_type().is_symlink())
 }
 
 /// Creates `dir` and its missing parents with millpond's permissions.
@@ -40,8 +97,20 @@ pub(crate) fn create_dir_all(dir: &Path) -> Result<()> {
 /// fsyncs a directory, making the creation, removal or renaming of its
 /// entries durable.
 pub(crate) fn fsync_dir(dir: &Path) -> Result<()> {
-    let d = File::open(dir).map_err(Error::io_at("open directory for fsync", dir))?;
+    let d = open_dir(dir).map_err(Error::io_at("open directory for fsync", dir))?;
     d.sync_all().map_err(Error::io_at("fsync directory", dir))
+}
+
+/// Opens a directory (for fsync) without following a symlink.
+fn open_dir(dir: &Path) -> std::io::Result<File> {
+    let mut o = OpenOptions::new();
+    o.read(true);
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::OpenOptionsExt;
+        o.custom_flags(libc::O_NOFOLLOW | libc::O_DIRECTORY);
+    }
+    o.open(dir)
 }
 
 fn tmp_path(path: &Path) -> PathBuf {
