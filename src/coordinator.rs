@@ -24,7 +24,7 @@ use parking_lot::Mutex;
 
 use crate::error::{Error, Result};
 use crate::notify::Notifier;
-use crate::offsets::OffsetsFile;
+use crate::offsets::{Committed, OffsetsFile};
 use crate::topic::TopicInner;
 
 /// One consumer group's state for one topic.
@@ -142,8 +142,32 @@ impl GroupState {
             let loaded = self.file.load(self.partitions())?;
             inner.current_damaged = loaded.fell_back.is_some();
             inner.load_warning = loaded.fell_back.map(|e| e.to_string());
-            self.publish_committed(&loaded.offsets);
-            inner.committed = Some(loaded.offsets);
+            // A commit made past the end of its epoch covered records a
+            // crash lost; their offsets were handed out again to new records,
+            // which the group must not skip: it resumes where the epoch ended.
+            let offsets: BTreeMap<u32, u64> = loaded
+                .offsets
+                .iter()
+                .map(|(&p, c)| {
+                    let resume = self.topic.partitions.get(p as usize).map_or(c.offset, |log| {
+                        let resume = log.resume_point(c.offset, c.epoch);
+                        if resume != c.offset {
+                            log::warn!(
+                                "millpond: group {:?} topic {:?} partition {p}: committed offset {} lies past the \
+                                 end of its epoch {} (records lost in a crash); resuming at {resume}",
+                                self.name,
+                                self.topic.name,
+                                c.offset,
+                                c.epoch
+                            );
+                        }
+                        resume
+                    });
+                    (p, resume)
+                })
+                .collect();
+            self.publish_committed(&offsets);
+            inner.committed = Some(offsets);
         }
         Ok(inner.committed.get_or_insert_with(BTreeMap::new))
     }
@@ -245,7 +269,16 @@ impl GroupState {
         }
         let current_damaged = inner.current_damaged;
         drop(inner);
-        self.file.store(&next, current_damaged)?;
+        // Each commit carries the epoch of the last record it covers.
+        let with_epochs: BTreeMap<u32, Committed> = next
+            .iter()
+            .map(|(&p, &offset)| {
+                let epoch =
+                    self.topic.partitions.get(p as usize).map_or(0, |log| log.epoch_of(offset.saturating_sub(1)));
+                (p, Committed { offset, epoch })
+            })
+            .collect();
+        self.file.store(&with_epochs, current_damaged)?;
         let mut inner = self.inner.lock();
         inner.current_damaged = false;
         self.publish_committed(&next);

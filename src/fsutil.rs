@@ -183,3 +183,48 @@ pub(crate) fn preallocate(file: &File, len: u64, path: &Path) -> Result<()> {
         Ok(())
     }
 }
+
+/// The ranges of `[from, to)` of `file` that may hold data, as the file
+/// system reports them (`SEEK_DATA` / `SEEK_HOLE`): holes of a sparse file
+/// and the unwritten extents `fallocate` leaves on ext4 and XFS are left
+/// out, so recovery reads what was written, not the whole preallocated
+/// segment. Where the file system cannot say, the whole range is returned.
+pub(crate) fn data_ranges(file: &File, from: u64, to: u64) -> Vec<(u64, u64)> {
+    #[cfg(target_os = "linux")]
+    {
+        use std::os::fd::AsRawFd;
+        let fd = file.as_raw_fd();
+        let mut out = Vec::new();
+        let mut pos = from;
+        while pos < to {
+            let Ok(at) = libc::off_t::try_from(pos) else { return vec![(from, to)] };
+            // SAFETY: lseek on a descriptor we own; no memory is passed.
+            let data = unsafe { libc::lseek(fd, at, libc::SEEK_DATA) };
+            if data < 0 {
+                return match std::io::Error::last_os_error().raw_os_error() {
+                    Some(libc::ENXIO) => out, // no data after `pos`
+                    _ => vec![(from, to)],    // not supported here: assume data
+                };
+            }
+            // SAFETY: as above.
+            let hole = unsafe { libc::lseek(fd, data, libc::SEEK_HOLE) };
+            if hole < 0 {
+                return vec![(from, to)];
+            }
+            let (start, end) = (data as u64, (hole as u64).min(to));
+            if start >= to {
+                break;
+            }
+            if end > start {
+                out.push((start, end));
+            }
+            pos = end.max(start + 1);
+        }
+        out
+    }
+    #[cfg(not(target_os = "linux"))]
+    {
+        let _ = file;
+        vec![(from, to)]
+    }
+}

@@ -835,9 +835,10 @@ fn two_commits(dir: &TempDir) -> (Vec<u8>, Vec<u8>) {
     broker.close().unwrap();
     let current = std::fs::read(offsets_path(dir.path(), "g", "t")).unwrap();
     let prev = std::fs::read(prev_offsets_path(dir.path(), "g", "t")).unwrap();
-    // The documented format, checked with an independent encoder.
-    assert_eq!(current, encode_offsets(&[(0, 12), (1, 9)].into_iter().collect()));
-    assert_eq!(prev, encode_offsets(&[(0, 5), (1, 5)].into_iter().collect()));
+    // The documented format (version 2), checked with an independent
+    // encoder: every record was written in the partitions' first epoch.
+    assert_eq!(current, group_util::encode_offsets_v2("g", "t", &[(0, (12, 1)), (1, (9, 1))].into_iter().collect()));
+    assert_eq!(prev, group_util::encode_offsets_v2("g", "t", &[(0, (5, 1)), (1, (5, 1))].into_iter().collect()));
     (current, prev)
 }
 
@@ -887,7 +888,7 @@ fn corrupt_offsets_file_falls_back_to_prev_and_redelivers_without_skipping() {
     let (current, _prev) = two_commits(&dir);
     let path = offsets_path(dir.path(), "g", "t");
     let mut bad = current.clone();
-    bad[14] ^= 0xFF; // inside partition 0's offset
+    bad[22] ^= 0xFF; // inside partition 0's offset (after the 16-byte header and the names "g", "t")
     std::fs::write(&path, &bad).unwrap();
     assert_falls_back_to_prev(&dir, "flipped byte");
 

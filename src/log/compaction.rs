@@ -255,9 +255,3 @@ impl PartitionLog {
         Ok(written)
     }
 }
-
-/// Whether a partition directory entry named `name` is a `.cleaned` file
-/// left by a compaction that crashed (to be removed when the partition opens).
-pub(crate) fn is_stray_cleaned(name: &str) -> bool {
-    name.ends_with(CLEANED_SUFFIX)
-}

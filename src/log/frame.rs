@@ -62,6 +62,22 @@ pub(crate) struct FrameHeader {
 }
 
 impl FrameHeader {
+    /// Checks that the frame's offsets lie in `[segment_base, limit)`.
+    pub(crate) fn check_range(&self, segment_base: u64, limit: Option<u64>) -> Result<(), FrameError> {
+        let next = self.base_offset.checked_add(u64::from(self.last_offset_delta) + 1);
+        let inside = self.base_offset >= segment_base && next.is_some_and(|n| limit.is_none_or(|l| n <= l));
+        if inside {
+            Ok(())
+        } else {
+            Err(FrameError::OutOfRange {
+                base_offset: self.base_offset,
+                next_offset: next.unwrap_or(u64::MAX),
+                segment_base,
+                limit,
+            })
+        }
+    }
+
     /// Total frame length, header included.
     pub(crate) fn frame_len(&self) -> usize {
         HEADER_LEN + self.body_len as usize
@@ -90,6 +106,19 @@ pub(crate) enum FrameError {
     BadCrc,
     /// A record inside a checksummed frame is malformed.
     BadRecord(&'static str),
+    /// A checksummed frame whose offsets lie outside its segment's range
+    /// (below the segment's base offset, or at or past the next segment's):
+    /// a misplaced or renamed file, never a torn write.
+    OutOfRange {
+        /// The frame's first offset.
+        base_offset: u64,
+        /// One past the frame's last offset.
+        next_offset: u64,
+        /// The segment's base offset.
+        segment_base: u64,
+        /// The next segment's base offset, if there is one.
+        limit: Option<u64>,
+    },
     /// A sealed segment's records end before the next segment's first
     /// offset: whole frames are missing.
     MissingOffsets {
@@ -110,6 +139,16 @@ impl std::fmt::Display for FrameError {
             FrameError::BadHeader(why) => write!(f, "bad frame header: {why}"),
             FrameError::BadCrc => f.write_str("frame CRC mismatch"),
             FrameError::BadRecord(why) => write!(f, "malformed record: {why}"),
+            FrameError::OutOfRange { base_offset, next_offset, segment_base, limit } => {
+                write!(
+                    f,
+                    "frame holds offsets {base_offset}..{next_offset}, outside its segment (from {segment_base}"
+                )?;
+                match limit {
+                    Some(l) => write!(f, " to {l}): a misplaced or renamed segment file"),
+                    None => f.write_str(" on): a misplaced or renamed segment file"),
+                }
+            }
             FrameError::MissingOffsets { next_offset, expected } => write!(
                 f,
                 "the segment's records end at offset {next_offset} but the next segment starts at {expected}: \

@@ -24,6 +24,7 @@
 
 pub(crate) mod compaction;
 pub(crate) mod cursor;
+pub(crate) mod epochs;
 pub(crate) mod frame;
 pub(crate) mod index;
 mod mmap;
@@ -128,11 +129,17 @@ struct Writer {
     pending: Vec<PathBuf>,
     /// Whether files were created in the directory since the last sync.
     dir_dirty: bool,
+    /// Rolls so far (a sync outside the lock clears `dir_dirty` only if
+    /// none happened while it ran).
+    rolls: u64,
     last_sync: Instant,
     /// Set when the broker closed or the topic was deleted.
     closed: Option<Error>,
     /// Set when a sync failed; the partition refuses writes from then on.
     poisoned: Option<String>,
+    /// The epoch this session writes in, once its first append started it
+    /// (see [`epochs`]).
+    epoch: Option<u32>,
 }
 
 /// One partition: an ordered, append-only log of segments.
@@ -161,6 +168,10 @@ pub(crate) struct PartitionLog {
     rolled: std::sync::atomic::AtomicBool,
     /// Prepares the active segment's pages ahead of the writer, if enabled.
     prefault: Option<Prefaulter>,
+    /// The partition's epochs (see [`epochs`]).
+    epochs: epochs::EpochHistory,
+    /// Serializes syncs done outside the writer lock (`flush`, `Interval`).
+    sync_lock: Mutex<()>,
 }
 
 impl std::fmt::Debug for PartitionLog {
@@ -173,16 +184,85 @@ impl std::fmt::Debug for PartitionLog {
     }
 }
 
-/// Parses `<20 digits>.log`.
-fn parse_segment_name(name: &str) -> Option<u64> {
-    let digits = name.strip_suffix(".log")?;
+/// fsyncs a sealed segment file by path: fsync writes back the file's dirty
+/// pages, including those dirtied through the shared mapping. A segment
+/// deleted by retention meanwhile needs no sync.
+fn fsync_sealed(path: &Path) -> Result<()> {
+    match fsutil::open_read(path) {
+        Ok(f) => f.sync_all().map_err(Error::io_at("fsync sealed segment", path)),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
+        Err(e) => Err(Error::io("open sealed segment for fsync", path, e)),
+    }
+}
+
+/// Parses `<20 digits><suffix>` into the base offset the digits name (which
+/// may be beyond any offset millpond writes: the caller checks).
+fn parse_base(name: &str, suffix: &str) -> Option<u128> {
+    let digits = name.strip_suffix(suffix)?;
     if digits.len() != 20 || !digits.bytes().all(|b| b.is_ascii_digit()) {
         return None;
     }
     digits.parse().ok()
 }
 
+/// Whether `name` is a file a crash between two steps can leave in a
+/// partition directory, which opening removes: an index without its segment
+/// (retention crashed between the two unlinks), a temporary index or epochs
+/// file, or a compacted segment that was never swapped in.
+fn is_stray(name: &str, bases: &std::collections::HashSet<u128>) -> bool {
+    parse_base(name, ".index").is_some_and(|b| !bases.contains(&b))
+        || parse_base(name, ".index.tmp").is_some()
+        || parse_base(name, ".log.cleaned").is_some()
+        || name == concat!("epochs", ".tmp")
+}
+
 impl PartitionLog {
+    /// Removes trailing segments that a crash left with nothing written in
+    /// them (every byte zero), where keeping them would leave a hole in the
+    /// offsets: a batch's plan creates every segment it needs before
+    /// writing, at bases past records that may then never be written.
+    ///
+    /// Only an entirely zero segment goes, and only when its base lies at or
+    /// past the end of the segment before it, which then continues as the
+    /// active segment from that end: no offset is lost or skipped. A segment
+    /// with any byte written stays (a torn first frame is a torn tail,
+    /// recovered and reported); in a compacted topic every trailing segment
+    /// stays, since a
+    /// segment compaction emptied still holds its place in the offsets
+    /// (gaps are normal there), so the high watermark never goes back.
+    fn drop_unwritten_trailing_segments(
+        dir: &Path,
+        id: &PartitionId,
+        settings: &LogSettings,
+        bases: &mut Vec<u64>,
+    ) -> Result<()> {
+        if settings.cleanup == crate::config::CleanupPolicy::Compact {
+            return Ok(());
+        }
+        while let [.., prev, last] = bases[..] {
+            let path = segment::log_path(dir, last);
+            if !segment::is_entirely_zero(&path)? {
+                break;
+            }
+            let prev_end = match Segment::open_sealed(dir, prev, settings.index_interval, id.clone(), None, false) {
+                Ok(seg) => seg.next_offset(),
+                Err(_) => break, // cannot tell: keep it, the log start is what it is
+            };
+            if last < prev_end {
+                break; // overlaps its predecessor: not ours to judge here
+            }
+            std::fs::remove_file(&path).map_err(Error::io_at("remove unwritten trailing segment", &path))?;
+            let idx = segment::index_path(dir, last);
+            match std::fs::remove_file(&idx) {
+                Ok(()) => {}
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+                Err(e) => return Err(Error::io("remove index of unwritten segment", idx, e)),
+            }
+            bases.pop();
+        }
+        Ok(())
+    }
+
     /// Opens (creating if needed) the partition in `dir`, recovering its
     /// active segment.
     pub(crate) fn open(
@@ -194,43 +274,57 @@ impl PartitionLog {
         prefault: Option<Prefaulter>,
     ) -> Result<(PartitionLog, Option<RecoveryEvent>)> {
         let id = PartitionId { topic, partition };
-        let existed = dir.is_dir();
+        let existed = match std::fs::symlink_metadata(dir) {
+            Ok(_) => {
+                fsutil::check_real_dir(dir, "open partition directory")?;
+                true
+            }
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => false,
+            Err(e) => return Err(Error::io("open partition directory", dir, e)),
+        };
         fsutil::create_dir_all(dir)?;
         // One listing (opening must not cost more per sealed segment than
-        // it has to): segment bases, and `.cleaned` files a crashed
-        // compaction left behind, which are removed.
+        // it has to): segment bases, and the strays a crash can leave
+        // between two steps (see `is_stray`), which are removed.
         let mut bases = Vec::new();
+        let mut names = Vec::new();
         for entry in std::fs::read_dir(dir).map_err(Error::io_at("list partition directory", dir))? {
             let entry = entry.map_err(Error::io_at("list partition directory", dir))?;
             let name = entry.file_name();
             let Some(name) = name.to_str() else { continue };
-            if let Some(base) = parse_segment_name(name) {
-                bases.push(base);
-            } else if compaction::is_stray_cleaned(name) {
+            if let Some(base) = parse_base(name, ".log") {
                 let path = entry.path();
-                std::fs::remove_file(&path).map_err(Error::io_at("remove stray compaction file", &path))?;
+                if entry.file_type().map_err(Error::io_at("stat segment", &path))?.is_symlink() {
+                    return Err(Error::Symlink { op: "open segment", path });
+                }
+                let Some(base) = u64::try_from(base).ok().filter(|&b| b <= segment::MAX_OFFSET) else {
+                    return Err(Error::Corrupt {
+                        topic: id.topic.to_string(),
+                        partition: id.partition,
+                        path,
+                        position: 0,
+                        reason: format!(
+                            "segment name {name} is beyond the largest offset millpond writes ({})",
+                            segment::MAX_OFFSET
+                        ),
+                    });
+                };
+                bases.push(base);
+            } else {
+                names.push(name.to_string());
+            }
+        }
+        let known: std::collections::HashSet<u128> = bases.iter().map(|&b| u128::from(b)).collect();
+        for name in names.iter().filter(|n| is_stray(n, &known)) {
+            let path = dir.join(name);
+            match std::fs::remove_file(&path) {
+                Ok(()) => {}
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+                Err(e) => return Err(Error::io("remove stray file", path, e)),
             }
         }
         bases.sort_unstable();
-        // Segments whose first frame header is all zero hold no record: an
-        // append that created them crashed before writing (or a roll did).
-        // Drop them from the end, so the log continues from the last
-        // segment that holds data and no offsets are skipped.
-        while bases.len() >= 2 {
-            let Some(&last) = bases.last() else { break };
-            let path = segment::log_path(dir, last);
-            if !segment::starts_empty(&path)? {
-                break;
-            }
-            std::fs::remove_file(&path).map_err(Error::io_at("remove empty trailing segment", &path))?;
-            let idx = segment::index_path(dir, last);
-            match std::fs::remove_file(&idx) {
-                Ok(()) => {}
-                Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
-                Err(e) => return Err(Error::io("remove index of empty segment", idx, e)),
-            }
-            bases.pop();
-        }
+        Self::drop_unwritten_trailing_segments(dir, &id, &settings, &mut bases)?;
         let (active, event) = match bases.last() {
             None => {
                 let seg = Segment::create(dir, 0, settings.segment_bytes, id.clone())?;
@@ -245,6 +339,7 @@ impl PartitionLog {
                 Segment::recover_active(dir, last, settings.segment_bytes, settings.index_interval, mode, id.clone())?
             }
         };
+        let epochs = epochs::EpochHistory::load(dir)?;
         let active = Arc::new(active);
         let slots: Vec<Arc<Slot>> = bases
             .iter()
@@ -266,9 +361,11 @@ impl PartitionLog {
             unsynced_records: 0,
             pending: Vec::new(),
             dir_dirty: false,
+            rolls: 0,
             last_sync: Instant::now(),
             closed: None,
             poisoned: None,
+            epoch: None,
         };
         let log = PartitionLog {
             id,
@@ -284,6 +381,8 @@ impl PartitionLog {
             maintenance_lock: Mutex::new(()),
             rolled: std::sync::atomic::AtomicBool::new(false),
             prefault,
+            epochs,
+            sync_lock: Mutex::new(()),
         };
         Ok((log, event))
     }
@@ -320,6 +419,45 @@ impl PartitionLog {
         slots.iter().map(|slot| self.slot_bytes(slot)).sum()
     }
 
+    /// Checks that the partition takes writes and, before this session's
+    /// first record, starts its epoch.
+    #[inline]
+    fn ready_to_write(&self, w: &mut Writer) -> Result<()> {
+        self.error_if_unwritable(w)?;
+        if w.epoch.is_none() {
+            self.begin_epoch(w)?;
+        }
+        Ok(())
+    }
+
+    #[cold]
+    fn begin_epoch(&self, w: &mut Writer) -> Result<()> {
+        w.epoch = Some(self.epochs.begin(w.next_offset)?);
+        Ok(())
+    }
+
+    /// The epoch of the record at `offset` (0: written before epochs were
+    /// recorded), for a commit that covers it.
+    pub(crate) fn epoch_of(&self, offset: u64) -> u32 {
+        self.epochs.epoch_of(offset)
+    }
+
+    /// Where a committed `offset` made against `epoch` should resume: the
+    /// end of that epoch, if the commit lies past it (the records it covered
+    /// were lost in a crash and their offsets handed out again), else the
+    /// offset itself. Epoch 0 (a commit from a version 1 offsets file, or of
+    /// records older than the epoch history) cannot be checked: the offset
+    /// stands, and the group's `OffsetReset` handles one past the log end.
+    pub(crate) fn resume_point(&self, offset: u64, epoch: u32) -> u64 {
+        if epoch == 0 {
+            return offset;
+        }
+        match self.epochs.end_of(epoch) {
+            Some(end) if offset > end => end,
+            _ => offset,
+        }
+    }
+
     fn error_if_unwritable(&self, w: &Writer) -> Result<()> {
         if let Some(closed) = &w.closed {
             return Err(match closed {
@@ -347,7 +485,7 @@ impl PartitionLog {
         // Read the clock before taking the lock, to keep the locked section short.
         let now = now_millis();
         let mut w = self.writer.lock();
-        self.error_if_unwritable(&w)?;
+        self.ready_to_write(&mut w)?;
         let first = w.next_offset;
         let len = frame::HEADER_LEN + sizes.iter().sum::<usize>();
         if len <= w.active.free() {
@@ -371,8 +509,8 @@ impl PartitionLog {
         debug_assert!(parts.windows(2).all(|p| p[0].0.partition() < p[1].0.partition()));
         let now = now_millis();
         let mut guards: Vec<_> = parts.iter().map(|(log, _, _)| log.writer.lock()).collect();
-        for ((log, _, _), w) in parts.iter().zip(&guards) {
-            log.error_if_unwritable(w)?;
+        for ((log, _, _), w) in parts.iter().zip(guards.iter_mut()) {
+            log.ready_to_write(w)?;
         }
         let mut plans = Vec::with_capacity(parts.len());
         for ((log, _, sizes), w) in parts.iter().zip(&guards) {
@@ -507,7 +645,7 @@ impl PartitionLog {
         // failure here (say, no space for the index) does not fail the
         // append, whose data is already safe; it is reported.
         if let Err(e) = old.finish(&self.dir) {
-            eprintln!("millpond: sealing {} without an index (rebuilt when next opened): {e}", old.path.display());
+            log::warn!("millpond: sealing {} without an index (rebuilt when next opened): {e}", old.path.display());
         }
         // Publish the new segment, then seal the old one, so a reader that
         // sees `sealed` finds its successor.
@@ -520,6 +658,7 @@ impl PartitionLog {
         w.last_index_pos = None;
         w.max_ts = i64::MIN;
         w.dir_dirty = true;
+        w.rolls += 1;
         self.rolled.store(true, Ordering::Release);
     }
 
@@ -528,14 +667,7 @@ impl PartitionLog {
     fn sync_locked(&self, w: &mut Writer) -> Result<()> {
         let result = (|| -> Result<()> {
             for path in &w.pending {
-                // fsync writes back the file's dirty pages, including those
-                // dirtied through the shared mapping. A segment deleted by
-                // retention meanwhile needs no sync.
-                match std::fs::File::open(path) {
-                    Ok(f) => f.sync_all().map_err(Error::io_at("fsync sealed segment", path))?,
-                    Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
-                    Err(e) => return Err(Error::io("open sealed segment for fsync", path, e)),
-                }
+                fsync_sealed(path)?;
             }
             w.pending.clear();
             w.synced_to = w.active.sync_range(w.synced_to)?;
@@ -559,26 +691,82 @@ impl PartitionLog {
     }
 
     /// Makes everything appended so far durable (the `flush` barrier).
+    ///
+    /// The msync and fsyncs run outside the writer lock, so producers keep
+    /// appending meanwhile; only what was appended before the call is
+    /// covered.
     pub(crate) fn flush(&self) -> Result<()> {
-        let mut w = self.writer.lock();
-        self.error_if_unwritable(&w)?;
-        self.sync_locked(&mut w)
+        self.sync_outside_lock(true)
     }
 
-    /// For `FsyncPolicy::Interval`: syncs if there are unsynced records and
-    /// the interval has passed since the last sync.
+    /// For `FsyncPolicy::Interval`: syncs (outside the writer lock) if there
+    /// are unsynced records and the interval has passed since the last sync.
     pub(crate) fn sync_if_due(&self) -> Result<()> {
         let FsyncPolicy::Interval(every) = self.settings.fsync else { return Ok(()) };
-        let mut w = self.writer.lock();
-        if w.closed.is_some() || w.poisoned.is_some() || w.unsynced_records == 0 || w.last_sync.elapsed() < every {
-            return Ok(());
+        {
+            let w = self.writer.lock();
+            if w.closed.is_some() || w.poisoned.is_some() || w.unsynced_records == 0 || w.last_sync.elapsed() < every {
+                return Ok(());
+            }
         }
-        self.sync_locked(&mut w)
+        self.sync_outside_lock(false)
+    }
+
+    /// Syncs everything appended before the call with the writer lock held
+    /// only to read what to sync and to record the result; poisons the
+    /// partition on failure. `report_unwritable`: whether a closed or
+    /// poisoned partition is an error (`flush`) or nothing to do (the
+    /// interval sync).
+    fn sync_outside_lock(&self, report_unwritable: bool) -> Result<()> {
+        // Lock order: `sync_lock`, then the writer lock (never the reverse).
+        let _one_sync_at_a_time = self.sync_lock.lock();
+        let (pending, active, from, dir_dirty, rolls, records) = {
+            let w = self.writer.lock();
+            if let Err(e) = self.error_if_unwritable(&w) {
+                return if report_unwritable { Err(e) } else { Ok(()) };
+            }
+            (w.pending.clone(), Arc::clone(&w.active), w.synced_to, w.dir_dirty, w.rolls, w.unsynced_records)
+        };
+        let result = (|| -> Result<u32> {
+            for path in &pending {
+                fsync_sealed(path)?;
+            }
+            // A roll meanwhile only trims `active` to its committed length,
+            // which is where this range ends.
+            let end = active.sync_range(from)?;
+            if dir_dirty {
+                fsutil::fsync_dir(&self.dir)?;
+            }
+            Ok(end)
+        })();
+        let mut w = self.writer.lock();
+        match result {
+            Ok(end) => {
+                w.pending.retain(|p| !pending.contains(p));
+                if Arc::ptr_eq(&w.active, &active) {
+                    w.synced_to = w.synced_to.max(end);
+                }
+                if w.rolls == rolls && dir_dirty {
+                    w.dir_dirty = false;
+                }
+                w.unsynced_records = w.unsynced_records.saturating_sub(records);
+                w.last_sync = Instant::now();
+                Ok(())
+            }
+            Err(e) => {
+                w.poisoned = Some(e.to_string());
+                Err(e)
+            }
+        }
     }
 
     /// Stops the partition: syncs, trims the active segment (so reopening
     /// needs no tail scan), refuses further writes with `reason`, and wakes
     /// every waiting consumer.
+    ///
+    /// Only a failed sync is an error: once the data is synced, a failure
+    /// to write the active segment's index (say, on a full disk) loses
+    /// nothing, since the next open scans the segment instead; it is logged.
     pub(crate) fn close(&self, reason: Error) -> Result<()> {
         let mut w = self.writer.lock();
         if w.closed.is_some() {
@@ -586,7 +774,13 @@ impl PartitionLog {
         }
         let result = if w.poisoned.is_none() {
             self.sync_locked(&mut w).and_then(|()| {
-                w.active.finish(&self.dir)?;
+                if let Err(e) = w.active.finish(&self.dir) {
+                    log::warn!(
+                        "millpond: closed {} without writing its index (its data is synced; the next open \
+                         scans it instead): {e}",
+                        w.active.path.display()
+                    );
+                }
                 w.active.sync_file()
             })
         } else {

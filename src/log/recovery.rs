@@ -25,6 +25,16 @@ pub(crate) struct Scan {
 }
 
 impl Scan {
+    /// Whether the scan stopped at a frame that passed its checksum but does
+    /// not belong where it is (outside the segment's offsets, or out of
+    /// sequence): foreign data, which no torn write produces.
+    pub(crate) fn stopped_at_foreign_frame(&self) -> bool {
+        matches!(
+            self.stop,
+            Some((_, FrameError::OutOfRange { .. } | FrameError::BadHeader("frame offset out of sequence")))
+        )
+    }
+
     /// Whether the scan ended at clean, zero-filled (never written) space or
     /// exactly at the end of the bytes.
     pub(crate) fn ended_cleanly(&self) -> bool {
@@ -33,9 +43,11 @@ impl Scan {
 }
 
 /// Validates frames from the start of `bytes` until the first one that is
-/// zero, short, torn, fails its CRC, or has an impossible offset. Index
-/// entries are made every `index_interval` bytes.
-pub(crate) fn scan(bytes: &[u8], base_offset: u64, index_interval: u32) -> Scan {
+/// zero, short, torn, fails its CRC, or has an impossible offset (below the
+/// segment's base, at or past `limit` — the next segment's base — or not
+/// after the previous frame). Index entries are made every `index_interval`
+/// bytes.
+pub(crate) fn scan(bytes: &[u8], base_offset: u64, limit: Option<u64>, index_interval: u32) -> Scan {
     let mut pos = 0usize;
     let mut next_offset = base_offset;
     let mut max_ts = i64::MIN;
@@ -52,6 +64,10 @@ pub(crate) fn scan(bytes: &[u8], base_offset: u64, index_interval: u32) -> Scan 
                 break;
             }
         };
+        if let Err(e) = header.check_range(base_offset, limit) {
+            stop = Some((pos, e));
+            break;
+        }
         // Offsets increase; gaps are allowed (compaction leaves them).
         if header.base_offset < next_offset {
             stop = Some((pos, FrameError::BadHeader("frame offset out of sequence")));
@@ -115,7 +131,7 @@ mod tests {
     #[test]
     fn scan_stops_cleanly_at_zero_tail() {
         let seg = segment_with(&[(10, 1), (11, 3), (14, 1)], 4096);
-        let s = scan(&seg, 10, 1);
+        let s = scan(&seg, 10, None, 1);
         assert!(s.ended_cleanly());
         assert_eq!((s.next_offset, s.frames, s.entries.len()), (15, 3, 3));
         assert_eq!(last_nonzero_end(&seg[s.valid_end..]), 0);
@@ -124,10 +140,10 @@ mod tests {
     #[test]
     fn scan_reports_torn_last_frame() {
         let mut seg = segment_with(&[(0, 2), (2, 2)], 4096);
-        let first = scan(&seg, 0, 4096);
+        let first = scan(&seg, 0, None, 4096);
         let second_start = first.entries[0].position as usize + (first.valid_end / 2);
         seg[second_start + 50] ^= 0xFF;
-        let s = scan(&seg, 0, 4096);
+        let s = scan(&seg, 0, None, 4096);
         assert_eq!(s.next_offset, 2);
         assert!(!s.ended_cleanly());
     }
@@ -135,15 +151,23 @@ mod tests {
     #[test]
     fn scan_rejects_frame_below_the_segment_base() {
         let seg = segment_with(&[(5, 1)], 1024);
-        let s = scan(&seg, 6, 4096);
+        let s = scan(&seg, 6, None, 4096);
         assert_eq!((s.valid_end, s.frames), (0, 0));
         assert!(!s.ended_cleanly());
     }
 
     #[test]
+    fn scan_rejects_frame_at_or_past_the_next_segment() {
+        let seg = segment_with(&[(5, 1), (6, 2)], 1024);
+        let s = scan(&seg, 5, Some(7), 4096);
+        assert_eq!((s.frames, s.next_offset), (1, 6));
+        assert!(s.stopped_at_foreign_frame());
+    }
+
+    #[test]
     fn scan_accepts_offset_gaps_left_by_compaction() {
         let seg = segment_with(&[(0, 1), (5, 2)], 1024);
-        let s = scan(&seg, 0, 4096);
+        let s = scan(&seg, 0, None, 4096);
         assert!(s.ended_cleanly());
         assert_eq!((s.frames, s.next_offset), (2, 7));
     }

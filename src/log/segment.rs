@@ -29,6 +29,10 @@ pub(crate) struct PartitionId {
     pub partition: u32,
 }
 
+/// The largest offset a segment may start at (Kafka's offsets are `i64`):
+/// far from `u64::MAX`, so offset arithmetic can never overflow.
+pub(crate) const MAX_OFFSET: u64 = i64::MAX as u64;
+
 /// `<dir>/<base>.log` with `base` as 20 digits.
 pub(crate) fn log_path(dir: &Path, base: u64) -> PathBuf {
     dir.join(format!("{base:020}.log"))
@@ -39,22 +43,58 @@ pub(crate) fn index_path(dir: &Path, base: u64) -> PathBuf {
     dir.join(format!("{base:020}.index"))
 }
 
-/// Whether the segment file at `path` holds no frame: its first frame
-/// header is missing or all zero.
-pub(crate) fn starts_empty(path: &Path) -> Result<bool> {
-    use std::io::Read;
-    let mut head = [0u8; super::frame::HEADER_LEN];
-    let mut f = File::open(path).map_err(Error::io_at("open segment", path))?;
-    let mut got = 0;
-    while got < head.len() {
-        match f.read(&mut head[got..]) {
-            Ok(0) => break,
-            Ok(n) => got += n,
-            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
-            Err(e) => return Err(Error::io("read segment", path, e)),
+/// Whether the segment file at `path` holds nothing at all: every byte
+/// zero (or no byte). Only such a segment may disappear at recovery without
+/// a report; one whose first frame header is zero but which holds other
+/// bytes is a torn first frame, recovered (and reported) as a torn tail.
+/// Costs a read of the first header, then only of the ranges the file
+/// system reports as data.
+pub(crate) fn is_entirely_zero(path: &Path) -> Result<bool> {
+    use std::os::unix::fs::FileExt;
+    let f = fsutil::open_read(path).map_err(Error::io_at("open segment", path))?;
+    let len = f.metadata().map_err(Error::io_at("stat segment", path))?.len();
+    let mut buf = vec![0u8; 1 << 16];
+    // The first frame header first: nearly every segment fails here at once.
+    for (start, end) in
+        std::iter::once((0, len.min(super::frame::HEADER_LEN as u64))).chain(fsutil::data_ranges(&f, 0, len))
+    {
+        let mut at = start;
+        while at < end {
+            let n = (end - at).min(buf.len() as u64) as usize;
+            let got = match f.read_at(&mut buf[..n], at) {
+                Ok(0) => break,
+                Ok(got) => got,
+                Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
+                Err(e) => return Err(Error::io("read segment", path, e)),
+            };
+            if buf[..got].iter().any(|&b| b != 0) {
+                return Ok(false);
+            }
+            at += got as u64;
         }
     }
-    Ok(head[..got].iter().all(|&b| b == 0))
+    Ok(true)
+}
+
+/// Reads `<base>.index` if it is present and intact.
+fn read_index(path: &Path) -> Option<SegmentIndex> {
+    let bytes = fsutil::read_file(path).ok()?;
+    SegmentIndex::decode(&bytes, path).ok()
+}
+
+/// Position one past the last non-zero byte of `bytes[from..]` (relative to
+/// `from`), looking only at the ranges of `file` (mapped as `bytes`) that
+/// the file system reports as data.
+fn garbage_len(file: &File, bytes: &[u8], from: usize) -> usize {
+    let mut last = 0;
+    for (start, end) in fsutil::data_ranges(file, from as u64, bytes.len() as u64) {
+        let (start, end) = (start as usize, (end as usize).min(bytes.len()));
+        let n = recovery::last_nonzero_end(&bytes[start..end]);
+        if n > 0 {
+            last = start + n - from;
+        }
+    }
+    last
 }
 
 /// Refuses a segment file larger than millpond ever writes (positions in
@@ -112,6 +152,14 @@ pub(crate) struct Segment {
     verify_reads: bool,
     /// Where a sealed segment's valid data ends early because of damage.
     corrupt_at: Option<(u32, FrameError)>,
+    /// The next segment's base offset, when known at open: frames read from
+    /// disk must hold offsets in `[base_offset, limit)`.
+    limit: Option<u64>,
+    /// Bytes the writer may fill: the mapping's length, or, for an active
+    /// segment that could not be given real blocks (a full disk at open),
+    /// its committed length, so the next append rolls to a new segment
+    /// instead of writing into a hole.
+    writable: u32,
     index: Mutex<Vec<IndexEntry>>,
 }
 
@@ -129,6 +177,15 @@ impl Segment {
     /// Creates a new, empty segment file preallocated to `capacity` bytes.
     pub(crate) fn create(dir: &Path, base: u64, capacity: u64, id: PartitionId) -> Result<Segment> {
         let path = log_path(dir, base);
+        if base > MAX_OFFSET {
+            return Err(Error::Corrupt {
+                topic: id.topic.to_string(),
+                partition: id.partition,
+                path,
+                position: 0,
+                reason: format!("offset {base} is beyond the largest offset millpond writes ({MAX_OFFSET})"),
+            });
+        }
         let file = fsutil::new_file_options()
             .read(true)
             .write(true)
@@ -152,13 +209,25 @@ impl Segment {
             sealed: AtomicBool::new(false),
             verify_reads: false,
             corrupt_at: None,
+            limit: None,
+            writable: capacity as u32,
             index: Mutex::new(Vec::new()),
         })
     }
 
     /// Opens the last segment of a partition for appending: validates every
     /// frame, truncates at the first bad one and zeroes what follows (or, in
-    /// `FailOnCorruptTail` mode, refuses and changes nothing).
+    /// `FailOnCorruptTail` mode, refuses and changes nothing), then gives the
+    /// whole capacity real blocks (`fallocate`, on every open: a sparse copy
+    /// of the directory must not leave holes under the mapping).
+    ///
+    /// Costs time in proportion to the bytes written, not to the capacity:
+    /// the frame scan stops at the first zero header, and the search for
+    /// garbage after it reads only what the file system reports as data.
+    ///
+    /// A checksummed frame whose offsets do not belong in this segment is
+    /// foreign data, not a torn write: it is `Error::Corrupt` in both modes,
+    /// and nothing is changed.
     pub(crate) fn recover_active(
         dir: &Path,
         base: u64,
@@ -168,42 +237,63 @@ impl Segment {
         id: PartitionId,
     ) -> Result<(Segment, Option<RecoveryEvent>)> {
         let path = log_path(dir, base);
-        let file = File::options().read(true).write(true).open(&path).map_err(Error::io_at("open segment", &path))?;
+        let file = fsutil::open_read_write(&path).map_err(Error::io_at("open segment", &path))?;
         let file_len = file.metadata().map_err(Error::io_at("stat segment", &path))?.len();
         check_file_len(file_len, &path, &id)?;
         let capacity = capacity.max(file_len);
-        // A zero-length file cannot be mapped; preallocate first (it has no
-        // data to protect).
-        if file_len == 0 {
-            fsutil::preallocate(&file, capacity, &path)?;
+        let idx = index_path(dir, base);
+        // A seal or clean close that finished left an index describing
+        // exactly this file; its next offset counts even where no record
+        // is left (a segment compaction emptied keeps its place).
+        let index = read_index(&idx).filter(|i| i.valid_bytes == file_len && i.next_offset >= base);
+        // Scan through a read-only mapping: in strict mode nothing may change.
+        let (scan, garbage_end) = if file_len == 0 {
+            (recovery::scan(&[], base, None, index_interval), 0)
+        } else {
+            let map =
+                MappedFile::map_read_only(&file, file_len as usize).map_err(Error::io_at("map segment", &path))?;
+            // SAFETY: no writer exists: this segment is being opened, is not
+            // shared, and the broker's lock keeps other brokers out; the range
+            // is the whole mapping.
+            let bytes = unsafe { map.slice(0, file_len as usize) };
+            let scan = recovery::scan(bytes, base, None, index_interval);
+            let garbage_end = scan.valid_end + garbage_len(&file, bytes, scan.valid_end);
+            (scan, garbage_end)
+        };
+        let corrupt = |reason: String| Error::Corrupt {
+            topic: id.topic.to_string(),
+            partition: id.partition,
+            path: path.clone(),
+            position: scan.valid_end as u64,
+            reason,
+        };
+        let stop_reason = scan.stop.map_or_else(|| "unknown".to_string(), |(_, e)| e.to_string());
+        if scan.stopped_at_foreign_frame() {
+            return Err(corrupt(format!("{stop_reason}; the segment was left as it is")));
         }
-        let map_len = if file_len == 0 { capacity } else { file_len };
+        if garbage_end > scan.valid_end && mode == RecoveryMode::FailOnCorruptTail {
+            return Err(corrupt(format!("{stop_reason}; {} bytes would be dropped", garbage_end - scan.valid_end)));
+        }
+        // Real blocks under the whole capacity. On a full disk the segment is
+        // still opened, for reading, and made unwritable, so the next append
+        // rolls to a new segment and fails there with `DiskFull`.
+        let writable_capacity = match fsutil::preallocate(&file, capacity, &path) {
+            Ok(()) => true,
+            Err(Error::DiskFull { .. }) if file_len > 0 => false,
+            Err(e) => return Err(e),
+        };
+        let map_len = if writable_capacity { capacity } else { file_len };
         let map = MappedFile::map_read_write(&file, map_len as usize).map_err(Error::io_at("map segment", &path))?;
-        // SAFETY: no reader or writer exists yet: this segment is being opened
-        // and is not shared, and `map_len` is the mapping's length.
-        let bytes = unsafe { map.slice(0, map_len as usize) };
-        let scan = recovery::scan(bytes, base, index_interval);
-        let garbage_end = scan.valid_end + recovery::last_nonzero_end(&bytes[scan.valid_end..]);
         let mut event = None;
         if garbage_end > scan.valid_end {
-            let reason = match scan.stop {
-                Some((_, e)) => e.to_string(),
-                None => "unknown".to_string(),
-            };
-            if mode == RecoveryMode::FailOnCorruptTail {
-                return Err(Error::Corrupt {
-                    topic: id.topic.to_string(),
-                    partition: id.partition,
-                    path,
-                    position: scan.valid_end as u64,
-                    reason: format!("{reason}; {} bytes would be dropped", garbage_end - scan.valid_end),
-                });
+            // Zero only what holds data: writing into a hole would need a block.
+            for (start, end) in fsutil::data_ranges(&file, scan.valid_end as u64, garbage_end as u64) {
+                let (start, len) = (start as usize, (end - start) as usize);
+                // SAFETY: still unshared (see above); the range is inside the
+                // mapping (below `garbage_end <= file_len <= map_len`).
+                unsafe { map.slice_mut(start, len) }.fill(0);
+                map.flush_range(start, len).map_err(Error::io_at("msync zeroed tail", &path))?;
             }
-            // SAFETY: still unshared (see above); the range is inside the mapping.
-            let tail = unsafe { map.slice_mut(scan.valid_end, garbage_end - scan.valid_end) };
-            tail.fill(0);
-            map.flush_range(scan.valid_end, garbage_end - scan.valid_end)
-                .map_err(Error::io_at("msync zeroed tail", &path))?;
             event = Some(RecoveryEvent {
                 topic: id.topic.to_string(),
                 partition: id.partition,
@@ -211,35 +301,29 @@ impl Segment {
                 valid_bytes: scan.valid_end as u64,
                 dropped_bytes: (garbage_end - scan.valid_end) as u64,
                 next_offset: scan.next_offset,
-                reason,
+                reason: stop_reason,
             });
         }
-        // Grow a trimmed (previously sealed or cleanly closed) segment back
-        // to its capacity so appends can continue in it.
-        let map = if file_len != 0 && file_len < capacity {
-            drop(map);
-            fsutil::preallocate(&file, capacity, &path)?;
-            MappedFile::map_read_write(&file, capacity as usize).map_err(Error::io_at("map segment", &path))?
-        } else {
-            map
-        };
-        // A stale index from an earlier seal no longer describes this segment.
-        let idx = index_path(dir, base);
+        // The index no longer describes a segment that is appended to again.
         match std::fs::remove_file(&idx) {
             Ok(()) => {}
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
             Err(e) => return Err(Error::io("remove stale index", idx, e)),
         }
+        let next_offset = index.as_ref().map_or(scan.next_offset, |i| i.next_offset.max(scan.next_offset));
+        let writable = if writable_capacity { map_len as u32 } else { scan.valid_end as u32 };
         let segment = Segment {
             base_offset: base,
             path,
             id,
             file: Some(file),
             map,
-            published: Published::new(scan.valid_end as u32, scan.next_offset, scan.max_timestamp),
+            published: Published::new(scan.valid_end as u32, next_offset, scan.max_timestamp),
             sealed: AtomicBool::new(false),
             verify_reads: false,
             corrupt_at: None,
+            limit: None,
+            writable,
             index: Mutex::new(scan.entries),
         };
         Ok((segment, event))
@@ -259,16 +343,18 @@ impl Segment {
         dense: bool,
     ) -> Result<Segment> {
         let path = log_path(dir, base);
-        let file = File::open(&path).map_err(Error::io_at("open segment", &path))?;
+        let file = fsutil::open_read(&path).map_err(Error::io_at("open segment", &path))?;
         let file_len = file.metadata().map_err(Error::io_at("stat segment", &path))?.len();
         check_file_len(file_len, &path, &id)?;
         let idx_path = index_path(dir, base);
-        let index = std::fs::read(&idx_path)
-            .ok()
-            .and_then(|b| SegmentIndex::decode(&b, &idx_path).ok())
-            // A sealed segment is trimmed to exactly its valid bytes, so an index
-            // describing another length is stale (a crash mid-seal or mid-compaction).
-            .filter(|i| i.valid_bytes == file_len && i.next_offset >= base);
+        let index = read_index(&idx_path).filter(|i| i.next_offset >= base);
+        // A sealed segment is trimmed to exactly its valid bytes. An index
+        // that describes a longer file means the file lost bytes (nothing
+        // millpond does shrinks a sealed segment below its index: compaction
+        // removes the index before swapping the file); one describing a
+        // shorter file is stale (a crash between writing it and trimming).
+        let truncated = index.as_ref().filter(|i| i.valid_bytes > file_len).map(|i| i.valid_bytes);
+        let index = index.filter(|i| i.valid_bytes == file_len);
         let (map, index, corrupt_at) = match index {
             Some(index) => {
                 let map = MappedFile::map_read_only(&file, index.valid_bytes as usize)
@@ -280,7 +366,7 @@ impl Segment {
                     MappedFile::map_read_only(&file, file_len as usize).map_err(Error::io_at("map segment", &path))?;
                 // SAFETY: a sealed segment is never written again; the range is the whole mapping.
                 let bytes = unsafe { map.slice(0, map.len()) };
-                let scan = recovery::scan(bytes, base, index_interval);
+                let scan = recovery::scan(bytes, base, next_base, index_interval);
                 let corrupt_at = match scan.stop {
                     Some((pos, e)) if !scan.ended_cleanly() => Some((pos as u32, e)),
                     _ => None,
@@ -294,8 +380,21 @@ impl Segment {
                 (map, index, corrupt_at)
             }
         };
-        let corrupt_at = match next_base {
-            Some(next) if corrupt_at.is_none() && dense && index.next_offset != next => Some((
+        let corrupt_at = match (truncated, next_base) {
+            (Some(_), _) => Some((
+                file_len as u32,
+                FrameError::BadHeader("the segment file is shorter than its index says: bytes were cut off"),
+            )),
+            (None, Some(next)) if corrupt_at.is_none() && index.next_offset > next => Some((
+                index.valid_bytes as u32,
+                FrameError::OutOfRange {
+                    base_offset: base,
+                    next_offset: index.next_offset,
+                    segment_base: base,
+                    limit: Some(next),
+                },
+            )),
+            (None, Some(next)) if corrupt_at.is_none() && dense && index.next_offset != next => Some((
                 index.valid_bytes as u32,
                 FrameError::MissingOffsets { next_offset: index.next_offset, expected: next },
             )),
@@ -307,11 +406,13 @@ impl Segment {
             path,
             id,
             file: None,
+            writable: map.len() as u32,
             map,
             published: Published::new(index.valid_bytes as u32, index.next_offset, index.max_timestamp),
             sealed: AtomicBool::new(true),
             verify_reads: true,
             corrupt_at,
+            limit: next_base,
             index: Mutex::new(index.entries),
         })
     }
@@ -329,6 +430,12 @@ impl Segment {
     /// Largest record timestamp in this segment (`i64::MIN` if empty).
     pub(crate) fn max_timestamp(&self) -> i64 {
         self.published.max_timestamp.load(Ordering::Acquire)
+    }
+
+    /// The next segment's base offset, if it was known when this segment was
+    /// opened from disk.
+    pub(crate) fn limit(&self) -> Option<u64> {
+        self.limit
     }
 
     /// Whether the segment is sealed: nothing will be appended to it again.
@@ -358,6 +465,7 @@ impl Segment {
         let checked = frame::read_header(bytes).and_then(|h| {
             if self.verify_reads {
                 frame::check_crc(&h, &bytes[..h.frame_len()])?;
+                h.check_range(self.base_offset, self.limit)?;
             }
             Ok(h)
         });
@@ -416,9 +524,9 @@ impl Segment {
         self.index.lock().push(entry);
     }
 
-    /// Free bytes left in the mapping.
+    /// Free bytes left for the writer.
     pub(crate) fn free(&self) -> usize {
-        self.map.len() - self.published.committed.load(Ordering::Relaxed) as usize
+        (self.writable as usize).saturating_sub(self.published.committed.load(Ordering::Relaxed) as usize)
     }
 
     /// Bytes the mapping can hold.

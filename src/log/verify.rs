@@ -39,8 +39,12 @@ impl PartitionLog {
             }
             // The same frame-by-frame validation recovery uses; any stop
             // inside published bytes is damage.
-            let scan =
-                recovery::scan(seg.committed_slice(0, seg.committed()), seg.base_offset, self.settings.index_interval);
+            let scan = recovery::scan(
+                seg.committed_slice(0, seg.committed()),
+                seg.base_offset,
+                seg.limit(),
+                self.settings.index_interval,
+            );
             check.frames += scan.frames;
             check.records += scan.records;
             if let Some((pos, e)) = scan.stop {

@@ -98,9 +98,8 @@ pub fn crc32(bytes: &[u8]) -> u32 {
     !crc
 }
 
-/// Encodes committed offsets in the documented format (see `src/offsets.rs`):
-/// magic `MPGO`, version 1, reserved, count, `(u32 partition, u64 offset)`
-/// entries, CRC-32 of everything before it; all little-endian.
+/// Encodes an offsets file in version 1 (no names, no epochs), which
+/// millpond still reads: its commits count as epoch 0.
 pub fn encode_offsets(offsets: &BTreeMap<u32, u64>) -> Vec<u8> {
     let mut out = Vec::new();
     out.extend_from_slice(b"MPGO");
@@ -116,7 +115,30 @@ pub fn encode_offsets(offsets: &BTreeMap<u32, u64>) -> Vec<u8> {
     out
 }
 
-/// Decodes an offsets file; `None` if it is damaged in any way.
+/// Encodes an offsets file in version 2, as the crate documents it: the
+/// group's and topic's names, then `(partition, offset, epoch)` entries.
+pub fn encode_offsets_v2(group: &str, topic: &str, offsets: &BTreeMap<u32, (u64, u32)>) -> Vec<u8> {
+    let mut out = Vec::new();
+    out.extend_from_slice(b"MPGO");
+    out.extend_from_slice(&2u16.to_le_bytes());
+    out.extend_from_slice(&0u16.to_le_bytes());
+    out.extend_from_slice(&(offsets.len() as u32).to_le_bytes());
+    out.extend_from_slice(&(group.len() as u16).to_le_bytes());
+    out.extend_from_slice(&(topic.len() as u16).to_le_bytes());
+    out.extend_from_slice(group.as_bytes());
+    out.extend_from_slice(topic.as_bytes());
+    for (p, (o, e)) in offsets {
+        out.extend_from_slice(&p.to_le_bytes());
+        out.extend_from_slice(&o.to_le_bytes());
+        out.extend_from_slice(&e.to_le_bytes());
+    }
+    let crc = crc32(&out);
+    out.extend_from_slice(&crc.to_le_bytes());
+    out
+}
+
+/// Decodes an offsets file (version 1 or 2) to its offsets; `None` if it
+/// is damaged in any way.
 pub fn decode_offsets(bytes: &[u8]) -> Option<BTreeMap<u32, u64>> {
     if bytes.len() < 16 {
         return None;
@@ -125,14 +147,24 @@ pub fn decode_offsets(bytes: &[u8]) -> Option<BTreeMap<u32, u64>> {
     if crc32(body).to_le_bytes() != crc || &body[..4] != b"MPGO" {
         return None;
     }
+    let version = u16::from_le_bytes(body[4..6].try_into().ok()?);
     let count = u32::from_le_bytes(body[8..12].try_into().ok()?) as usize;
-    if body.len() != 12 + count * 12 {
+    let (entries, size) = match version {
+        1 => (&body[12..], 12),
+        2 => {
+            let g = u16::from_le_bytes(body.get(12..14)?.try_into().ok()?) as usize;
+            let t = u16::from_le_bytes(body.get(14..16)?.try_into().ok()?) as usize;
+            (body.get(16 + g + t..)?, 16)
+        }
+        _ => return None,
+    };
+    if entries.len() != count * size {
         return None;
     }
     let mut out = BTreeMap::new();
-    for e in body[12..].chunks_exact(12) {
+    for e in entries.chunks_exact(size) {
         let p = u32::from_le_bytes(e[..4].try_into().ok()?);
-        let o = u64::from_le_bytes(e[4..].try_into().ok()?);
+        let o = u64::from_le_bytes(e[4..12].try_into().ok()?);
         out.insert(p, o);
     }
     Some(out)
