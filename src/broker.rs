@@ -130,7 +130,9 @@ impl Broker {
     /// A topic that cannot be opened (a damaged or foreign `topic.meta`, a
     /// stray directory, a symlink) does not stop the others: it is left as it
     /// is and listed in [`Broker::damaged_topics`] (unless
-    /// [`BrokerConfig::fail_on_damaged_topic`] asks to fail instead).
+    /// [`BrokerConfig::fail_on_damaged_topic`] asks to fail instead). A
+    /// failure while recovering a healthy topic's partitions (see
+    /// [`RecoveryMode`](crate::RecoveryMode)) still fails the open.
     ///
     /// ```
     /// # let dir = std::env::temp_dir().join(format!("millpond-doc-open-{}", std::process::id()));
@@ -222,7 +224,18 @@ impl Broker {
         names.sort();
         for name in names {
             let topic_dir = topics_dir.join(&name);
-            match shared.load_topic(&name, &topic_dir) {
+            // A topic whose directory or metadata is not right is damaged;
+            // a failure while opening its partitions (recovery refusing a
+            // corrupt tail under `FailOnCorruptTail`, a full disk, I/O)
+            // fails the open as before, except a symlink planted inside.
+            let opened = match shared.check_topic(&name, &topic_dir) {
+                Ok(config) => match shared.open_topic(&name, config, &topic_dir) {
+                    Err(e) if !matches!(e, Error::Symlink { .. }) => return Err(e),
+                    opened => opened,
+                },
+                Err(e) => Err(e),
+            };
+            match opened {
                 Ok(inner) => {
                     shared.topics.write().insert(name, inner);
                 }
@@ -657,16 +670,17 @@ impl Shared {
         })
     }
 
-    /// Opens the existing topic at `dir` (an entry of `topics/`), checking
-    /// that nothing on the way is a symlink, that its `topic.meta` is its
-    /// own, and that every partition directory is accounted for.
-    fn load_topic(&self, name: &str, dir: &Path) -> Result<Arc<TopicInner>> {
+    /// Reads the config of the existing topic at `dir` (an entry of
+    /// `topics/`), checking that nothing on the way is a symlink, that its
+    /// `topic.meta` is its own, and that every partition directory is
+    /// accounted for.
+    fn check_topic(&self, name: &str, dir: &Path) -> Result<TopicConfig> {
         fsutil::check_real_dir(dir, "open topic directory")?;
         let meta_path = dir.join(META_FILE);
         let bytes = fsutil::read_file(&meta_path).map_err(Error::io_at("read topic metadata", &meta_path))?;
         let config = meta::decode(&bytes, name, &meta_path)?;
         check_partition_dirs(dir, config.partitions, &meta_path)?;
-        self.open_topic(name, config, dir)
+        Ok(config)
     }
 
     fn open_topic(&self, name: &str, config: TopicConfig, dir: &Path) -> Result<Arc<TopicInner>> {

@@ -61,8 +61,13 @@ pub struct RecoveryEvent {
 /// | --- | --- |
 /// | [`Error::CorruptMetadata`] | `topic.meta` is damaged, of an unknown version, or belongs to another topic (copied from elsewhere); partition directories beyond the topic's partition count |
 /// | [`Error::Symlink`] | the topic directory, its `topic.meta` or a partition directory is a symbolic link (never followed) |
-/// | [`Error::Io`] | `topic.meta` is missing, or a plain file sits where the topic directory should be |
-/// | anything else | opening a partition failed (see the error) |
+/// | [`Error::Io`] | `topic.meta` is missing or unreadable, or a plain file sits where the topic directory should be |
+///
+/// A failure while opening a healthy topic's partitions (a corrupt tail
+/// under [`RecoveryMode::FailOnCorruptTail`](crate::RecoveryMode::FailOnCorruptTail),
+/// a full disk, an I/O error) still fails [`Broker::open`](crate::Broker::open)
+/// itself, as it always did: those are not the topic's identity being wrong,
+/// and the caller must decide.
 ///
 /// # Examples
 ///
