@@ -306,6 +306,8 @@ impl Broker {
         let mut staged = false;
         let mut placed = false;
         let result = (|| {
+            fsutil::check_real_dir(&shared.dir.join(TRASH_DIR), "use trash directory")?;
+            fsutil::check_real_dir(&shared.dir.join(TOPICS_DIR), "use topics directory")?;
             // Not `create_dir_all`: an entry already there (planted, or a
             // symlink) is an error, never written into.
             create_new_dir(&staging)?;
@@ -411,6 +413,9 @@ impl Broker {
         let shared = &self.handle.shared;
         let _admin = shared.admin.lock();
         shared.check_open()?;
+        // Checked again (not only at open) before anything is removed below them.
+        fsutil::check_real_dir(&shared.dir.join(GROUPS_DIR), "use groups directory")?;
+        fsutil::check_real_dir(&shared.dir.join(TRASH_DIR), "use trash directory")?;
         let Some(inner) = shared.topics.write().remove(name) else {
             return Err(shared.damaged_error(name).unwrap_or_else(|| Error::UnknownTopic { topic: name.to_string() }));
         };
