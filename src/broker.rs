@@ -21,7 +21,7 @@ use crate::log::{LogSettings, PartitionLog};
 use crate::meta;
 use crate::names;
 use crate::offsets::OffsetsFile;
-use crate::recovery::RecoveryEvent;
+use crate::recovery::{DamagedTopic, RecoveryEvent};
 use crate::topic::{Topic, TopicInner};
 use crate::verify::{VerifyReport, verify_topic};
 
@@ -94,6 +94,10 @@ pub(crate) struct Shared {
     config: BrokerConfig,
     closed: AtomicBool,
     topics: RwLock<BTreeMap<String, Arc<TopicInner>>>,
+    /// Topic directories found at open that could not be opened; left as
+    /// they are, and their names refused by `topic`, `create_topic` and
+    /// `delete_topic`.
+    damaged: RwLock<BTreeMap<String, DamagedTopic>>,
     /// Serializes topic creation and deletion.
     admin: Mutex<()>,
     lock: Mutex<Option<File>>,
@@ -117,8 +121,18 @@ impl Broker {
     /// every partition's active segment.
     ///
     /// Fails with [`Error::Locked`] if another `Broker` (in this process or
-    /// another) has it open, and with [`Error::CorruptMetadata`] if a topic's
-    /// metadata is damaged.
+    /// another) has it open, with [`Error::InvalidConfig`] for an empty path
+    /// (which would mean the current directory: pass `"."` for that), and with
+    /// [`Error::Symlink`] if the lock file or `topics/`, `groups/` or `trash/`
+    /// is a symbolic link. `dir` itself may be a symlink; nothing inside it
+    /// is ever followed, so nothing outside it is touched.
+    ///
+    /// A topic that cannot be opened (a damaged or foreign `topic.meta`, a
+    /// stray directory, a symlink) does not stop the others: it is left as it
+    /// is and listed in [`Broker::damaged_topics`] (unless
+    /// [`BrokerConfig::fail_on_damaged_topic`] asks to fail instead). A
+    /// failure while recovering a healthy topic's partitions (see
+    /// [`RecoveryMode`](crate::RecoveryMode)) still fails the open.
     ///
     /// ```
     /// # let dir = std::env::temp_dir().join(format!("millpond-doc-open-{}", std::process::id()));
@@ -142,6 +156,11 @@ impl Broker {
     /// ```
     pub fn open_with(dir: impl AsRef<Path>, config: BrokerConfig) -> Result<Broker> {
         let dir = dir.as_ref().to_path_buf();
+        if dir.as_os_str().is_empty() {
+            return Err(Error::InvalidConfig {
+                reason: "the broker directory path is empty (pass \".\" to mean the current directory)".into(),
+            });
+        }
         fsutil::create_dir_all(&dir)?;
         let lock_path = dir.join(LOCK_FILE);
         let lock = fsutil::new_file_options()
@@ -156,8 +175,12 @@ impl Broker {
             Err(std::fs::TryLockError::WouldBlock) => return Err(Error::Locked { path: lock_path }),
             Err(std::fs::TryLockError::Error(e)) => return Err(Error::io("lock", lock_path, e)),
         }
-        for sub in [TOPICS_DIR, GROUPS_DIR, TRASH_DIR] {
-            fsutil::create_dir_all(&dir.join(sub))?;
+        for (sub, what) in [
+            (TOPICS_DIR, "use topics directory"),
+            (GROUPS_DIR, "use groups directory"),
+            (TRASH_DIR, "use trash directory"),
+        ] {
+            create_real_dir(&dir.join(sub), what)?;
         }
         empty_trash(&dir.join(TRASH_DIR))?;
         let prefault = match config.prefault_bytes {
@@ -176,6 +199,7 @@ impl Broker {
             config,
             closed: AtomicBool::new(false),
             topics: RwLock::new(BTreeMap::new()),
+            damaged: RwLock::new(BTreeMap::new()),
             admin: Mutex::new(()),
             lock: Mutex::new(Some(lock)),
             report: Mutex::new(Vec::new()),
@@ -190,21 +214,37 @@ impl Broker {
         let mut names = Vec::new();
         for entry in std::fs::read_dir(&topics_dir).map_err(Error::io_at("list topics", &topics_dir))? {
             let entry = entry.map_err(Error::io_at("list topics", &topics_dir))?;
-            // Directories whose names millpond would never create are not ours.
-            if let Some(name) = entry.file_name().to_str().filter(|n| names::validate("topic", n).is_ok())
-                && entry.path().is_dir()
-            {
+            // Entries whose names millpond would never create are not ours:
+            // ignored (they can never collide with a topic). Everything
+            // else is a topic, or is reported as a damaged one.
+            if let Some(name) = entry.file_name().to_str().filter(|n| names::validate("topic", n).is_ok()) {
                 names.push(name.to_string());
             }
         }
         names.sort();
         for name in names {
             let topic_dir = topics_dir.join(&name);
-            let meta_path = topic_dir.join(META_FILE);
-            let bytes = std::fs::read(&meta_path).map_err(Error::io_at("read topic metadata", &meta_path))?;
-            let config = meta::decode(&bytes, &meta_path)?;
-            let inner = shared.open_topic(&name, config, &topic_dir)?;
-            shared.topics.write().insert(name, inner);
+            // A topic whose directory or metadata is not right is damaged;
+            // a failure while opening its partitions (recovery refusing a
+            // corrupt tail under `FailOnCorruptTail`, a full disk, I/O)
+            // fails the open as before, except a symlink planted inside.
+            let opened = match shared.check_topic(&name, &topic_dir) {
+                Ok(config) => match shared.open_topic(&name, config, &topic_dir) {
+                    Err(e) if !matches!(e, Error::Symlink { .. }) => return Err(e),
+                    opened => opened,
+                },
+                Err(e) => Err(e),
+            };
+            match opened {
+                Ok(inner) => {
+                    shared.topics.write().insert(name, inner);
+                }
+                Err(e) if shared.config.fail_on_damaged_topic => return Err(e),
+                Err(e) => {
+                    let damaged = DamagedTopic { name: name.clone(), path: topic_dir, error: Arc::new(e) };
+                    shared.damaged.write().insert(name, damaged);
+                }
+            }
         }
         shared.ensure_flusher();
         Ok(broker)
@@ -226,7 +266,9 @@ impl Broker {
     /// Creates a topic, or returns the existing one if it was created with
     /// the same config. A different config is [`Error::TopicConfigMismatch`];
     /// an invalid name [`Error::InvalidName`]; a bad setting
-    /// [`Error::InvalidConfig`]. On error nothing is left on disk.
+    /// [`Error::InvalidConfig`]; a name held by a [damaged
+    /// topic](Broker::damaged_topics) [`Error::TopicDamaged`] (its files are
+    /// never overwritten). On error nothing is left on disk.
     ///
     /// ```
     /// use millpond::{Broker, Error, TopicConfig};
@@ -254,14 +296,29 @@ impl Broker {
                 Some(difference) => Err(Error::TopicConfigMismatch { topic: name.to_string(), difference }),
             };
         }
+        if let Some(e) = shared.damaged_error(name) {
+            return Err(e);
+        }
         // Build the topic in the trash directory, then rename it into place:
         // a crash leaves either no topic or a complete one.
         let staging = shared.trash_path();
         let final_dir = shared.dir.join(TOPICS_DIR).join(name);
+        let mut staged = false;
         let mut placed = false;
         let result = (|| {
-            fsutil::create_dir_all(&staging)?;
-            fsutil::write_atomic(&staging.join(META_FILE), &meta::encode(&config)?)?;
+            fsutil::check_real_dir(&shared.dir.join(TRASH_DIR), "use trash directory")?;
+            fsutil::check_real_dir(&shared.dir.join(TOPICS_DIR), "use topics directory")?;
+            // Not `create_dir_all`: an entry already there (planted, or a
+            // symlink) is an error, never written into.
+            create_new_dir(&staging)?;
+            staged = true;
+            fsutil::write_atomic(&staging.join(META_FILE), &meta::encode(&config, name)?)?;
+            // rename(2) would replace an empty directory (or one created
+            // since the broker was opened): never put a topic over anything.
+            if std::fs::symlink_metadata(&final_dir).is_ok() {
+                let exists = std::io::Error::from(std::io::ErrorKind::AlreadyExists);
+                return Err(Error::io("move new topic into place", &final_dir, exists));
+            }
             std::fs::rename(&staging, &final_dir).map_err(Error::io_at("move new topic into place", &final_dir))?;
             placed = true;
             fsutil::fsync_dir(&shared.dir.join(TOPICS_DIR))?;
@@ -281,10 +338,10 @@ impl Broker {
                         if let Err(sync) = fsutil::fsync_dir(&shared.dir.join(TOPICS_DIR)) {
                             eprintln!("millpond: removing the half-created topic {name:?}: {sync}");
                         }
-                        let _ = std::fs::remove_dir_all(&doomed); // trash is emptied at the next open anyway
+                        let _ = remove_entry(&doomed); // trash is emptied at the next open anyway
                     }
-                } else {
-                    let _ = std::fs::remove_dir_all(&staging);
+                } else if staged {
+                    let _ = remove_entry(&staging); // likewise
                 }
                 return Err(e);
             }
@@ -294,7 +351,9 @@ impl Broker {
         Ok(Topic::new(inner, Arc::clone(shared)))
     }
 
-    /// The existing topic `name`, or [`Error::UnknownTopic`].
+    /// The existing topic `name`; [`Error::TopicDamaged`] if its directory
+    /// is listed in [`Broker::damaged_topics`]; otherwise
+    /// [`Error::UnknownTopic`].
     ///
     /// ```
     /// use millpond::{Broker, Error, TopicConfig};
@@ -309,13 +368,14 @@ impl Broker {
     pub fn topic(&self, name: &str) -> Result<Topic> {
         let shared = &self.handle.shared;
         shared.check_open()?;
-        match shared.topics.read().get(name) {
-            Some(inner) => Ok(Topic::new(Arc::clone(inner), Arc::clone(shared))),
-            None => Err(Error::UnknownTopic { topic: name.to_string() }),
+        if let Some(inner) = shared.topics.read().get(name) {
+            return Ok(Topic::new(Arc::clone(inner), Arc::clone(shared)));
         }
+        Err(shared.damaged_error(name).unwrap_or_else(|| Error::UnknownTopic { topic: name.to_string() }))
     }
 
-    /// The names of all topics, sorted.
+    /// The names of all topics, sorted (not those in
+    /// [`Broker::damaged_topics`], which cannot be used).
     ///
     /// ```
     /// use millpond::{Broker, TopicConfig};
@@ -333,6 +393,8 @@ impl Broker {
 
     /// Deletes a topic and its data. Producers and consumers of it get
     /// [`Error::TopicDeleted`]; messages already received stay readable.
+    /// A [damaged topic](Broker::damaged_topics) is [`Error::TopicDamaged`]:
+    /// millpond does not delete files it could not vouch for.
     ///
     /// ```
     /// use millpond::{Broker, Error, TopicConfig};
@@ -351,8 +413,11 @@ impl Broker {
         let shared = &self.handle.shared;
         let _admin = shared.admin.lock();
         shared.check_open()?;
+        // Checked again (not only at open) before anything is removed below them.
+        fsutil::check_real_dir(&shared.dir.join(GROUPS_DIR), "use groups directory")?;
+        fsutil::check_real_dir(&shared.dir.join(TRASH_DIR), "use trash directory")?;
         let Some(inner) = shared.topics.write().remove(name) else {
-            return Err(Error::UnknownTopic { topic: name.to_string() });
+            return Err(shared.damaged_error(name).unwrap_or_else(|| Error::UnknownTopic { topic: name.to_string() }));
         };
         inner.deleted.store(true, Ordering::SeqCst);
         for p in &inner.partitions {
@@ -371,7 +436,9 @@ impl Broker {
         let groups_dir = shared.dir.join(GROUPS_DIR);
         for entry in std::fs::read_dir(&groups_dir).map_err(Error::io_at("list groups", &groups_dir))? {
             let entry = entry.map_err(Error::io_at("list groups", &groups_dir))?;
-            if entry.path().is_dir() {
+            // The entry's own type: a symlink is not followed (it is not a
+            // group millpond made, and what it points to is not ours).
+            if entry.file_type().is_ok_and(|t| t.is_dir()) {
                 OffsetsFile::new(entry.path(), name).remove()?;
                 fsutil::fsync_dir(&entry.path())?;
             }
@@ -381,8 +448,40 @@ impl Broker {
         let doomed = shared.trash_path();
         std::fs::rename(&inner.dir, &doomed).map_err(Error::io_at("move deleted topic to trash", &inner.dir))?;
         fsutil::fsync_dir(&shared.dir.join(TOPICS_DIR))?;
-        let _ = std::fs::remove_dir_all(&doomed); // see above: retried at next open
+        let _ = remove_entry(&doomed); // see above: retried at next open
         Ok(())
+    }
+
+    /// The topic directories found when the broker was opened that could
+    /// not be opened, sorted by name, each with the error that stopped it.
+    /// Their files are left exactly as they were; see [`DamagedTopic`] for
+    /// the causes and what to do.
+    ///
+    /// Entries under `topics/` whose names are not valid topic names are
+    /// not millpond's and are neither listed nor touched.
+    ///
+    /// ```
+    /// use millpond::{Broker, Error, TopicConfig};
+    /// # let dir = std::env::temp_dir().join(format!("millpond-doc-damagedtopics-{}", std::process::id()));
+    /// let broker = Broker::open(&dir)?;
+    /// assert!(broker.damaged_topics().is_empty());
+    /// drop(broker);
+    ///
+    /// // A directory that is not a topic, under a name a topic could have.
+    /// std::fs::create_dir(dir.join("topics/backup"))?;
+    /// let broker = Broker::open(&dir)?;
+    /// let damaged = broker.damaged_topics();
+    /// assert_eq!(damaged[0].name, "backup");
+    /// assert!(damaged[0].error.to_string().contains("topic.meta"));
+    /// // It is neither served, overwritten nor deleted.
+    /// assert!(matches!(broker.topic("backup"), Err(Error::TopicDamaged { .. })));
+    /// assert!(matches!(broker.create_topic("backup", TopicConfig::default()), Err(Error::TopicDamaged { .. })));
+    /// assert!(matches!(broker.delete_topic("backup"), Err(Error::TopicDamaged { .. })));
+    /// # drop(broker); std::fs::remove_dir_all(&dir)?;
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn damaged_topics(&self) -> Vec<DamagedTopic> {
+        self.handle.shared.damaged.read().values().cloned().collect()
     }
 
     /// What recovery repaired when this broker was opened (and when topics
@@ -465,10 +564,76 @@ impl Broker {
 fn empty_trash(trash: &Path) -> Result<()> {
     for entry in std::fs::read_dir(trash).map_err(Error::io_at("list trash", trash))? {
         let path = entry.map_err(Error::io_at("list trash", trash))?.path();
-        let removed = if path.is_dir() { std::fs::remove_dir_all(&path) } else { std::fs::remove_file(&path) };
-        removed.map_err(Error::io_at("empty trash", &path))?;
+        remove_entry(&path).map_err(Error::io_at("empty trash", &path))?;
     }
     Ok(())
+}
+
+/// Checks the partition directories of the topic at `dir`, whose metadata
+/// (`meta_path`) gives it `partitions`: none may be a symlink, and none may
+/// lie beyond the count (their records would silently vanish, and keys
+/// would hash to other partitions than they did): `CorruptMetadata`.
+/// Entries with other names (not canonical partition numbers) are not
+/// millpond's and are left alone.
+fn check_partition_dirs(dir: &Path, partitions: u32, meta_path: &Path) -> Result<()> {
+    let mut beyond = Vec::new();
+    for entry in std::fs::read_dir(dir).map_err(Error::io_at("list topic directory", dir))? {
+        let entry = entry.map_err(Error::io_at("list topic directory", dir))?;
+        let file_name = entry.file_name();
+        let Some(p) = file_name.to_str().and_then(|n| n.parse::<u32>().ok().filter(|p| p.to_string() == n)) else {
+            continue;
+        };
+        if p >= partitions {
+            beyond.push(p);
+        } else if entry.file_type().map_err(Error::io_at("list topic directory", dir))?.is_symlink() {
+            return Err(Error::Symlink { op: "open partition directory", path: entry.path() });
+        }
+    }
+    if beyond.is_empty() {
+        return Ok(());
+    }
+    beyond.sort_unstable();
+    let list: Vec<String> = beyond.iter().map(u32::to_string).collect();
+    Err(Error::CorruptMetadata {
+        path: meta_path.to_path_buf(),
+        reason: format!(
+            "the topic has {partitions} partitions by this file, but its directory also holds partitions {}; \
+             refusing to ignore their records",
+            list.join(", ")
+        ),
+    })
+}
+
+/// Removes `path`: a real directory with everything in it, anything else
+/// (a file, a symlink, even one to a directory) by unlinking it. Nothing
+/// is followed: `remove_dir_all` does not follow symlinks inside, and a
+/// symlink at `path` itself is unlinked, never descended into.
+fn remove_entry(path: &Path) -> std::io::Result<()> {
+    if std::fs::symlink_metadata(path)?.is_dir() { std::fs::remove_dir_all(path) } else { std::fs::remove_file(path) }
+}
+
+/// Creates one directory of the broker's (`topics/`, `groups/`, `trash/`)
+/// if missing, refusing a symlink in its place ([`Error::Symlink`], `what`
+/// names the operation) so nothing below it can lead outside the broker
+/// directory.
+fn create_real_dir(path: &Path, what: &'static str) -> Result<()> {
+    if fsutil::is_symlink(path) {
+        return Err(Error::Symlink { op: what, path: path.to_path_buf() });
+    }
+    fsutil::create_dir_all(path)?;
+    fsutil::check_real_dir(path, what)
+}
+
+/// Creates the directory `path`, which must not exist yet (not even as a
+/// symlink), with millpond's permissions.
+fn create_new_dir(path: &Path) -> Result<()> {
+    let mut b = std::fs::DirBuilder::new();
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::DirBuilderExt;
+        b.mode(fsutil::DIR_MODE);
+    }
+    b.create(path).map_err(Error::io_at("create directory", path))
 }
 
 impl Shared {
@@ -499,6 +664,28 @@ impl Shared {
     fn trash_path(&self) -> PathBuf {
         let seq = self.trash_seq.fetch_add(1, Ordering::Relaxed);
         self.dir.join(TRASH_DIR).join(format!("{}.{seq}", std::process::id()))
+    }
+
+    /// `TopicDamaged` if `name` is one of the damaged topics.
+    fn damaged_error(&self, name: &str) -> Option<Error> {
+        self.damaged.read().get(name).map(|d| Error::TopicDamaged {
+            topic: name.to_string(),
+            path: d.path.clone(),
+            reason: d.error.to_string(),
+        })
+    }
+
+    /// Reads the config of the existing topic at `dir` (an entry of
+    /// `topics/`), checking that nothing on the way is a symlink, that its
+    /// `topic.meta` is its own, and that every partition directory is
+    /// accounted for.
+    fn check_topic(&self, name: &str, dir: &Path) -> Result<TopicConfig> {
+        fsutil::check_real_dir(dir, "open topic directory")?;
+        let meta_path = dir.join(META_FILE);
+        let bytes = fsutil::read_file(&meta_path).map_err(Error::io_at("read topic metadata", &meta_path))?;
+        let config = meta::decode(&bytes, name, &meta_path)?;
+        check_partition_dirs(dir, config.partitions, &meta_path)?;
+        Ok(config)
     }
 
     fn open_topic(&self, name: &str, config: TopicConfig, dir: &Path) -> Result<Arc<TopicInner>> {

@@ -498,6 +498,8 @@ pub struct BrokerConfig {
     pub(crate) recovery: RecoveryMode,
     /// 0: no pre-fault thread.
     pub(crate) prefault_bytes: u32,
+    /// Refuse to open when a topic is damaged, instead of listing it.
+    pub(crate) fail_on_damaged_topic: bool,
 }
 
 impl BrokerConfig {
@@ -552,6 +554,29 @@ impl BrokerConfig {
     /// ```
     pub fn recovery(mut self, mode: RecoveryMode) -> Self {
         self.recovery = mode;
+        self
+    }
+
+    /// Whether [`Broker::open_with`](crate::Broker::open_with) refuses to
+    /// open the directory when one topic cannot be opened (a damaged
+    /// `topic.meta`, a stray directory, a symlink), failing with that
+    /// topic's error. The default, `false`, opens every healthy topic and
+    /// lists the others in [`Broker::damaged_topics`](crate::Broker::damaged_topics);
+    /// `true` suits tools that must not run on a partial directory.
+    ///
+    /// ```
+    /// use millpond::{Broker, BrokerConfig, Error, TopicConfig};
+    /// # let dir = std::env::temp_dir().join(format!("millpond-doc-faildamaged-{}", std::process::id()));
+    /// # drop(Broker::open(&dir)?.create_topic("t", TopicConfig::default())?);
+    /// std::fs::write(dir.join("topics/t/topic.meta"), b"garbage")?;
+    /// let strict = BrokerConfig::default().fail_on_damaged_topic(true);
+    /// assert!(matches!(Broker::open_with(&dir, strict), Err(Error::CorruptMetadata { .. })));
+    /// assert_eq!(Broker::open(&dir)?.damaged_topics().len(), 1); // the default opens the rest
+    /// # std::fs::remove_dir_all(&dir)?;
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn fail_on_damaged_topic(mut self, fail: bool) -> Self {
+        self.fail_on_damaged_topic = fail;
         self
     }
 }

@@ -81,6 +81,21 @@ pub enum Error {
         topic: String,
     },
 
+    /// The topic's directory exists but could not be opened when the broker
+    /// was (a damaged or foreign `topic.meta`, a symlink, partition
+    /// directories its metadata does not account for, …). Its files are
+    /// left as they are; [`Broker::damaged_topics`](crate::Broker::damaged_topics)
+    /// lists every such topic with the error that made it unusable.
+    #[error("topic {topic:?} at {path} is damaged and was not opened: {reason}")]
+    TopicDamaged {
+        /// The topic.
+        topic: String,
+        /// Its directory.
+        path: PathBuf,
+        /// Why it could not be opened.
+        reason: String,
+    },
+
     /// The topic exists with a different configuration.
     #[error("topic {topic:?} already exists with a different configuration: {difference}")]
     TopicConfigMismatch {

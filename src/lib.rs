@@ -128,7 +128,7 @@ pub use message_ref::MessageRef;
 pub use mirror::Mirror;
 pub use producer::Producer;
 pub use record::{Headers, IntoBytes, Message, Record, RecordId, now_millis};
-pub use recovery::RecoveryEvent;
+pub use recovery::{DamagedTopic, RecoveryEvent};
 pub use send_error::{SendTimeoutError, TrySendError};
 pub use topic::{PartitionStats, Topic, TopicStats};
 pub use typed::{Bincode, Codec, Source, TypedConsumer, TypedIter, TypedMessage, TypedProducer, TypedTryIter};

@@ -9,7 +9,7 @@ use std::process::{Command, Stdio};
 use std::time::Duration;
 
 use common::{TempDir, meta_path, tree};
-use millpond::{Broker, Error, FsyncPolicy, Record, StartFrom, Topic, TopicConfig};
+use millpond::{Broker, BrokerConfig, Error, FsyncPolicy, Record, StartFrom, Topic, TopicConfig};
 
 fn open(dir: &TempDir) -> Broker {
     Broker::open(dir.path()).unwrap()
@@ -243,6 +243,13 @@ fn topic_with_meta(dir: &TempDir) -> (std::path::PathBuf, Vec<u8>, Vec<Vec<Vec<u
     (path, bytes, stored)
 }
 
+/// `Broker::open` with `fail_on_damaged_topic(true)`: a damaged topic makes
+/// the whole open fail. (By default the healthy topics open and the damaged
+/// one is listed in `Broker::damaged_topics`; see tests/damaged_topics.rs.)
+fn open_strict(dir: &Path) -> millpond::Result<Broker> {
+    Broker::open_with(dir, BrokerConfig::default().fail_on_damaged_topic(true))
+}
+
 #[test]
 fn corrupt_topic_meta_makes_open_fail_with_corrupt_metadata() {
     let dir = TempDir::new("bad-meta");
@@ -261,7 +268,7 @@ fn corrupt_topic_meta_makes_open_fail_with_corrupt_metadata() {
     for (what, bytes) in damaged {
         std::fs::write(&path, &bytes).unwrap();
         let before = tree(dir.path());
-        match Broker::open(dir.path()) {
+        match open_strict(dir.path()) {
             Err(Error::CorruptMetadata { path: p, reason }) => {
                 assert_eq!(p, path, "{what}");
                 assert!(!reason.is_empty());
@@ -282,7 +289,7 @@ fn missing_topic_meta_is_an_error_not_a_panic() {
     let dir = TempDir::new("no-meta");
     let (path, good, _) = topic_with_meta(&dir);
     std::fs::remove_file(&path).unwrap();
-    let r = Broker::open(dir.path());
+    let r = open_strict(dir.path());
     assert!(r.is_err(), "opened a topic without its metadata: {r:?}");
     let msg = r.unwrap_err().to_string();
     assert!(msg.contains("topic.meta"), "the error names the file: {msg}");
@@ -496,4 +503,17 @@ fn open_of_a_path_that_is_a_file_is_an_error() {
         other => panic!("opening a file as a broker directory returned {other:?}"),
     }
     assert_eq!(std::fs::read(&file).unwrap(), b"hello");
+}
+
+#[test]
+fn opening_an_empty_path_is_invalid_config_and_creates_nothing_in_the_current_directory() {
+    // `Path::new("")` would otherwise mean the current directory.
+    let ours = ["millpond.lock", "topics", "groups", "trash"];
+    let present = || ours.iter().filter(|n| Path::new(n).exists()).count();
+    let before = present();
+    match Broker::open("") {
+        Err(Error::InvalidConfig { reason }) => assert!(reason.contains("empty"), "{reason}"),
+        other => panic!("Broker::open(\"\") returned {other:?}, expected InvalidConfig"),
+    }
+    assert_eq!(present(), before, "Broker::open(\"\") created files in the current directory");
 }
