@@ -199,6 +199,12 @@ impl OffsetsFile {
     /// fell back from: it is discarded rather than rotated into `.prev`, so
     /// `.prev` stays a good fallback.
     pub(crate) fn store(&self, offsets: &BTreeMap<u32, Committed>, current_damaged: bool) -> Result<()> {
+        // Never create or write below a symlinked group or topic directory.
+        for dir in [self.dir.parent(), Some(self.dir.as_path())].into_iter().flatten() {
+            if fsutil::is_symlink(dir) {
+                return Err(Error::Symlink { op: "write committed offsets", path: dir.to_path_buf() });
+            }
+        }
         if !std::fs::symlink_metadata(&self.dir).is_ok_and(|m| m.is_dir()) {
             fsutil::create_dir_all(&self.dir)?;
             // Make the new group and topic directories' entries durable.

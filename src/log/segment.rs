@@ -244,7 +244,7 @@ impl Segment {
         let idx = index_path(dir, base);
         // A seal or clean close that finished left an index describing
         // exactly this file; its next offset counts even where no record
-        // is left (a segment compaction emptied keeps its place).
+        // is left (a segment compaction emptied keeps its place; see below).
         let index = read_index(&idx).filter(|i| i.valid_bytes == file_len && i.next_offset >= base);
         // Scan through a read-only mapping: in strict mode nothing may change.
         let (scan, garbage_end) = if file_len == 0 {
@@ -310,7 +310,14 @@ impl Segment {
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
             Err(e) => return Err(Error::io("remove stale index", idx, e)),
         }
-        let next_offset = index.as_ref().map_or(scan.next_offset, |i| i.next_offset.max(scan.next_offset));
+        // The index's next offset counts only where the data it describes
+        // is intact (a segment compaction emptied, or one whose last records
+        // it removed); after damage, recovery goes on from the last valid
+        // record, as for any torn tail.
+        let next_offset = match &index {
+            Some(i) if garbage_end == scan.valid_end => i.next_offset.max(scan.next_offset),
+            _ => scan.next_offset,
+        };
         let writable = if writable_capacity { map_len as u32 } else { scan.valid_end as u32 };
         let segment = Segment {
             base_offset: base,
