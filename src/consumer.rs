@@ -755,6 +755,17 @@ impl Consumer {
         }
     }
 
+    /// The notifier that tells a consumer without partitions (nor a group,
+    /// whose notifier does it) that the broker closed or the topic was
+    /// deleted: one partition's, which both close. Appends to that
+    /// partition wake it for nothing; it re-checks and sleeps again.
+    fn close_watch(&self) -> Option<&crate::notify::Notifier> {
+        if !self.cursors.is_empty() || self.membership.is_some() {
+            return None;
+        }
+        self.topic.partition_log(0).ok().map(|log| &*log.notifier)
+    }
+
     /// Registers with every partition's notifier, re-checks, and sleeps.
     fn park(&self, deadline: Option<Instant>) -> bool {
         for c in &self.cursors {
@@ -762,6 +773,10 @@ impl Consumer {
         }
         if let Some(m) = &self.membership {
             m.notifier().register(&self.cell);
+        }
+        let watch = self.close_watch();
+        if let Some(n) = watch {
+            n.register(&self.cell);
         }
         // Re-check after registering (see notify.rs: no lost wake-ups).
         let woken = if self.any_ready() || self.interrupted() || self.closed_error().is_some() {
@@ -774,6 +789,9 @@ impl Consumer {
         }
         if let Some(m) = &self.membership {
             m.notifier().unregister(&self.cell);
+        }
+        if let Some(n) = watch {
+            n.unregister(&self.cell);
         }
         woken || deadline.is_none_or(|d| Instant::now() < d)
     }
