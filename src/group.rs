@@ -16,6 +16,18 @@
 //! Committing is durable when it returns (temporary file, fsync, rename,
 //! directory fsync). Dropping a member with auto-commit enabled commits its
 //! positions; dropping one with `AutoCommit::Off` commits nothing.
+//!
+//! # Damaged partitions
+//!
+//! A partition that cannot be opened when a member is given it (a damaged
+//! or unreadable segment) does not stop the member: its receive call
+//! reports the error once, and it reads its other partitions. It keeps the
+//! partition (so no other member reads it, and its committed offset stays
+//! as it was) without reading it, tries to open it again at every
+//! rebalance and at most once a second, and reports a failure again only
+//! when it differs from the last one. Damage met while reading an open
+//! partition is reported each time a receive call reaches that partition
+//! (as for a [`Consumer`]); the others are read in turn meanwhile.
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -334,9 +346,9 @@ impl Consumer {
                 target.into_iter().filter(|p| !owned.contains(p) && !m.unopened.contains_key(p)).collect();
             for p in fresh {
                 let Some(committed) = m.state.try_acquire(m.id, p)? else { continue };
-                self.open_assigned(m, p, committed, &mut assigned);
+                self.open_assigned(m, p, committed, &mut assigned)?;
             }
-            self.reopen(m, true, &mut assigned);
+            self.reopen(m, true, &mut assigned)?;
             m.seen = generation;
             if !assigned.is_empty() {
                 let partitions: Vec<u32> = assigned.iter().map(|&(p, _)| p).collect();
@@ -352,7 +364,7 @@ impl Consumer {
             }
         } else if !m.unopened.is_empty() {
             let mut assigned = Vec::new();
-            self.reopen(m, false, &mut assigned);
+            self.reopen(m, false, &mut assigned)?;
             if !assigned.is_empty() {
                 let partitions: Vec<u32> = assigned.iter().map(|&(p, _)| p).collect();
                 if let Some(listener) = m.listener.as_mut() {
@@ -380,14 +392,27 @@ impl Consumer {
 
     /// Starts reading partition `p`, just acquired with `committed`, where
     /// the reset policy says; adds it to `assigned`. If it cannot be opened,
-    /// the member keeps it as unopened and the failure is reported.
-    fn open_assigned(&mut self, m: &mut Membership, p: u32, committed: Option<u64>, assigned: &mut Vec<(u32, u64)>) {
-        let cursor = self.topic().partition_log(p).map(Arc::clone).and_then(|log| {
-            let c = start_offset(&log, &m.state.name, committed, m.reset).and_then(|o| log.cursor_at(o))?;
-            Ok((log, c))
-        });
-        match cursor {
-            Ok((log, c)) => {
+    /// the member keeps it as unopened and the failure is reported. If the
+    /// policy refuses (`OffsetReset::Fail`), the partition is released and
+    /// the refusal returned, as every receive call does until it changes.
+    fn open_assigned(
+        &mut self,
+        m: &mut Membership,
+        p: u32,
+        committed: Option<u64>,
+        assigned: &mut Vec<(u32, u64)>,
+    ) -> Result<()> {
+        let log = Arc::clone(self.topic().partition_log(p)?);
+        let start = match start_offset(&log, &m.state.name, committed, m.reset) {
+            Ok(start) => start,
+            Err(refused) => {
+                m.unopened.remove(&p);
+                m.state.release(m.id, &[p]);
+                return Err(refused);
+            }
+        };
+        match log.cursor_at(start) {
+            Ok(c) => {
                 // A committed offset retention deleted: reported, one per
                 // receive call, once the assignment is complete (the member
                 // reads on from where its reset policy put it).
@@ -411,13 +436,14 @@ impl Consumer {
                 }
             }
         }
+        Ok(())
     }
 
     /// Tries again to open the partitions the member owns but could not
     /// open: all of them after a rebalance (`now`), else those last tried
     /// [`REOPEN_EVERY`] ago. A failure is reported again only when it
     /// changed.
-    fn reopen(&mut self, m: &mut Membership, now: bool, assigned: &mut Vec<(u32, u64)>) {
+    fn reopen(&mut self, m: &mut Membership, now: bool, assigned: &mut Vec<(u32, u64)>) -> Result<()> {
         let due: Vec<(u32, Option<u64>)> = m
             .unopened
             .iter()
@@ -426,11 +452,12 @@ impl Consumer {
             .collect();
         for (p, committed) in due {
             let before = assigned.len();
-            self.open_assigned(m, p, committed, assigned);
+            self.open_assigned(m, p, committed, assigned)?;
             if assigned.len() > before {
                 m.unopened.remove(&p);
             }
         }
+        Ok(())
     }
 
     /// Leaves the group: commits first if auto-commit is on and `commit` is
