@@ -996,7 +996,8 @@ impl Batcher {
 /// then goes on at `resumed_at`. Never a silent jump over deleted records.
 #[test]
 fn poll_reports_lagged_after_returning_gathered_records() {
-    let forms: [(&str, fn(&millpond::Topic) -> Batcher); 5] = [
+    type MakeBatcher = fn(&millpond::Topic) -> Batcher;
+    let forms: [(&str, MakeBatcher); 5] = [
         ("Consumer::poll", |t| Batcher::Poll(t.consumer(StartFrom::Earliest).unwrap())),
         ("Consumer::poll_ref", |t| Batcher::PollRef(t.consumer(StartFrom::Earliest).unwrap())),
         ("GroupMember::poll", |t| {
