@@ -80,6 +80,11 @@ pub struct Consumer {
     /// The places of the records of the last [`Batch`], reused by every
     /// `poll_ref` so batches allocate nothing once it has grown.
     batch: Vec<Found>,
+    /// An error met while `poll` was gathering records after the first,
+    /// whose effect already happened (a `Lagged` jump): returned by the
+    /// next receive call, so it is reported once, after the records
+    /// gathered before it.
+    pending: Option<Error>,
     /// A consumer is used from one thread at a time.
     _not_sync: PhantomData<Cell<()>>,
 }
@@ -115,6 +120,7 @@ impl Consumer {
             interrupt: None,
             membership: None,
             batch: Vec::new(),
+            pending: None,
             _not_sync: PhantomData,
         })
     }
@@ -432,6 +438,11 @@ impl Consumer {
     /// shared start of every receive call.
     #[inline]
     fn try_found(&mut self) -> Result<Option<(usize, Found)>> {
+        // Reported before anything else: it concerns records before any
+        // this call could return.
+        if let Some(e) = self.pending.take() {
+            return Err(e);
+        }
         // Group changes and auto-commits happen once, at the start of a
         // receive call, so they only ever cover records returned by earlier
         // calls (never ones `poll` is still gathering).
@@ -483,9 +494,9 @@ impl Consumer {
                     return Ok(Some((i, m)));
                 }
                 Ok(None) => {}
-                Err(Error::Lagged { from, .. }) => {
+                Err(Error::Lagged { from, resumed_at, .. }) => {
                     self.next = after;
-                    return Err(self.catch_up(i, from));
+                    return Err(self.catch_up(i, from, resumed_at));
                 }
                 Err(e) => {
                     // Let the other partitions be read on the next call.
@@ -498,19 +509,38 @@ impl Consumer {
         Ok(None)
     }
 
-    /// Cursor `i` fell behind retention: the records from `from` to the log
-    /// start are gone. Moves it where the reset policy says (the log start
-    /// for an independent consumer and `OffsetReset::Earliest`, the high
-    /// watermark for `Latest`) and returns the `Lagged` error that reports
-    /// the jump; with `Fail` it stays and the error is `OffsetOutOfRange`.
-    fn catch_up(&mut self, i: usize, from: u64) -> Error {
+    /// Cursor `i` fell behind retention: the records from `from` to
+    /// `resumed_at` (the next ones the log still stores) are gone. Moves it
+    /// where the reset policy says (`resumed_at`, or the log start if
+    /// retention went further meanwhile, for an independent consumer and
+    /// `OffsetReset::Earliest`; the high watermark for `Latest`) and returns
+    /// the `Lagged` error that reports the jump; with `Fail` it stays and
+    /// the error is `OffsetOutOfRange`.
+    ///
+    /// A position only ever moves forward here: if the log names a place at
+    /// or before `from` (inconsistent segments), the cursor stays and the
+    /// error is `PositionRegressed`, rather than reading the same records
+    /// again and again.
+    fn catch_up(&mut self, i: usize, from: u64, resumed_at: u64) -> Error {
         let log = Arc::clone(self.cursors[i].log());
+        let regressed = |resumed_at| Error::PositionRegressed {
+            topic: log.topic_name().to_string(),
+            partition: log.partition(),
+            position: from,
+            resumed_at,
+        };
+        if resumed_at <= from {
+            return regressed(resumed_at);
+        }
         let reset = self.membership.as_ref().map_or(OffsetReset::Earliest, |m| m.reset());
         let to = match reset {
             OffsetReset::Fail => return log.out_of_range(from),
             OffsetReset::Latest => log.high_watermark(),
-            OffsetReset::Earliest => log.log_start(),
+            OffsetReset::Earliest => log.log_start().max(resumed_at),
         };
+        if to <= from {
+            return regressed(to);
+        }
         match log.cursor_at(to) {
             Ok(cursor) => {
                 self.cursors[i] = cursor;
@@ -574,7 +604,10 @@ impl Consumer {
     /// every record available at once, up to `max` in all (Kafka's `poll`).
     /// An empty `Vec` means the timeout passed with nothing to read. A
     /// damaged record after the first ends the `Vec` before it; a later
-    /// call reports it as an error, so nothing received is lost.
+    /// call reports it as an error, so nothing received is lost. Likewise
+    /// when retention deleted the next records of a partition: the `Vec`
+    /// ends before the gap and the next receive call (of any kind) returns
+    /// [`Error::Lagged`], once, then reading goes on at its `resumed_at`.
     ///
     /// ```
     /// use millpond::{Broker, Record, StartFrom, TopicConfig};
@@ -604,8 +637,14 @@ impl Consumer {
                 Ok(Some(m)) => out.push(m),
                 Ok(None) => break,
                 // The records gathered so far are received (the position is
-                // past them): return them. The cursor stays before the
-                // damage, so a later call reports it.
+                // past them): return them. A `Lagged` jump already happened,
+                // so it is kept for the next call to report; for any other
+                // error the cursor stays before the damage, so a later call
+                // reports it.
+                Err(e @ Error::Lagged { .. }) => {
+                    self.pending = Some(e);
+                    break;
+                }
                 Err(_) => break,
             }
         }
@@ -716,6 +755,17 @@ impl Consumer {
         }
     }
 
+    /// The notifier that tells a consumer without partitions (nor a group,
+    /// whose notifier does it) that the broker closed or the topic was
+    /// deleted: one partition's, which both close. Appends to that
+    /// partition wake it for nothing; it re-checks and sleeps again.
+    fn close_watch(&self) -> Option<&crate::notify::Notifier> {
+        if !self.cursors.is_empty() || self.membership.is_some() {
+            return None;
+        }
+        self.topic.partition_log(0).ok().map(|log| &*log.notifier)
+    }
+
     /// Registers with every partition's notifier, re-checks, and sleeps.
     fn park(&self, deadline: Option<Instant>) -> bool {
         for c in &self.cursors {
@@ -723,6 +773,10 @@ impl Consumer {
         }
         if let Some(m) = &self.membership {
             m.notifier().register(&self.cell);
+        }
+        let watch = self.close_watch();
+        if let Some(n) = watch {
+            n.register(&self.cell);
         }
         // Re-check after registering (see notify.rs: no lost wake-ups).
         let woken = if self.any_ready() || self.interrupted() || self.closed_error().is_some() {
@@ -735,6 +789,9 @@ impl Consumer {
         }
         if let Some(m) = &self.membership {
             m.notifier().unregister(&self.cell);
+        }
+        if let Some(n) = watch {
+            n.unregister(&self.cell);
         }
         woken || deadline.is_none_or(|d| Instant::now() < d)
     }
@@ -797,5 +854,52 @@ impl Iterator for TryIter<'_> {
 
     fn next(&mut self) -> Option<Self::Item> {
         available_item(self.consumer.try_recv())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use crate::{Broker, Error, Record, StartFrom, TopicConfig};
+
+    fn topic_with_records(label: &str, n: usize) -> (std::path::PathBuf, Broker, crate::Topic) {
+        let dir = std::env::temp_dir().join(format!("millpond-unit-{label}-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        let broker = Broker::open(&dir).unwrap();
+        let topic = broker.create_topic("t", TopicConfig::default()).unwrap();
+        topic.producer().send_batch((0..n).map(|i| Record::new(format!("{i}")))).unwrap();
+        (dir, broker, topic)
+    }
+
+    #[test]
+    fn lagged_recovery_resumes_where_the_log_said_not_at_the_log_start_behind_the_reader() {
+        let (dir, broker, topic) = topic_with_records("catchup-forward", 30);
+        let mut c = topic.consumer(StartFrom::Offset(3)).unwrap();
+        // The log says records 3..20 are gone while the log start is still
+        // 0 (inconsistent segments): going on at the log start would read
+        // 0..20 again, and meet the same gap again, for ever.
+        match c.catch_up(0, 3, 20) {
+            Error::Lagged { from: 3, resumed_at: 20, .. } => {}
+            other => panic!("expected Lagged 3 -> 20, got {other:?}"),
+        }
+        assert_eq!(c.position(0).unwrap(), 20, "moved forward to where the log said");
+        assert_eq!(c.try_recv().unwrap().map(|m| m.offset()), Some(20));
+        drop((c, topic, broker));
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[test]
+    fn lagged_recovery_that_would_move_backwards_is_position_regressed_and_stays() {
+        let (dir, broker, topic) = topic_with_records("catchup-back", 30);
+        let mut c = topic.consumer(StartFrom::Offset(15)).unwrap();
+        for resumed_at in [15, 10, 0] {
+            match c.catch_up(0, 15, resumed_at) {
+                Error::PositionRegressed { partition: 0, position: 15, resumed_at: r, .. } => assert_eq!(r, resumed_at),
+                other => panic!("expected PositionRegressed for 15 -> {resumed_at}, got {other:?}"),
+            }
+            assert_eq!(c.position(0).unwrap(), 15, "the position never moves backwards by itself");
+        }
+        assert_eq!(c.try_recv().unwrap().map(|m| m.offset()), Some(15));
+        drop((c, topic, broker));
+        std::fs::remove_dir_all(&dir).unwrap();
     }
 }

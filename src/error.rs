@@ -277,6 +277,35 @@ pub enum Error {
         resumed_at: u64,
     },
 
+    /// The log told a reader that records from `position` on were deleted
+    /// but named a place to go on at or before `position` (for instance a
+    /// segment file in the wrong place). Following it would move the reader
+    /// backwards and read the same records again, for ever; only an explicit
+    /// [`seek`](crate::Consumer::seek) moves a position backwards, so the
+    /// reader stays at `position` and receive calls that reach this
+    /// partition report this error until the reader seeks. Its other
+    /// partitions are read on meanwhile.
+    ///
+    /// ```
+    /// use millpond::Error;
+    /// let e = Error::PositionRegressed { topic: "t".into(), partition: 0, position: 15, resumed_at: 0 };
+    /// assert!(e.to_string().contains("backwards"));
+    /// ```
+    #[error(
+        "reader of topic {topic:?} partition {partition} at offset {position} was told to go on at \
+         {resumed_at}, backwards: the partition's segments are inconsistent; seek to go on"
+    )]
+    PositionRegressed {
+        /// The topic.
+        topic: String,
+        /// The partition.
+        partition: u32,
+        /// The reader's position, where it stays.
+        position: u64,
+        /// Where the log said to go on (at or before `position`).
+        resumed_at: u64,
+    },
+
     /// A frame or record in a segment failed its checks. No data from it is returned.
     #[error("corrupt data in topic {topic:?} partition {partition}, file {path} at byte {position}: {reason}")]
     Corrupt {

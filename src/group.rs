@@ -16,6 +16,18 @@
 //! Committing is durable when it returns (temporary file, fsync, rename,
 //! directory fsync). Dropping a member with auto-commit enabled commits its
 //! positions; dropping one with `AutoCommit::Off` commits nothing.
+//!
+//! # Damaged partitions
+//!
+//! A partition that cannot be opened when a member is given it (a damaged
+//! or unreadable segment) does not stop the member: its receive call
+//! reports the error once, and it reads its other partitions. It keeps the
+//! partition (so no other member reads it, and its committed offset stays
+//! as it was) without reading it, tries to open it again at every
+//! rebalance and at most once a second, and reports a failure again only
+//! when it differs from the last one. Damage met while reading an open
+//! partition is reported each time a receive call reaches that partition
+//! (as for a [`Consumer`]); the others are read in turn meanwhile.
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -212,8 +224,29 @@ pub(crate) struct Membership {
     commit_on_revoke: bool,
     last_commit: Instant,
     listener: Option<Listener>,
-    /// `Error::Lagged` reports not yet returned (see `sync_with`).
+    /// Reports not yet returned, one per receive call (see `sync_with`):
+    /// `Error::Lagged` for committed offsets retention deleted, and the
+    /// errors of partitions that could not be opened.
     lagged: Vec<Error>,
+    /// Partitions this member owns but could not open, retried now and then
+    /// (see [`Unopened`]).
+    unopened: BTreeMap<u32, Unopened>,
+}
+
+/// How often a member tries again to open a partition it owns but could
+/// not open (also at every rebalance).
+const REOPEN_EVERY: Duration = Duration::from_secs(1);
+
+/// A partition a member owns but could not open (a damaged or unreadable
+/// segment): the member keeps it, so no other member reads it meanwhile and
+/// its committed offset stays as it was, and reads its other partitions.
+struct Unopened {
+    /// Its committed offset when it was acquired.
+    committed: Option<u64>,
+    /// The failure last reported, so the same one is reported once.
+    reported: String,
+    /// When opening it was last tried.
+    tried: Instant,
 }
 
 impl Drop for Membership {
@@ -278,6 +311,14 @@ impl Consumer {
             let generation = m.state.generation();
             let target = m.state.target(m.id);
             let owned = self.assignment();
+            // Unopened partitions nobody was told of: given up silently.
+            let lost: Vec<u32> = m.unopened.keys().copied().filter(|p| !target.contains(p)).collect();
+            for p in &lost {
+                m.unopened.remove(p);
+            }
+            if !lost.is_empty() {
+                m.state.release(m.id, &lost);
+            }
             let revoked: Vec<u32> = owned.iter().copied().filter(|p| !target.contains(p)).collect();
             if !revoked.is_empty() {
                 let positions: Vec<(u32, u64)> =
@@ -301,33 +342,14 @@ impl Consumer {
                 committed?;
             }
             let mut assigned = Vec::new();
-            for p in target.into_iter().filter(|p| !owned.contains(p)) {
+            let fresh: Vec<u32> =
+                target.into_iter().filter(|p| !owned.contains(p) && !m.unopened.contains_key(p)).collect();
+            for p in fresh {
                 let Some(committed) = m.state.try_acquire(m.id, p)? else { continue };
-                let log = Arc::clone(self.topic().partition_log(p)?);
-                let cursor = start_offset(&log, &m.state.name, committed, m.reset).and_then(|o| log.cursor_at(o));
-                match cursor {
-                    Ok(c) => {
-                        // A committed offset retention deleted: reported,
-                        // one per receive call, once the assignment is
-                        // complete (the member reads on from where its reset
-                        // policy put it).
-                        if let Some(from) = committed.filter(|&o| o < c.position() && o < log.log_start()) {
-                            m.lagged.push(Error::Lagged {
-                                topic: log.topic_name().to_string(),
-                                partition: p,
-                                from,
-                                resumed_at: c.position(),
-                            });
-                        }
-                        assigned.push((p, c.position()));
-                        self.add_cursor(c);
-                    }
-                    Err(e) => {
-                        m.state.release(m.id, &[p]);
-                        return Err(e);
-                    }
-                }
+                self.open_assigned(m, p, committed, &mut assigned)?;
             }
+            self.reopen(m, true, &mut assigned)?;
+            m.seen = generation;
             if !assigned.is_empty() {
                 let partitions: Vec<u32> = assigned.iter().map(|&(p, _)| p).collect();
                 if let Some(listener) = m.listener.as_mut() {
@@ -340,7 +362,21 @@ impl Consumer {
                     });
                 }
             }
-            m.seen = generation;
+        } else if !m.unopened.is_empty() {
+            let mut assigned = Vec::new();
+            self.reopen(m, false, &mut assigned)?;
+            if !assigned.is_empty() {
+                let partitions: Vec<u32> = assigned.iter().map(|&(p, _)| p).collect();
+                if let Some(listener) = m.listener.as_mut() {
+                    listener(&RebalanceEvent {
+                        kind: RebalanceKind::Assigned,
+                        partitions: &partitions,
+                        positions: &assigned,
+                        state: &m.state,
+                        member: m.id,
+                    });
+                }
+            }
         }
         if let AutoCommit::Interval(every) = m.auto_commit
             && m.last_commit.elapsed() >= every
@@ -352,6 +388,76 @@ impl Consumer {
             Some(e) => Err(e),
             None => Ok(()),
         }
+    }
+
+    /// Starts reading partition `p`, just acquired with `committed`, where
+    /// the reset policy says; adds it to `assigned`. If it cannot be opened,
+    /// the member keeps it as unopened and the failure is reported. If the
+    /// policy refuses (`OffsetReset::Fail`), the partition is released and
+    /// the refusal returned, as every receive call does until it changes.
+    fn open_assigned(
+        &mut self,
+        m: &mut Membership,
+        p: u32,
+        committed: Option<u64>,
+        assigned: &mut Vec<(u32, u64)>,
+    ) -> Result<()> {
+        let log = Arc::clone(self.topic().partition_log(p)?);
+        let start = match start_offset(&log, &m.state.name, committed, m.reset) {
+            Ok(start) => start,
+            Err(refused) => {
+                m.unopened.remove(&p);
+                m.state.release(m.id, &[p]);
+                return Err(refused);
+            }
+        };
+        match log.cursor_at(start) {
+            Ok(c) => {
+                // A committed offset retention deleted: reported, one per
+                // receive call, once the assignment is complete (the member
+                // reads on from where its reset policy put it).
+                if let Some(from) = committed.filter(|&o| o < c.position() && o < log.log_start()) {
+                    m.lagged.push(Error::Lagged {
+                        topic: log.topic_name().to_string(),
+                        partition: p,
+                        from,
+                        resumed_at: c.position(),
+                    });
+                }
+                assigned.push((p, c.position()));
+                self.add_cursor(c);
+            }
+            Err(e) => {
+                let reported = e.to_string();
+                let again = m.unopened.get(&p).is_some_and(|u| u.reported == reported);
+                m.unopened.insert(p, Unopened { committed, reported, tried: Instant::now() });
+                if !again {
+                    m.lagged.push(e);
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// Tries again to open the partitions the member owns but could not
+    /// open: all of them after a rebalance (`now`), else those last tried
+    /// [`REOPEN_EVERY`] ago. A failure is reported again only when it
+    /// changed.
+    fn reopen(&mut self, m: &mut Membership, now: bool, assigned: &mut Vec<(u32, u64)>) -> Result<()> {
+        let due: Vec<(u32, Option<u64>)> = m
+            .unopened
+            .iter()
+            .filter(|(_, u)| now || u.tried.elapsed() >= REOPEN_EVERY)
+            .map(|(&p, u)| (p, u.committed))
+            .collect();
+        for (p, committed) in due {
+            let before = assigned.len();
+            self.open_assigned(m, p, committed, assigned)?;
+            if assigned.len() > before {
+                m.unopened.remove(&p);
+            }
+        }
+        Ok(())
     }
 
     /// Leaves the group: commits first if auto-commit is on and `commit` is
@@ -538,6 +644,7 @@ impl Group {
             last_commit: Instant::now(),
             listener: None,
             lagged: Vec::new(),
+            unopened: BTreeMap::new(),
         }));
         Ok(GroupMember { consumer })
     }

@@ -680,3 +680,40 @@ fn a_busy_partition_never_starves_a_quiet_one() {
     stop.store(true, std::sync::atomic::Ordering::Relaxed);
     flood.join().unwrap();
 }
+
+/// A consumer of no partitions has no partition notifier of its own to be
+/// woken by; closing the broker (or deleting the topic) must still wake it
+/// blocked in `recv`, with the error every other blocked receiver gets.
+#[test]
+fn consumer_of_no_partitions_wakes_on_close() {
+    for wait in [WaitStrategy::SpinThenPark, WaitStrategy::Yield, WaitStrategy::BusySpin] {
+        for delete in [false, true] {
+            let dir = TempDir::new("no-partitions-close");
+            let broker = Broker::open(dir.path()).unwrap();
+            let topic = broker.create_topic("t", TopicConfig::default().partitions(2)).unwrap();
+            let mut idle = topic.consumer_of(&[], StartFrom::Earliest).unwrap().wait_strategy(wait);
+            assert!(idle.assignment().is_empty());
+            assert!(idle.try_recv().unwrap().is_none());
+            let (rx, h) = spawn_receiver(idle);
+            let_it_park();
+            // Records elsewhere in the topic are not this consumer's.
+            topic.producer().send(Record::new("not yours").partition(1)).unwrap();
+            let_it_park();
+            assert!(rx.try_recv().is_err(), "{wait:?}: recv returned with nothing to read");
+            if delete {
+                broker.delete_topic("t").unwrap();
+            } else {
+                broker.close().unwrap();
+            }
+            match rx.recv_timeout(HANG) {
+                Ok(Err(Error::Closed)) if !delete => {}
+                Ok(Err(Error::TopicDeleted { .. })) if delete => {}
+                Ok(other) => panic!("{wait:?} delete={delete}: blocked recv returned {other:?}"),
+                Err(_) => {
+                    panic!("{wait:?} delete={delete}: a consumer of no partitions blocked in recv() was not woken")
+                }
+            }
+            h.join().unwrap();
+        }
+    }
+}

@@ -940,3 +940,169 @@ fn a_failed_msync_poisons_the_partition_and_says_so() {
     assert_eq!(c.try_recv().unwrap().unwrap().value(), b"before");
     assert!(c.try_recv().unwrap().is_none(), "nothing of the refused send");
 }
+
+/// Passes record values through unchanged, to read through a
+/// `TypedConsumer` in the tests below.
+#[derive(Debug, Clone, Copy)]
+struct RawBytes;
+
+impl millpond::Codec<Vec<u8>> for RawBytes {
+    fn encode(&self, value: &Vec<u8>, out: &mut Vec<u8>) -> Result<(), String> {
+        out.extend_from_slice(value);
+        Ok(())
+    }
+    fn decode(&self, bytes: &[u8]) -> Result<Vec<u8>, String> {
+        Ok(bytes.to_vec())
+    }
+}
+
+/// The batch-receiving call forms, each reading partition 0 of topic `t`.
+enum Batcher {
+    Poll(millpond::Consumer),
+    PollRef(millpond::Consumer),
+    MemberPoll(millpond::GroupMember),
+    MemberPollRef(millpond::GroupMember),
+    TypedPoll(millpond::TypedConsumer<Vec<u8>, RawBytes>),
+}
+
+impl Batcher {
+    fn try_recv_offset(&mut self) -> Option<u64> {
+        let m = match self {
+            Batcher::Poll(c) | Batcher::PollRef(c) => c.try_recv(),
+            Batcher::MemberPoll(m) | Batcher::MemberPollRef(m) => m.try_recv(),
+            Batcher::TypedPoll(t) => t.try_recv().map(|m| m.map(|m| m.message)),
+        };
+        m.unwrap().map(|m| m.offset())
+    }
+
+    fn poll_offsets(&mut self) -> Result<Vec<u64>, Error> {
+        const MAX: usize = 1000;
+        match self {
+            Batcher::Poll(c) => Ok(c.poll(MAX, Duration::ZERO)?.iter().map(millpond::Message::offset).collect()),
+            Batcher::PollRef(c) => Ok(c.poll_ref(MAX, Duration::ZERO)?.map(|m| m.offset()).collect()),
+            Batcher::MemberPoll(m) => Ok(m.poll(MAX, Duration::ZERO)?.iter().map(millpond::Message::offset).collect()),
+            Batcher::MemberPollRef(m) => Ok(m.poll_ref(MAX, Duration::ZERO)?.map(|m| m.offset()).collect()),
+            Batcher::TypedPoll(t) => {
+                Ok(t.poll(MAX, Duration::ZERO)?.into_iter().map(|m| m.unwrap().message.offset()).collect())
+            }
+        }
+    }
+}
+
+/// `poll` (and every other batch form) gathers records until one fails:
+/// when the failure is `Lagged` — retention deleted the next records, and
+/// the position has already jumped to the log start — the batch gathered so
+/// far is returned and the *next* call reports the `Lagged`, once; reading
+/// then goes on at `resumed_at`. Never a silent jump over deleted records.
+#[test]
+fn poll_reports_lagged_after_returning_gathered_records() {
+    type MakeBatcher = fn(&millpond::Topic) -> Batcher;
+    let forms: [(&str, MakeBatcher); 5] = [
+        ("Consumer::poll", |t| Batcher::Poll(t.consumer(StartFrom::Earliest).unwrap())),
+        ("Consumer::poll_ref", |t| Batcher::PollRef(t.consumer(StartFrom::Earliest).unwrap())),
+        ("GroupMember::poll", |t| {
+            Batcher::MemberPoll(t.group("g").unwrap().auto_commit(AutoCommit::Off).join().unwrap())
+        }),
+        ("GroupMember::poll_ref", |t| {
+            Batcher::MemberPollRef(t.group("g").unwrap().auto_commit(AutoCommit::Off).join().unwrap())
+        }),
+        ("TypedConsumer::poll", |t| Batcher::TypedPoll(t.typed_consumer_with(StartFrom::Earliest, RawBytes).unwrap())),
+    ];
+    for (form, make) in forms {
+        let tmp = TempDir::new("poll-lagged");
+        let broker = Broker::open(tmp.path()).unwrap();
+        let topic = two_segment_retention_topic(&broker, tmp.path());
+        let p = topic.producer();
+        send_all(&p, &(0..20).map(|i| fixed(i, now_millis())).collect::<Vec<_>>());
+        let per_segment = segment_bases(tmp.path(), "t", 0)[1];
+        let mut reader = make(&topic);
+        for o in 0..3 {
+            assert_eq!(reader.try_recv_offset(), Some(o), "{form}");
+        }
+        send_all(&p, &(20..4 * per_segment + 5).map(|i| fixed(i, now_millis())).collect::<Vec<_>>());
+        topic.enforce_retention().unwrap();
+        let (start, end) = (topic.log_start(0).unwrap(), topic.high_watermark(0).unwrap());
+        assert!(start > per_segment, "{form}: the segment after the reader's was deleted");
+
+        // Read with the batch form only, recording every outcome.
+        let mut offsets = Vec::new();
+        let mut lagged = Vec::new();
+        for _ in 0..100 {
+            match reader.poll_offsets() {
+                Ok(batch) if batch.is_empty() => break,
+                Ok(batch) => offsets.extend(batch),
+                Err(Error::Lagged { partition: 0, from, resumed_at, .. }) => {
+                    lagged.push((offsets.len(), from, resumed_at));
+                }
+                Err(e) => panic!("{form}: unexpected error {e}"),
+            }
+        }
+        let expected: Vec<u64> = (3..per_segment).chain(start..end).collect();
+        assert_eq!(offsets, expected, "{form}: every record still stored, none twice");
+        assert_eq!(
+            lagged,
+            [((per_segment - 3) as usize, per_segment, start)],
+            "{form}: Lagged reported exactly once, right where the records stop"
+        );
+    }
+}
+
+/// A segment file whose records lie below the base offset its name gives
+/// (a copy put in the wrong place) is reported as damage, or as a gap
+/// (`Lagged`). Whatever the log reports, a reader's position only moves
+/// forward: it never reads the same records again, and a `try_iter` over
+/// the partition ends. (A guard: the storage engine reports this file as
+/// `Corrupt` already; the consumer's own rule, never to follow a `Lagged`
+/// backwards, is proven by the unit tests in `src/consumer.rs`.)
+#[test]
+fn misplaced_segment_never_moves_a_reader_backwards() {
+    let tmp = TempDir::new("misplaced-segment");
+    let per_segment = {
+        let broker = Broker::open(tmp.path()).unwrap();
+        let topic = broker.create_topic("t", small(TopicConfig::default())).unwrap();
+        send_all(&topic.producer(), &(0..50).map(|i| fixed(i, TS)).collect::<Vec<_>>());
+        broker.close().unwrap();
+        segment_bases(tmp.path(), "t", 0)[1]
+    };
+    assert!(segment_bases(tmp.path(), "t", 0).len() >= 4, "three sealed segments and an active one");
+    // The third segment's file is replaced by a copy of the first: records
+    // 0..per_segment in a file whose name says they start at 2*per_segment.
+    let third = 2 * per_segment;
+    std::fs::copy(segment_path(tmp.path(), "t", 0, 0), segment_path(tmp.path(), "t", 0, third)).unwrap();
+    let index = |base: u64| segment_path(tmp.path(), "t", 0, base).with_extension("index");
+    std::fs::copy(index(0), index(third)).unwrap();
+
+    let broker = Broker::open(tmp.path()).unwrap();
+    let topic = broker.topic("t").unwrap();
+    let hw = topic.high_watermark(0).unwrap();
+    for group in [false, true] {
+        let mut consumer;
+        let mut member;
+        let items: Box<dyn Iterator<Item = Result<millpond::Message, Error>>> = if group {
+            member = topic.group("g").unwrap().auto_commit(AutoCommit::Off).join().unwrap();
+            Box::new(member.try_iter())
+        } else {
+            consumer = topic.consumer(StartFrom::Earliest).unwrap();
+            Box::new(consumer.try_iter())
+        };
+        let mut last: Option<u64> = None;
+        let mut results = 0;
+        for item in items.take(10 * hw as usize) {
+            results += 1;
+            match item {
+                Ok(m) => {
+                    assert!(last.is_none_or(|l| m.offset() > l), "group={group}: offset {} after {last:?}", m.offset());
+                    last = Some(m.offset());
+                }
+                // Reported (and the reader stays put, or jumps forward):
+                // reading on must not go backwards either.
+                Err(Error::Lagged { from, resumed_at, .. }) => {
+                    assert!(resumed_at > from, "group={group}: Lagged backwards {from} -> {resumed_at}");
+                }
+                Err(Error::Corrupt { .. } | Error::PositionRegressed { .. }) => break,
+                Err(e) => panic!("group={group}: unexpected {e}"),
+            }
+        }
+        assert!(results < 10 * hw as usize, "group={group}: try_iter over {hw} records did not end");
+    }
+}

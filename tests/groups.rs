@@ -1123,3 +1123,127 @@ fn concurrent_commits_of_several_members_all_persist() {
     let group = broker.topic("t").unwrap().group("g").unwrap();
     assert_eq!(group.committed().unwrap(), (0..4).map(|p| (p, 40)).collect::<BTreeMap<u32, u64>>());
 }
+
+/// The `.log` files of `partition` of `topic`, oldest first.
+fn segment_logs(dir: &std::path::Path, topic: &str, partition: u32) -> Vec<std::path::PathBuf> {
+    let pdir = dir.join("topics").join(topic).join(partition.to_string());
+    let mut logs: Vec<_> = std::fs::read_dir(&pdir)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.extension().is_some_and(|x| x == "log"))
+        .collect();
+    logs.sort();
+    logs
+}
+
+/// One partition whose oldest segment cannot be opened (here: a file grown
+/// past any size millpond writes) is reported to the member that gets it —
+/// once, while the failure stays the same — and the member reads its other
+/// partitions to the end, as independent consumers of them do.
+#[test]
+fn group_member_keeps_reading_healthy_partitions_when_one_is_damaged() {
+    let tmp = TempDir::new("damaged-partition");
+    {
+        let broker = Broker::open(tmp.path()).unwrap();
+        let cfg = TopicConfig::default().partitions(3).segment_bytes(4096).max_record_bytes(1024);
+        let topic = broker.create_topic("t", cfg).unwrap();
+        let producer = topic.producer();
+        for p in 0..3 {
+            // 200-byte values: several segments per partition.
+            producer.send_batch((0..40).map(|i| Record::new(vec![i as u8; 200]).partition(p))).unwrap();
+        }
+        broker.close().unwrap();
+    }
+    for p in 0..3 {
+        assert!(segment_logs(tmp.path(), "t", p).len() > 1, "partition {p} has a sealed segment");
+    }
+    let damaged = &segment_logs(tmp.path(), "t", 0)[0];
+    std::fs::OpenOptions::new().write(true).open(damaged).unwrap().set_len((1 << 31) + 1).unwrap();
+
+    let broker = Broker::open(tmp.path()).unwrap();
+    let topic = broker.topic("t").unwrap();
+    let mut healthy: Vec<(u32, u64)> = topic
+        .consumer_of(&[1, 2], StartFrom::Earliest)
+        .unwrap()
+        .try_iter()
+        .map(|m| m.map(|m| (m.partition(), m.offset())))
+        .collect::<Result<_, _>>()
+        .unwrap();
+    assert_eq!(healthy.len(), 80, "independent consumers read the healthy partitions");
+    healthy.sort_unstable();
+
+    let group = topic.group("g").unwrap().auto_commit(AutoCommit::Off);
+    let mut member = group.join().unwrap();
+    let mut got = Vec::new();
+    let mut errors = Vec::new();
+    for item in member.try_iter().take(1000) {
+        match item {
+            Ok(m) => got.push((m.partition(), m.offset())),
+            Err(e) => errors.push(e),
+        }
+    }
+    got.sort_unstable();
+    assert_eq!(got, healthy, "the member read every record of the healthy partitions");
+    assert_eq!(errors.len(), 1, "the damaged partition is reported once: {errors:?}");
+    match &errors[0] {
+        Error::Corrupt { partition: 0, path, .. } => assert_eq!(path, damaged),
+        other => panic!("expected Corrupt for partition 0, got {other:?}"),
+    }
+    assert!(member.try_recv().unwrap().is_none(), "nothing more, and no error repeated");
+    assert_eq!(member.assignment(), [1, 2], "it reads the partitions it could open");
+    member.commit().unwrap();
+    let committed = group.committed().unwrap();
+    assert_eq!((committed.get(&0), committed[&1], committed[&2]), (None, 40, 40), "partition 0 keeps its offset");
+    // The damaged partition stays this member's: no other member gets it
+    // while it is a member (its other partitions are shared as usual).
+    let mut other = group.join().unwrap();
+    assert!(other.try_recv().unwrap().is_none());
+    assert!(member.try_recv().unwrap().is_none());
+    assert!(!other.assignment().contains(&0));
+}
+
+/// A member with no partitions (more members than partitions) blocked in
+/// any receive call wakes when the broker closes or the topic is deleted,
+/// with the error every other blocked receiver gets.
+#[test]
+fn group_member_without_partitions_wakes_on_close() {
+    for delete in [false, true] {
+        let tmp = TempDir::new("idle-member-close");
+        let broker = Broker::open(tmp.path()).unwrap();
+        let topic = broker.create_topic("t", TopicConfig::default()).unwrap();
+        let group = topic.group("g").unwrap();
+        let mut busy = group.join().unwrap();
+        assert!(busy.try_recv().unwrap().is_none()); // takes the only partition
+        let idle: Vec<GroupMember> = (0..3).map(|_| group.join().unwrap()).collect();
+        let answers: Vec<_> = idle
+            .into_iter()
+            .enumerate()
+            .map(|(form, mut m)| {
+                spawn_answer(move || {
+                    let r = match form {
+                        0 => m.recv().map(|_| ()),
+                        1 => m.recv_timeout(Duration::from_secs(3600)).map(|_| ()),
+                        _ => m.poll(10, Duration::from_secs(3600)).map(|_| ()),
+                    };
+                    (form, m.assignment(), r)
+                })
+            })
+            .collect();
+        std::thread::sleep(Duration::from_millis(50)); // let them park (not an assertion)
+        if delete {
+            broker.delete_topic("t").unwrap();
+        } else {
+            broker.close().unwrap();
+        }
+        for rx in &answers {
+            let (form, assignment, r) = answer_within(rx, "an idle member waking on close");
+            assert!(assignment.is_empty(), "form {form}: it had no partitions");
+            match r {
+                Err(Error::Closed) if !delete => {}
+                Err(Error::TopicDeleted { .. }) if delete => {}
+                other => panic!("form {form} delete={delete}: expected the closing error, got {other:?}"),
+            }
+        }
+        drop(busy);
+    }
+}
