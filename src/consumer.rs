@@ -652,7 +652,12 @@ impl Consumer {
     }
 
     /// A blocking iterator over records. It ends when the broker closes or
-    /// the topic is deleted; other errors are yielded as `Err`.
+    /// the topic is deleted; other errors are yielded as `Err`. After an
+    /// error that the next receive call would return again (damage such as
+    /// [`Error::Corrupt`], a failed read) the iterator ends instead of
+    /// yielding it a second time, so a loop over it never spins on the same
+    /// error; [`Error::Lagged`] is yielded and iteration goes on, since the
+    /// reader has already moved past it.
     ///
     /// ```
     /// use millpond::{Broker, Record, StartFrom, TopicConfig};
@@ -670,10 +675,12 @@ impl Consumer {
     /// # Ok::<(), Box<dyn std::error::Error>>(())
     /// ```
     pub fn iter(&mut self) -> Iter<'_> {
-        Iter { consumer: self }
+        Iter { consumer: self, ended: false, last_error: None }
     }
 
-    /// A non-blocking iterator over the records available now.
+    /// A non-blocking iterator over the records available now. Errors end
+    /// it as they end [`Consumer::iter`]: an error that repeats is yielded
+    /// once, [`Error::Lagged`] never ends it.
     ///
     /// ```
     /// use millpond::{Broker, Record, StartFrom, TopicConfig};
@@ -688,7 +695,7 @@ impl Consumer {
     /// # Ok::<(), Box<dyn std::error::Error>>(())
     /// ```
     pub fn try_iter(&mut self) -> TryIter<'_> {
-        TryIter { consumer: self }
+        TryIter { consumer: self, ended: false, last_error: None }
     }
 
     /// Moves this consumer onto a thread of its own that forwards records
@@ -814,13 +821,18 @@ impl Drop for Consumer {
 #[derive(Debug)]
 pub struct Iter<'c> {
     consumer: &'c mut Consumer,
+    ended: bool,
+    last_error: Option<String>,
 }
 
 impl Iterator for Iter<'_> {
     type Item = Result<Message>;
 
     fn next(&mut self) -> Option<Self::Item> {
-        blocking_item(self.consumer.recv())
+        if self.ended {
+            return None;
+        }
+        fused(&mut self.ended, &mut self.last_error, blocking_item(self.consumer.recv()))
     }
 }
 
@@ -840,6 +852,31 @@ pub(crate) fn available_item<T>(received: Result<Option<T>>) -> Option<Result<T>
     blocking_item(received).and_then(Result::transpose)
 }
 
+/// Passes `item` on, ending the iteration (`ended`) instead when it is the
+/// same error as the item before it (`last_error`): the reader stays where
+/// it is on damage, so every further call would return it again, and a
+/// `for m in consumer.try_iter()` must not spin on it. An error that does
+/// not repeat (`Lagged`, `Decode`, a damaged partition a group member
+/// reports once) leaves the iteration going.
+pub(crate) fn fused<T>(
+    ended: &mut bool,
+    last_error: &mut Option<String>,
+    item: Option<Result<T>>,
+) -> Option<Result<T>> {
+    match &item {
+        Some(Err(e)) => {
+            let text = e.to_string();
+            if last_error.as_deref() == Some(text.as_str()) {
+                *ended = true;
+                return None;
+            }
+            *last_error = Some(text);
+        }
+        _ => *last_error = None,
+    }
+    item
+}
+
 /// Non-blocking iterator from [`Consumer::try_iter`]. Errors other than
 /// closing are yielded as `Err`; it ends when nothing more is available.
 ///
@@ -847,13 +884,18 @@ pub(crate) fn available_item<T>(received: Result<Option<T>>) -> Option<Result<T>
 #[derive(Debug)]
 pub struct TryIter<'c> {
     consumer: &'c mut Consumer,
+    ended: bool,
+    last_error: Option<String>,
 }
 
 impl Iterator for TryIter<'_> {
     type Item = Result<Message>;
 
     fn next(&mut self) -> Option<Self::Item> {
-        available_item(self.consumer.try_recv())
+        if self.ended {
+            return None;
+        }
+        fused(&mut self.ended, &mut self.last_error, available_item(self.consumer.try_recv()))
     }
 }
 

@@ -494,7 +494,7 @@ impl<T, C: Codec<T>, S: Source> TypedConsumer<T, C, S> {
     /// # Ok::<(), Box<dyn std::error::Error>>(())
     /// ```
     pub fn iter(&mut self) -> TypedIter<'_, T, C, S> {
-        TypedIter { consumer: self }
+        TypedIter { consumer: self, ended: false, last_error: None }
     }
 
     /// A non-blocking iterator over the decoded values available now, like
@@ -514,7 +514,7 @@ impl<T, C: Codec<T>, S: Source> TypedConsumer<T, C, S> {
     /// # Ok::<(), Box<dyn std::error::Error>>(())
     /// ```
     pub fn try_iter(&mut self) -> TypedTryIter<'_, T, C, S> {
-        TypedTryIter { consumer: self }
+        TypedTryIter { consumer: self, ended: false, last_error: None }
     }
 
     /// The consumer or group member underneath (to seek, commit, ...).
@@ -559,6 +559,8 @@ impl<T, C: Codec<T>, S: Source> TypedConsumer<T, C, S> {
 /// See [`TypedConsumer::iter`] for an example.
 pub struct TypedIter<'c, T, C = Bincode, S = Consumer> {
     consumer: &'c mut TypedConsumer<T, C, S>,
+    ended: bool,
+    last_error: Option<String>,
 }
 
 impl<T, C, S: std::fmt::Debug> std::fmt::Debug for TypedIter<'_, T, C, S> {
@@ -571,7 +573,14 @@ impl<T, C: Codec<T>, S: Source> Iterator for TypedIter<'_, T, C, S> {
     type Item = Result<TypedMessage<T>>;
 
     fn next(&mut self) -> Option<Self::Item> {
-        crate::consumer::blocking_item(self.consumer.recv())
+        if self.ended {
+            return None;
+        }
+        crate::consumer::fused(
+            &mut self.ended,
+            &mut self.last_error,
+            crate::consumer::blocking_item(self.consumer.recv()),
+        )
     }
 }
 
@@ -582,6 +591,8 @@ impl<T, C: Codec<T>, S: Source> Iterator for TypedIter<'_, T, C, S> {
 /// See [`TypedConsumer::try_iter`] for an example.
 pub struct TypedTryIter<'c, T, C = Bincode, S = Consumer> {
     consumer: &'c mut TypedConsumer<T, C, S>,
+    ended: bool,
+    last_error: Option<String>,
 }
 
 impl<T, C, S: std::fmt::Debug> std::fmt::Debug for TypedTryIter<'_, T, C, S> {
@@ -594,6 +605,13 @@ impl<T, C: Codec<T>, S: Source> Iterator for TypedTryIter<'_, T, C, S> {
     type Item = Result<TypedMessage<T>>;
 
     fn next(&mut self) -> Option<Self::Item> {
-        crate::consumer::available_item(self.consumer.try_recv())
+        if self.ended {
+            return None;
+        }
+        crate::consumer::fused(
+            &mut self.ended,
+            &mut self.last_error,
+            crate::consumer::available_item(self.consumer.try_recv()),
+        )
     }
 }

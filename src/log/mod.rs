@@ -172,6 +172,9 @@ pub(crate) struct PartitionLog {
     epochs: epochs::EpochHistory,
     /// Serializes syncs done outside the writer lock (`flush`, `Interval`).
     sync_lock: Mutex<()>,
+    /// The next offset when this session opened the partition: where the
+    /// previous session's epoch ended.
+    session_start: u64,
 }
 
 impl std::fmt::Debug for PartitionLog {
@@ -383,6 +386,7 @@ impl PartitionLog {
             prefault,
             epochs,
             sync_lock: Mutex::new(()),
+            session_start: next_offset,
         };
         Ok((log, event))
     }
@@ -452,7 +456,13 @@ impl PartitionLog {
         if epoch == 0 {
             return offset;
         }
-        match self.epochs.end_of(epoch) {
+        // An epoch that no later one follows ended where this session
+        // started, unless it is this session's own (still running).
+        let end = self.epochs.end_of(epoch).or_else(|| {
+            let w = self.writer.lock();
+            (w.epoch != Some(epoch)).then_some(self.session_start)
+        });
+        match end {
             Some(end) if offset > end => end,
             _ => offset,
         }
