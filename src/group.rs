@@ -275,6 +275,24 @@ impl Membership {
     }
 }
 
+/// Tells the member's rebalance listener, if any, about partitions it was
+/// just given (nothing when `assigned` is empty).
+fn announce_assigned(m: &mut Membership, assigned: &[(u32, u64)]) {
+    if assigned.is_empty() {
+        return;
+    }
+    let partitions: Vec<u32> = assigned.iter().map(|&(p, _)| p).collect();
+    if let Some(listener) = m.listener.as_mut() {
+        listener(&RebalanceEvent {
+            kind: RebalanceKind::Assigned,
+            partitions: &partitions,
+            positions: assigned,
+            state: &m.state,
+            member: m.id,
+        });
+    }
+}
+
 /// Where to start reading `log` given its committed offset.
 fn start_offset(log: &PartitionLog, group: &str, committed: Option<u64>, reset: OffsetReset) -> Result<u64> {
     let (start, end) = (log.log_start(), log.high_watermark());
@@ -350,33 +368,11 @@ impl Consumer {
             }
             self.reopen(m, true, &mut assigned)?;
             m.seen = generation;
-            if !assigned.is_empty() {
-                let partitions: Vec<u32> = assigned.iter().map(|&(p, _)| p).collect();
-                if let Some(listener) = m.listener.as_mut() {
-                    listener(&RebalanceEvent {
-                        kind: RebalanceKind::Assigned,
-                        partitions: &partitions,
-                        positions: &assigned,
-                        state: &m.state,
-                        member: m.id,
-                    });
-                }
-            }
+            announce_assigned(m, &assigned);
         } else if !m.unopened.is_empty() {
             let mut assigned = Vec::new();
             self.reopen(m, false, &mut assigned)?;
-            if !assigned.is_empty() {
-                let partitions: Vec<u32> = assigned.iter().map(|&(p, _)| p).collect();
-                if let Some(listener) = m.listener.as_mut() {
-                    listener(&RebalanceEvent {
-                        kind: RebalanceKind::Assigned,
-                        partitions: &partitions,
-                        positions: &assigned,
-                        state: &m.state,
-                        member: m.id,
-                    });
-                }
-            }
+            announce_assigned(m, &assigned);
         }
         if let AutoCommit::Interval(every) = m.auto_commit
             && m.last_commit.elapsed() >= every
