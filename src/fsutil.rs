@@ -101,6 +101,16 @@ pub(crate) fn fsync_dir(dir: &Path) -> Result<()> {
     d.sync_all().map_err(Error::io_at("fsync directory", dir))
 }
 
+/// Removes the file (or symlink: never its target) at `path` if it is there;
+/// a file already gone is no error. `op` names the removal in the error.
+pub(crate) fn remove_if_present(path: &Path, op: &'static str) -> Result<()> {
+    match fs::remove_file(path) {
+        Ok(()) => Ok(()),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
+        Err(e) => Err(Error::io(op, path, e)),
+    }
+}
+
 /// Opens a directory (for fsync) without following a symlink.
 fn open_dir(dir: &Path) -> std::io::Result<File> {
     let mut o = OpenOptions::new();

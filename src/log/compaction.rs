@@ -240,11 +240,7 @@ impl PartitionLog {
         file.sync_all().map_err(Error::io_at("fsync compacted segment", &tmp))?;
         drop(file);
         let idx = index_path(&self.dir, seg.base_offset);
-        match std::fs::remove_file(&idx) {
-            Ok(()) => {}
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
-            Err(e) => return Err(Error::io("remove index before compaction swap", idx, e)),
-        }
+        fsutil::remove_if_present(&idx, "remove index before compaction swap")?;
         fsutil::fsync_dir(&self.dir)?;
         std::fs::rename(&tmp, &final_path).map_err(Error::io_at("swap in compacted segment", &final_path))?;
         fsutil::fsync_dir(&self.dir)?;

@@ -255,12 +255,7 @@ impl PartitionLog {
                 break; // overlaps its predecessor: not ours to judge here
             }
             std::fs::remove_file(&path).map_err(Error::io_at("remove unwritten trailing segment", &path))?;
-            let idx = segment::index_path(dir, last);
-            match std::fs::remove_file(&idx) {
-                Ok(()) => {}
-                Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
-                Err(e) => return Err(Error::io("remove index of unwritten segment", idx, e)),
-            }
+            fsutil::remove_if_present(&segment::index_path(dir, last), "remove index of unwritten segment")?;
             bases.pop();
         }
         Ok(())
@@ -319,12 +314,7 @@ impl PartitionLog {
         }
         let known: std::collections::HashSet<u128> = bases.iter().map(|&b| u128::from(b)).collect();
         for name in names.iter().filter(|n| is_stray(n, &known)) {
-            let path = dir.join(name);
-            match std::fs::remove_file(&path) {
-                Ok(()) => {}
-                Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
-                Err(e) => return Err(Error::io("remove stray file", path, e)),
-            }
+            fsutil::remove_if_present(&dir.join(name), "remove stray file")?;
         }
         bases.sort_unstable();
         Self::drop_unwritten_trailing_segments(dir, &id, &settings, &mut bases)?;

@@ -11,7 +11,8 @@ use std::sync::atomic::Ordering;
 
 use super::segment::{index_path, log_path};
 use super::{PartitionLog, Slot};
-use crate::error::{Error, Result};
+use crate::error::Result;
+use crate::fsutil;
 
 impl PartitionLog {
     /// Whether this partition has a retention limit.
@@ -70,11 +71,7 @@ impl PartitionLog {
             self.slots.write().retain(|s| s.base != oldest.base);
             self.log_start.store(next.base, Ordering::Release);
             for path in [log_path(&self.dir, oldest.base), index_path(&self.dir, oldest.base)] {
-                match std::fs::remove_file(&path) {
-                    Ok(()) => {}
-                    Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
-                    Err(e) => return Err(Error::io("delete segment (retention)", path, e)),
-                }
+                fsutil::remove_if_present(&path, "delete segment (retention)")?;
             }
             deleted += 1;
         }

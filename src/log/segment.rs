@@ -305,11 +305,7 @@ impl Segment {
             });
         }
         // The index no longer describes a segment that is appended to again.
-        match std::fs::remove_file(&idx) {
-            Ok(()) => {}
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
-            Err(e) => return Err(Error::io("remove stale index", idx, e)),
-        }
+        fsutil::remove_if_present(&idx, "remove stale index")?;
         // The index's next offset counts only where the data it describes
         // is intact (a segment compaction emptied, or one whose last records
         // it removed); after damage, recovery goes on from the last valid
