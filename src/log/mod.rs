@@ -216,7 +216,7 @@ fn is_stray(name: &str, bases: &std::collections::HashSet<u128>) -> bool {
     parse_base(name, ".index").is_some_and(|b| !bases.contains(&b))
         || parse_base(name, ".index.tmp").is_some()
         || parse_base(name, ".log.cleaned").is_some()
-        || name == concat!("epochs", ".tmp")
+        || name.strip_suffix(".tmp") == Some(epochs::FILE_NAME)
 }
 
 impl PartitionLog {
@@ -230,9 +230,9 @@ impl PartitionLog {
     /// active segment from that end: no offset is lost or skipped. A segment
     /// with any byte written stays (a torn first frame is a torn tail,
     /// recovered and reported); in a compacted topic every trailing segment
-    /// stays, since a
-    /// segment compaction emptied still holds its place in the offsets
-    /// (gaps are normal there), so the high watermark never goes back.
+    /// stays, since a segment compaction emptied still holds its place in
+    /// the offsets (gaps are normal there), so the high watermark never
+    /// goes back.
     fn drop_unwritten_trailing_segments(
         dir: &Path,
         id: &PartitionId,
@@ -272,13 +272,10 @@ impl PartitionLog {
         prefault: Option<Prefaulter>,
     ) -> Result<(PartitionLog, Option<RecoveryEvent>)> {
         let id = PartitionId { topic, partition };
-        let existed = match std::fs::symlink_metadata(dir) {
-            Ok(_) => {
-                fsutil::check_real_dir(dir, "open partition directory")?;
-                true
-            }
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => false,
-            Err(e) => return Err(Error::io("open partition directory", dir, e)),
+        let existed = match fsutil::check_real_dir(dir, "open partition directory") {
+            Ok(()) => true,
+            Err(Error::Io { source, .. }) if source.kind() == std::io::ErrorKind::NotFound => false,
+            Err(e) => return Err(e),
         };
         fsutil::create_dir_all(dir)?;
         // One listing (opening must not cost more per sealed segment than

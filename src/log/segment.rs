@@ -356,7 +356,7 @@ impl Segment {
         // millpond does shrinks a sealed segment below its index: compaction
         // removes the index before swapping the file); one describing a
         // shorter file is stale (a crash between writing it and trimming).
-        let truncated = index.as_ref().filter(|i| i.valid_bytes > file_len).map(|i| i.valid_bytes);
+        let truncated = index.as_ref().is_some_and(|i| i.valid_bytes > file_len);
         let index = index.filter(|i| i.valid_bytes == file_len);
         let (map, index, corrupt_at) = match index {
             Some(index) => {
@@ -384,11 +384,11 @@ impl Segment {
             }
         };
         let corrupt_at = match (truncated, next_base) {
-            (Some(_), _) => Some((
+            (true, _) => Some((
                 file_len as u32,
                 FrameError::BadHeader("the segment file is shorter than its index says: bytes were cut off"),
             )),
-            (None, Some(next)) if corrupt_at.is_none() && index.next_offset > next => Some((
+            (false, Some(next)) if corrupt_at.is_none() && index.next_offset > next => Some((
                 index.valid_bytes as u32,
                 FrameError::OutOfRange {
                     base_offset: base,
@@ -397,7 +397,7 @@ impl Segment {
                     limit: Some(next),
                 },
             )),
-            (None, Some(next)) if corrupt_at.is_none() && dense && index.next_offset != next => Some((
+            (false, Some(next)) if corrupt_at.is_none() && dense && index.next_offset != next => Some((
                 index.valid_bytes as u32,
                 FrameError::MissingOffsets { next_offset: index.next_offset, expected: next },
             )),
