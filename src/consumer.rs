@@ -675,7 +675,7 @@ impl Consumer {
     /// # Ok::<(), Box<dyn std::error::Error>>(())
     /// ```
     pub fn iter(&mut self) -> Iter<'_> {
-        Iter { consumer: self, ended: false, last_error: None }
+        Iter { consumer: self, fuse: ErrorFuse::default() }
     }
 
     /// A non-blocking iterator over the records available now. Errors end
@@ -695,7 +695,7 @@ impl Consumer {
     /// # Ok::<(), Box<dyn std::error::Error>>(())
     /// ```
     pub fn try_iter(&mut self) -> TryIter<'_> {
-        TryIter { consumer: self, ended: false, last_error: None }
+        TryIter { consumer: self, fuse: ErrorFuse::default() }
     }
 
     /// Moves this consumer onto a thread of its own that forwards records
@@ -821,18 +821,14 @@ impl Drop for Consumer {
 #[derive(Debug)]
 pub struct Iter<'c> {
     consumer: &'c mut Consumer,
-    ended: bool,
-    last_error: Option<String>,
+    fuse: ErrorFuse,
 }
 
 impl Iterator for Iter<'_> {
     type Item = Result<Message>;
 
     fn next(&mut self) -> Option<Self::Item> {
-        if self.ended {
-            return None;
-        }
-        fused(&mut self.ended, &mut self.last_error, blocking_item(self.consumer.recv()))
+        self.fuse.next(|| blocking_item(self.consumer.recv()))
     }
 }
 
@@ -852,29 +848,38 @@ pub(crate) fn available_item<T>(received: Result<Option<T>>) -> Option<Result<T>
     blocking_item(received).and_then(Result::transpose)
 }
 
-/// Passes `item` on, ending the iteration (`ended`) instead when it is the
-/// same error as the item before it (`last_error`): the reader stays where
-/// it is on damage, so every further call would return it again, and a
-/// `for m in consumer.try_iter()` must not spin on it. An error that does
-/// not repeat (`Lagged`, `Decode`, a damaged partition a group member
-/// reports once) leaves the iteration going.
-pub(crate) fn fused<T>(
-    ended: &mut bool,
-    last_error: &mut Option<String>,
-    item: Option<Result<T>>,
-) -> Option<Result<T>> {
-    match &item {
-        Some(Err(e)) => {
-            let text = e.to_string();
-            if last_error.as_deref() == Some(text.as_str()) {
-                *ended = true;
-                return None;
-            }
-            *last_error = Some(text);
+/// Ends an iteration instead of yielding the same error twice in a row:
+/// the reader stays where it is on damage, so every further call would
+/// return it again, and a `for m in consumer.try_iter()` must not spin on
+/// it. An error that does not repeat (`Lagged`, `Decode`, a damaged
+/// partition a group member reports once) leaves the iteration going.
+#[derive(Debug, Default)]
+pub(crate) struct ErrorFuse {
+    ended: bool,
+    last_error: Option<String>,
+}
+
+impl ErrorFuse {
+    /// The next item of the iteration: what `receive` gives, or `None`
+    /// once the iteration ended.
+    pub(crate) fn next<T>(&mut self, receive: impl FnOnce() -> Option<Result<T>>) -> Option<Result<T>> {
+        if self.ended {
+            return None;
         }
-        _ => *last_error = None,
+        let item = receive();
+        match &item {
+            Some(Err(e)) => {
+                let text = e.to_string();
+                if self.last_error.as_deref() == Some(text.as_str()) {
+                    self.ended = true;
+                    return None;
+                }
+                self.last_error = Some(text);
+            }
+            _ => self.last_error = None,
+        }
+        item
     }
-    item
 }
 
 /// Non-blocking iterator from [`Consumer::try_iter`]. Errors other than
@@ -884,18 +889,14 @@ pub(crate) fn fused<T>(
 #[derive(Debug)]
 pub struct TryIter<'c> {
     consumer: &'c mut Consumer,
-    ended: bool,
-    last_error: Option<String>,
+    fuse: ErrorFuse,
 }
 
 impl Iterator for TryIter<'_> {
     type Item = Result<Message>;
 
     fn next(&mut self) -> Option<Self::Item> {
-        if self.ended {
-            return None;
-        }
-        fused(&mut self.ended, &mut self.last_error, available_item(self.consumer.try_recv()))
+        self.fuse.next(|| available_item(self.consumer.try_recv()))
     }
 }
 

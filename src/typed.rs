@@ -494,7 +494,7 @@ impl<T, C: Codec<T>, S: Source> TypedConsumer<T, C, S> {
     /// # Ok::<(), Box<dyn std::error::Error>>(())
     /// ```
     pub fn iter(&mut self) -> TypedIter<'_, T, C, S> {
-        TypedIter { consumer: self, ended: false, last_error: None }
+        TypedIter { consumer: self, fuse: crate::consumer::ErrorFuse::default() }
     }
 
     /// A non-blocking iterator over the decoded values available now, like
@@ -514,7 +514,7 @@ impl<T, C: Codec<T>, S: Source> TypedConsumer<T, C, S> {
     /// # Ok::<(), Box<dyn std::error::Error>>(())
     /// ```
     pub fn try_iter(&mut self) -> TypedTryIter<'_, T, C, S> {
-        TypedTryIter { consumer: self, ended: false, last_error: None }
+        TypedTryIter { consumer: self, fuse: crate::consumer::ErrorFuse::default() }
     }
 
     /// The consumer or group member underneath (to seek, commit, ...).
@@ -559,8 +559,7 @@ impl<T, C: Codec<T>, S: Source> TypedConsumer<T, C, S> {
 /// See [`TypedConsumer::iter`] for an example.
 pub struct TypedIter<'c, T, C = Bincode, S = Consumer> {
     consumer: &'c mut TypedConsumer<T, C, S>,
-    ended: bool,
-    last_error: Option<String>,
+    fuse: crate::consumer::ErrorFuse,
 }
 
 impl<T, C, S: std::fmt::Debug> std::fmt::Debug for TypedIter<'_, T, C, S> {
@@ -573,14 +572,7 @@ impl<T, C: Codec<T>, S: Source> Iterator for TypedIter<'_, T, C, S> {
     type Item = Result<TypedMessage<T>>;
 
     fn next(&mut self) -> Option<Self::Item> {
-        if self.ended {
-            return None;
-        }
-        crate::consumer::fused(
-            &mut self.ended,
-            &mut self.last_error,
-            crate::consumer::blocking_item(self.consumer.recv()),
-        )
+        self.fuse.next(|| crate::consumer::blocking_item(self.consumer.recv()))
     }
 }
 
@@ -591,8 +583,7 @@ impl<T, C: Codec<T>, S: Source> Iterator for TypedIter<'_, T, C, S> {
 /// See [`TypedConsumer::try_iter`] for an example.
 pub struct TypedTryIter<'c, T, C = Bincode, S = Consumer> {
     consumer: &'c mut TypedConsumer<T, C, S>,
-    ended: bool,
-    last_error: Option<String>,
+    fuse: crate::consumer::ErrorFuse,
 }
 
 impl<T, C, S: std::fmt::Debug> std::fmt::Debug for TypedTryIter<'_, T, C, S> {
@@ -605,13 +596,6 @@ impl<T, C: Codec<T>, S: Source> Iterator for TypedTryIter<'_, T, C, S> {
     type Item = Result<TypedMessage<T>>;
 
     fn next(&mut self) -> Option<Self::Item> {
-        if self.ended {
-            return None;
-        }
-        crate::consumer::fused(
-            &mut self.ended,
-            &mut self.last_error,
-            crate::consumer::available_item(self.consumer.try_recv()),
-        )
+        self.fuse.next(|| crate::consumer::available_item(self.consumer.try_recv()))
     }
 }
