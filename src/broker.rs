@@ -310,7 +310,7 @@ impl Broker {
             fsutil::check_real_dir(&shared.dir.join(TOPICS_DIR), "use topics directory")?;
             // Not `create_dir_all`: an entry already there (planted, or a
             // symlink) is an error, never written into.
-            create_new_dir(&staging)?;
+            fsutil::create_new_dir(&staging)?;
             staged = true;
             fsutil::write_atomic(&staging.join(META_FILE), &meta::encode(&config, name)?)?;
             // rename(2) would replace an empty directory (or one created
@@ -622,18 +622,6 @@ fn create_real_dir(path: &Path, what: &'static str) -> Result<()> {
     }
     fsutil::create_dir_all(path)?;
     fsutil::check_real_dir(path, what)
-}
-
-/// Creates the directory `path`, which must not exist yet (not even as a
-/// symlink), with millpond's permissions.
-fn create_new_dir(path: &Path) -> Result<()> {
-    let mut b = std::fs::DirBuilder::new();
-    #[cfg(unix)]
-    {
-        use std::os::unix::fs::DirBuilderExt;
-        b.mode(fsutil::DIR_MODE);
-    }
-    b.create(path).map_err(Error::io_at("create directory", path))
 }
 
 impl Shared {

@@ -82,16 +82,27 @@ pub(crate) fn is_symlink(path: &Path) -> bool {
     fs::symlink_metadata(path).is_ok_and(|m| m.file_type().is_symlink())
 }
 
-/// Creates `dir` and its missing parents with millpond's permissions.
-pub(crate) fn create_dir_all(dir: &Path) -> Result<()> {
+/// A `DirBuilder` with millpond's permissions.
+fn dir_builder() -> fs::DirBuilder {
     let mut b = fs::DirBuilder::new();
-    b.recursive(true);
     #[cfg(unix)]
     {
         use std::os::unix::fs::DirBuilderExt;
         b.mode(DIR_MODE);
     }
-    b.create(dir).map_err(Error::io_at("create directory", dir))
+    b
+}
+
+/// Creates `dir` and its missing parents with millpond's permissions.
+pub(crate) fn create_dir_all(dir: &Path) -> Result<()> {
+    dir_builder().recursive(true).create(dir).map_err(Error::io_at("create directory", dir))
+}
+
+/// Creates the directory `dir` with millpond's permissions; an entry
+/// already there (a planted directory, a symlink) is an error, never
+/// written into.
+pub(crate) fn create_new_dir(dir: &Path) -> Result<()> {
+    dir_builder().create(dir).map_err(Error::io_at("create directory", dir))
 }
 
 /// fsyncs a directory, making the creation, removal or renaming of its
