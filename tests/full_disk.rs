@@ -12,10 +12,11 @@
 
 mod fault_util;
 
-use std::path::{Path, PathBuf};
-use std::process::Command;
+use std::path::PathBuf;
 
-use fault_util::{Spec, Stored, TempDir, by_position, child_command, child_dir, child_role, read_all, segment_bases};
+use fault_util::{
+    Spec, Stored, TempDir, Tmpfs, by_position, child_command, child_dir, child_role, read_all, segment_bases,
+};
 use millpond::{Broker, Error, Record, TopicConfig};
 
 const SEGMENT: u64 = 64 << 10;
@@ -297,36 +298,6 @@ fn multi_child() {
 
 // ---------------------------------------------------------------------------
 // A tiny tmpfs.
-
-/// A tmpfs mounted for the test, unmounted on drop.
-struct Tmpfs {
-    path: PathBuf,
-}
-
-impl Tmpfs {
-    /// Mounts a tmpfs of `size` at `path`, or says why it cannot.
-    fn mount(path: &Path, size: &str) -> Result<Tmpfs, String> {
-        std::fs::create_dir_all(path).map_err(|e| e.to_string())?;
-        let out = Command::new("mount")
-            .args(["-t", "tmpfs", "-o", &format!("size={size},mode=0755"), "millpond-test"])
-            .arg(path)
-            .output()
-            .map_err(|e| format!("cannot run mount: {e}"))?;
-        if !out.status.success() {
-            return Err(format!("mount failed ({}): {}", out.status, String::from_utf8_lossy(&out.stderr).trim()));
-        }
-        Ok(Tmpfs { path: path.to_path_buf() })
-    }
-}
-
-impl Drop for Tmpfs {
-    fn drop(&mut self) {
-        let ok = Command::new("umount").arg(&self.path).status().is_ok_and(|s| s.success());
-        if !ok {
-            let _ = Command::new("umount").arg("-l").arg(&self.path).status(); // lazy, as a last resort
-        }
-    }
-}
 
 #[test]
 fn tiny_tmpfs_fills_up_with_disk_full_and_sends_resume_once_space_is_freed() {

@@ -34,8 +34,8 @@ use std::process::Stdio;
 use std::time::{Duration, Instant};
 
 use fault_util::{
-    TempDir, child_command, child_dir, child_role, copy_tree, meta_path, offsets_path, partition_dir, segment_bases,
-    segment_path,
+    TempDir, Tmpfs, child_command, child_dir, child_role, copy_tree, meta_path, offsets_path, partition_dir,
+    segment_bases, segment_path,
 };
 use millpond::{AutoCommit, Broker, BrokerConfig, CleanupPolicy, Error, Record, RecoveryMode, StartFrom, TopicConfig};
 
@@ -1123,35 +1123,6 @@ fn offsets_file_of_another_group_or_topic_never_makes_a_group_skip_records() {
 
 // ---------------------------------------------------------------------------
 // A sparse copy of a crashed broker on a full disk.
-
-/// A tmpfs mounted for the test, unmounted on drop.
-struct Tmpfs {
-    path: PathBuf,
-}
-
-impl Tmpfs {
-    fn mount(path: &Path, size: &str) -> Result<Tmpfs, String> {
-        std::fs::create_dir_all(path).map_err(|e| e.to_string())?;
-        let out = std::process::Command::new("mount")
-            .args(["-t", "tmpfs", "-o", &format!("size={size},mode=0755"), "millpond-test"])
-            .arg(path)
-            .output()
-            .map_err(|e| format!("cannot run mount: {e}"))?;
-        if !out.status.success() {
-            return Err(format!("mount failed ({}): {}", out.status, String::from_utf8_lossy(&out.stderr).trim()));
-        }
-        Ok(Tmpfs { path: path.to_path_buf() })
-    }
-}
-
-impl Drop for Tmpfs {
-    fn drop(&mut self) {
-        let ok = std::process::Command::new("umount").arg(&self.path).status().is_ok_and(|s| s.success());
-        if !ok {
-            let _ = std::process::Command::new("umount").arg("-l").arg(&self.path).status();
-        }
-    }
-}
 
 #[test]
 fn sparse_copy_of_a_broker_on_a_full_disk_gives_typed_errors_not_sigbus() {
