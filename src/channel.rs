@@ -18,7 +18,9 @@ use crate::record::Message;
 ///
 /// The channel yields `Ok(message)` for records and at most one `Err` for a
 /// failure other than closing, after which the thread stops; when the broker
-/// closes or the topic is deleted the channel simply disconnects. A full
+/// closes or the topic is deleted the channel simply disconnects. The one
+/// exception is [`Error::Lagged`] (the consumer fell behind retention): it
+/// is passed on, and the thread goes on from where the consumer resumed. A full
 /// channel holds the thread back, so back-pressure reaches the log, not
 /// memory. Dropping the `ConsumerChannel` stops and joins the thread;
 /// [`ConsumerChannel::stop`] does the same and hands the consumer back,
@@ -138,7 +140,10 @@ fn forward(consumer: &mut Consumer, tx: &Sender<Result<Message>>, stop: &AtomicB
             Err(Error::Closed | Error::TopicDeleted { .. }) => return,
             Err(e) => Err(e),
         };
-        let last = item.is_err();
+        // `Lagged` is reported and the thread goes on at the log start (the
+        // consumer already moved there), as a tokio receiver stays
+        // subscribed; any other failure is the channel's last item.
+        let last = matches!(&item, Err(e) if !matches!(e, Error::Lagged { .. }));
         let mut item = item;
         loop {
             match tx.send_timeout(item, STOP_CHECK) {

@@ -516,6 +516,39 @@ fn reader_inside_a_deleted_segment_finishes_it_intact_then_is_told_it_lagged_and
     assert_eq!(reader.position(0).unwrap(), stored.len() as u64);
 }
 
+/// A `ConsumerChannel` whose consumer fell behind retention passes
+/// `Lagged` on and keeps forwarding from the log start, like a tokio
+/// receiver that stays subscribed; it used to stop at the first `Lagged`.
+#[test]
+fn consumer_channel_behind_retention_reports_lagged_and_goes_on() {
+    let tmp = TempDir::new("ret-channel");
+    let broker = Broker::open(tmp.path()).unwrap();
+    let topic = two_segment_retention_topic(&broker, tmp.path());
+    let p = topic.producer();
+    let mut stored = send_all(&p, &(0..20).map(|i| fixed(i, now_millis())).collect::<Vec<_>>());
+    let per_segment = segment_bases(tmp.path(), "t", 0)[1];
+    // Capacity 1: once the first record is taken, the thread holds the
+    // channel full a few records into the first segment.
+    let channel = topic.consumer(StartFrom::Earliest).unwrap().into_channel(1);
+    let next = || channel.receiver().recv_timeout(Duration::from_secs(10)).expect("the channel thread stopped");
+    let mut offsets = vec![next().unwrap().offset()];
+    stored.extend(send_all(&p, &(20..4 * per_segment + 5).map(|i| fixed(i, now_millis())).collect::<Vec<_>>()));
+    topic.enforce_retention().unwrap();
+    let start = topic.log_start(0).unwrap();
+    assert_eq!(start, 2 * per_segment);
+    let mut lagged = Vec::new();
+    while offsets.last() != Some(&(stored.len() as u64 - 1)) {
+        match next() {
+            Ok(m) => offsets.push(m.offset()),
+            Err(Error::Lagged { from, resumed_at, .. }) => lagged.push((from, resumed_at)),
+            Err(e) => panic!("unexpected error from the channel: {e}"),
+        }
+    }
+    assert_eq!(lagged, [(per_segment, start)], "told once which offsets it missed");
+    let expected: Vec<u64> = (0..per_segment).chain(start..stored.len() as u64).collect();
+    assert_eq!(offsets, expected, "its deleted segment to the end, then from the log start on");
+}
+
 /// A group member that fell behind retention: per its `OffsetReset`, told
 /// once and moved to the log start (`Earliest`) or the high watermark
 /// (`Latest`), or refused until it seeks (`Fail`). Never a silent skip, so
