@@ -129,9 +129,6 @@ struct Writer {
     pending: Vec<PathBuf>,
     /// Whether files were created in the directory since the last sync.
     dir_dirty: bool,
-    /// Rolls so far (a sync outside the lock clears `dir_dirty` only if
-    /// none happened while it ran).
-    rolls: u64,
     last_sync: Instant,
     /// Set when the broker closed or the topic was deleted.
     closed: Option<Error>,
@@ -170,8 +167,6 @@ pub(crate) struct PartitionLog {
     prefault: Option<Prefaulter>,
     /// The partition's epochs (see [`epochs`]).
     epochs: epochs::EpochHistory,
-    /// Serializes syncs done outside the writer lock (`flush`, `Interval`).
-    sync_lock: Mutex<()>,
     /// The next offset when this session opened the partition: where the
     /// previous session's epoch ended.
     session_start: u64,
@@ -184,17 +179,6 @@ impl std::fmt::Debug for PartitionLog {
             .field("partition", &self.id.partition)
             .field("high_watermark", &self.high_watermark())
             .finish()
-    }
-}
-
-/// fsyncs a sealed segment file by path: fsync writes back the file's dirty
-/// pages, including those dirtied through the shared mapping. A segment
-/// deleted by retention meanwhile needs no sync.
-fn fsync_sealed(path: &Path) -> Result<()> {
-    match fsutil::open_read(path) {
-        Ok(f) => f.sync_all().map_err(Error::io_at("fsync sealed segment", path)),
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
-        Err(e) => Err(Error::io("open sealed segment for fsync", path, e)),
     }
 }
 
@@ -351,7 +335,6 @@ impl PartitionLog {
             unsynced_records: 0,
             pending: Vec::new(),
             dir_dirty: false,
-            rolls: 0,
             last_sync: Instant::now(),
             closed: None,
             poisoned: None,
@@ -372,7 +355,6 @@ impl PartitionLog {
             rolled: std::sync::atomic::AtomicBool::new(false),
             prefault,
             epochs,
-            sync_lock: Mutex::new(()),
             session_start: next_offset,
         };
         Ok((log, event))
@@ -655,7 +637,6 @@ impl PartitionLog {
         w.last_index_pos = None;
         w.max_ts = i64::MIN;
         w.dir_dirty = true;
-        w.rolls += 1;
         self.rolled.store(true, Ordering::Release);
     }
 
@@ -664,7 +645,14 @@ impl PartitionLog {
     fn sync_locked(&self, w: &mut Writer) -> Result<()> {
         let result = (|| -> Result<()> {
             for path in &w.pending {
-                fsync_sealed(path)?;
+                // fsync writes back the file's dirty pages, including those
+                // dirtied through the shared mapping. A segment deleted by
+                // retention meanwhile needs no sync.
+                match fsutil::open_read(path) {
+                    Ok(f) => f.sync_all().map_err(Error::io_at("fsync sealed segment", path))?,
+                    Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+                    Err(e) => return Err(Error::io("open sealed segment for fsync", path, e)),
+                }
             }
             w.pending.clear();
             w.synced_to = w.active.sync_range(w.synced_to)?;
@@ -688,73 +676,30 @@ impl PartitionLog {
     }
 
     /// Makes everything appended so far durable (the `flush` barrier).
-    ///
-    /// The msync and fsyncs run outside the writer lock, so producers keep
-    /// appending meanwhile; only what was appended before the call is
-    /// covered.
+    /// The sync holds the writer lock (see [`PartitionLog::sync_if_due`]).
     pub(crate) fn flush(&self) -> Result<()> {
-        self.sync_outside_lock(true)
+        let mut w = self.writer.lock();
+        self.error_if_unwritable(&w)?;
+        self.sync_locked(&mut w)
     }
 
-    /// For `FsyncPolicy::Interval`: syncs (outside the writer lock) if there
-    /// are unsynced records and the interval has passed since the last sync.
+    /// For `FsyncPolicy::Interval`: syncs if there are unsynced records and
+    /// the interval has passed since the last sync.
+    ///
+    /// This sync holds the writer lock, on purpose. Run beside a producer,
+    /// an msync write-protects the pages that producer has mapped on another
+    /// core, and every page costs a TLB-shootdown IPI (perf: 18% of samples
+    /// in `smp_call_function_many_cond` from `ptep_clear_flush`). Measured
+    /// with `examples/bench.rs`, `Interval(10 ms)` reached 0.61–0.69 of
+    /// `Never` that way, against 0.82–0.88 with the lock held. `flush` syncs
+    /// the same way, for the same reason.
     pub(crate) fn sync_if_due(&self) -> Result<()> {
         let FsyncPolicy::Interval(every) = self.settings.fsync else { return Ok(()) };
-        {
-            let w = self.writer.lock();
-            if w.closed.is_some() || w.poisoned.is_some() || w.unsynced_records == 0 || w.last_sync.elapsed() < every {
-                return Ok(());
-            }
-        }
-        self.sync_outside_lock(false)
-    }
-
-    /// Syncs everything appended before the call with the writer lock held
-    /// only to read what to sync and to record the result; poisons the
-    /// partition on failure. `report_unwritable`: whether a closed or
-    /// poisoned partition is an error (`flush`) or nothing to do (the
-    /// interval sync).
-    fn sync_outside_lock(&self, report_unwritable: bool) -> Result<()> {
-        // Lock order: `sync_lock`, then the writer lock (never the reverse).
-        let _one_sync_at_a_time = self.sync_lock.lock();
-        let (pending, active, from, dir_dirty, rolls, records) = {
-            let w = self.writer.lock();
-            if let Err(e) = self.error_if_unwritable(&w) {
-                return if report_unwritable { Err(e) } else { Ok(()) };
-            }
-            (w.pending.clone(), Arc::clone(&w.active), w.synced_to, w.dir_dirty, w.rolls, w.unsynced_records)
-        };
-        let result = (|| -> Result<u32> {
-            for path in &pending {
-                fsync_sealed(path)?;
-            }
-            // A roll meanwhile only trims `active` to its committed length,
-            // which is where this range ends.
-            let end = active.sync_range(from)?;
-            if dir_dirty {
-                fsutil::fsync_dir(&self.dir)?;
-            }
-            Ok(end)
-        })();
         let mut w = self.writer.lock();
-        match result {
-            Ok(end) => {
-                w.pending.retain(|p| !pending.contains(p));
-                if Arc::ptr_eq(&w.active, &active) {
-                    w.synced_to = w.synced_to.max(end);
-                }
-                if w.rolls == rolls && dir_dirty {
-                    w.dir_dirty = false;
-                }
-                w.unsynced_records = w.unsynced_records.saturating_sub(records);
-                w.last_sync = Instant::now();
-                Ok(())
-            }
-            Err(e) => {
-                w.poisoned = Some(e.to_string());
-                Err(e)
-            }
+        if w.closed.is_some() || w.poisoned.is_some() || w.unsynced_records == 0 || w.last_sync.elapsed() < every {
+            return Ok(());
         }
+        self.sync_locked(&mut w)
     }
 
     /// Stops the partition: syncs, trims the active segment (so reopening
