@@ -47,7 +47,14 @@ const META_FILE: &str = "topic.meta";
 /// <dir>/topics/<topic>/topic.meta                 the topic's config, checksummed
 /// <dir>/topics/<topic>/<partition>/<base>.log     segments; <base> = first offset, 20 digits
 /// <dir>/topics/<topic>/<partition>/<base>.index   sparse index of a sealed segment
+/// <dir>/topics/<topic>/<partition>/epochs         the partition's epochs (writer sessions), checksummed
+/// <dir>/groups/<group>/<topic>/offsets            a group's committed offsets (and `offsets.prev`)
+/// <dir>/trash/                                    deleted topics, emptied at open
 /// ```
+///
+/// Nothing is followed through a symlink: a symlinked file or directory in
+/// here is an error ([`Error::Symlink`]) or a damaged topic
+/// ([`Broker::damaged_topics`]), never a way out of the directory.
 ///
 /// # Examples
 ///
