@@ -75,64 +75,60 @@
 //! - [`Producer`]: partitioning, batching, durability.
 //! - [`Consumer`]: the receive methods, seeking, the channel bridge;
 //!   [`MessageRef`] and [`Batch`] for zero-copy reads.
-//! - The storage format is documented in the source (`src/log/frame.rs`,
-//!   `src/log/index.rs`, `src/meta.rs`).
+//! - The on-disk formats are byte tables in the source: frames
+//!   (`src/storage/frame.rs`), segment indexes (`src/storage/index.rs`),
+//!   epoch histories (`src/storage/epochs.rs`), topic metadata
+//!   (`src/topic/meta.rs`) and committed offsets (`src/group/offsets.rs`).
+//!
+//! ## Where the code lives
+//!
+//! The source is in floors, each a folder that imports only the floors
+//! below it (a test, `tests/layering.rs`, checks this and that no import
+//! cycle exists): `storage` < `topic` < `group` < `broker` < `client` <
+//! `bridge`, with `error` shared by all.
 
 #![warn(missing_docs)]
 #![deny(unsafe_op_in_unsafe_fn)]
 #![cfg_attr(not(test), warn(clippy::unwrap_used))]
 
-mod backpressure;
-mod batch;
+mod bridge;
 mod broker;
-mod channel;
-mod config;
-mod consumer;
-mod coordinator;
+mod client;
 mod error;
-mod fsutil;
 mod group;
-#[cfg(feature = "kafka")]
-mod kafka;
-pub(crate) mod log;
-mod message_ref;
-mod meta;
-mod mirror;
-mod names;
-mod notify;
-mod offsets;
-mod padded;
-mod partitioner;
-mod producer;
-mod record;
-mod recovery;
-mod send_error;
+mod storage;
 mod topic;
-mod typed;
-mod verify;
-mod worker;
 
-pub use batch::Batch;
-pub use broker::Broker;
-pub use channel::ConsumerChannel;
-pub use config::{
-    Backlog, BrokerConfig, CleanupPolicy, FsyncPolicy, RecoveryMode, StartFrom, TopicConfig, WaitStrategy,
-};
-pub use consumer::{Consumer, Iter, TryIter};
-pub use error::{Error, Result};
-pub use group::{AutoCommit, Group, GroupMember, OffsetReset, PartitionLag, RebalanceEvent, RebalanceKind};
 #[cfg(feature = "kafka")]
-pub use kafka::{BridgeStats, KafkaBridge, KafkaSettings};
-pub use log::compaction::CompactionReport;
-pub use message_ref::MessageRef;
-pub use mirror::Mirror;
-pub use producer::Producer;
-pub use record::{Headers, IntoBytes, Message, Record, RecordId, now_millis};
-pub use recovery::{DamagedTopic, RecoveryEvent};
-pub use send_error::{SendTimeoutError, TrySendError};
-pub use topic::{PartitionStats, Topic, TopicStats};
-pub use typed::{Bincode, Codec, Source, TypedConsumer, TypedIter, TypedMessage, TypedProducer, TypedTryIter};
-pub use verify::VerifyReport;
+pub use bridge::kafka::kafka::{BridgeStats, KafkaBridge, KafkaSettings};
+pub use bridge::mirror::Mirror;
+pub use broker::config::BrokerConfig;
+pub use broker::open::Broker;
+pub use broker::topic::Topic;
+pub use client::consume::channel::ConsumerChannel;
+pub use client::consume::consumer::{Consumer, Iter, TryIter};
+pub use client::consume::start_from::StartFrom;
+pub use client::consume::waiting::WaitStrategy;
+pub use client::consumer_group::group::{
+    AutoCommit, Group, GroupMember, OffsetReset, PartitionLag, RebalanceEvent, RebalanceKind,
+};
+pub use client::produce::producer::Producer;
+pub use client::produce::send_error::{SendTimeoutError, TrySendError};
+pub use client::typed::codec::{Bincode, Codec};
+pub use client::typed::source::Source;
+pub use client::typed::typed_consumer::{TypedConsumer, TypedIter, TypedTryIter};
+pub use client::typed::typed_message::TypedMessage;
+pub use client::typed::typed_producer::TypedProducer;
+pub use error::{Error, Result};
+pub use storage::batch::Batch;
+pub use storage::message_ref::MessageRef;
+pub use storage::partition_log::compaction::CompactionReport;
+pub use storage::policy::{CleanupPolicy, FsyncPolicy, RecoveryMode};
+pub use storage::record::{Headers, IntoBytes, Message, Record, RecordId, now_millis};
+pub use storage::recovery_event::{DamagedTopic, RecoveryEvent};
+pub use topic::config::{Backlog, TopicConfig};
+pub use topic::stats::{PartitionStats, TopicStats};
+pub use topic::verify::VerifyReport;
 
 /// The README's examples, run as doc tests so they stay true.
 #[doc = include_str!("../README.md")]

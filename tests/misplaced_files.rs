@@ -166,7 +166,7 @@ fn commit(topic: &millpond::Topic, group: &str, offsets: &[(u32, u64)]) {
 }
 
 // ---------------------------------------------------------------------------
-// Frames, from the documented layout (`src/log/frame.rs`): a 40-byte header
+// Frames, from the documented layout (`src/storage/frame.rs`): a 40-byte header
 // starting with `body_len: u32` LE, magic 0xB1 at byte 12.
 
 const FRAME_HEADER: usize = 40;

@@ -4,7 +4,7 @@
 #![cfg(target_os = "linux")]
 
 mod common;
-#[path = "../src/log/resident.rs"]
+#[path = "../src/storage/resident.rs"]
 mod resident;
 
 use std::time::{Duration, Instant};

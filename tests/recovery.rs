@@ -3,7 +3,7 @@
 //! `RecoveryMode::FailOnCorruptTail`, and damaged sealed segments and
 //! indexes.
 //!
-//! Frame layout used to aim the damage (see `src/log/frame.rs`): a 40-byte
+//! Frame layout used to aim the damage (see `src/storage/frame.rs`): a 40-byte
 //! header starting with `body_len: u32` (little-endian), then the body.
 
 mod common;

@@ -5,7 +5,7 @@
 //! compacted topics, sparse active segments, and the files a crash leaves
 //! between two steps. Each test names the defect it proves fixed.
 //!
-//! Frame layout used to aim the damage (see `src/log/frame.rs`): a 40-byte
+//! Frame layout used to aim the damage (see `src/storage/frame.rs`): a 40-byte
 //! header starting with `body_len: u32` (little-endian), then the body.
 
 mod common;

@@ -1,0 +1,3 @@
+//! The Kafka bridge (feature `kafka`).
+
+pub(crate) mod kafka;

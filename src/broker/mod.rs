@@ -1,0 +1,8 @@
+//! The broker, above groups: the directory and its lock, the state every
+//! handle shares, topic administration, the maintenance thread, and the
+//! [`Topic`](crate::Topic) handle. Imports only `group`, `topic`,
+//! `storage` and `crate::error`.
+
+pub(crate) mod config;
+pub(crate) mod open;
+pub(crate) mod topic;

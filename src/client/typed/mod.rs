@@ -1,0 +1,7 @@
+//! Typed topics: values encoded by a [`Codec`](crate::Codec).
+
+pub(crate) mod codec;
+pub(crate) mod source;
+pub(crate) mod typed_consumer;
+pub(crate) mod typed_message;
+pub(crate) mod typed_producer;

@@ -1,0 +1,209 @@
+//! [`TypedProducer`]: sends values of one type, encoded by a codec.
+
+use std::marker::PhantomData;
+use std::time::Duration;
+
+use crate::broker::topic::Topic;
+use crate::client::produce::producer::Producer;
+use crate::client::typed::codec::{Bincode, Codec};
+use crate::error::{Error, Result};
+use crate::storage::record::{Record, RecordId};
+
+/// Sends values of type `T`, encoded by a [`Codec`]. Made by
+/// [`Topic::typed_producer`](crate::Topic::typed_producer).
+///
+/// # Examples
+///
+/// ```
+/// use millpond::{Broker, StartFrom, TopicConfig};
+/// use serde::{Deserialize, Serialize};
+///
+/// #[derive(Debug, PartialEq, Serialize, Deserialize)]
+/// struct Order { id: u64, amount_cents: u64 }
+///
+/// # let dir = std::env::temp_dir().join(format!("millpond-doc-typed-{}", std::process::id()));
+/// let broker = Broker::open(&dir)?;
+/// let topic = broker.create_topic("orders", TopicConfig::default())?;
+/// let producer = topic.typed_producer::<Order>();
+/// producer.send_keyed("customer-7", &Order { id: 1, amount_cents: 1250 })?;
+/// producer.send(&Order { id: 2, amount_cents: 99 })?; // no key
+/// let mut consumer = topic.typed_consumer::<Order>(StartFrom::Earliest)?;
+/// let m = consumer.recv()?;
+/// assert_eq!(m.value, Order { id: 1, amount_cents: 1250 });
+/// assert_eq!(m.message.key(), Some(&b"customer-7"[..]));
+/// assert_eq!(consumer.recv()?.value.id, 2);
+/// # drop(broker); std::fs::remove_dir_all(&dir)?;
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
+pub struct TypedProducer<T, C = Bincode> {
+    producer: Producer,
+    codec: C,
+    _values: PhantomData<fn(&T)>,
+}
+
+impl<T, C: Clone> Clone for TypedProducer<T, C> {
+    fn clone(&self) -> Self {
+        TypedProducer { producer: self.producer.clone(), codec: self.codec.clone(), _values: PhantomData }
+    }
+}
+
+impl<T, C> std::fmt::Debug for TypedProducer<T, C> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("TypedProducer").field("producer", &self.producer).finish()
+    }
+}
+
+impl<T, C: Codec<T>> TypedProducer<T, C> {
+    pub(crate) fn new(producer: Producer, codec: C) -> Self {
+        TypedProducer { producer, codec, _values: PhantomData }
+    }
+
+    fn encode(&self, value: &T) -> Result<Vec<u8>> {
+        let mut buf = Vec::new();
+        self.codec
+            .encode(value, &mut buf)
+            .map_err(|reason| Error::Encode { topic: self.producer.topic().name().to_string(), reason })?;
+        Ok(buf)
+    }
+
+    /// Encodes and sends `value` (partition by round-robin).
+    ///
+    /// See [`TypedProducer`] for an example.
+    pub fn send(&self, value: &T) -> Result<RecordId> {
+        self.producer.send(Record::new(self.encode(value)?))
+    }
+
+    /// Encodes and sends `value` with `key` (same key, same partition).
+    ///
+    /// See [`TypedProducer`] for an example.
+    pub fn send_keyed(&self, key: impl AsRef<[u8]>, value: &T) -> Result<RecordId> {
+        self.producer.send(Record::new(self.encode(value)?).key(key.as_ref()))
+    }
+
+    /// Encodes `value` and sends it with whatever else `build` adds to the
+    /// record (headers, timestamp, partition, key).
+    ///
+    /// ```
+    /// use millpond::{Broker, StartFrom, TopicConfig};
+    /// # let dir = std::env::temp_dir().join(format!("millpond-doc-typedwith-{}", std::process::id()));
+    /// let broker = Broker::open(&dir)?;
+    /// let topic = broker.create_topic("t", TopicConfig::default())?;
+    /// topic.typed_producer::<u64>().send_with(&42, |r| r.header("unit", "cents").timestamp(7))?;
+    /// let m = topic.typed_consumer::<u64>(StartFrom::Earliest)?.recv()?;
+    /// assert_eq!((m.value, m.message.header("unit"), m.message.timestamp()), (42, Some(&b"cents"[..]), 7));
+    /// # drop(broker); std::fs::remove_dir_all(&dir)?;
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn send_with<'a>(&self, value: &T, build: impl FnOnce(Record<'a>) -> Record<'a>) -> Result<RecordId> {
+        self.producer.send(build(Record::new(self.encode(value)?)))
+    }
+
+    /// Like [`send`](TypedProducer::send), but never waits for room under a
+    /// [`Backlog`](crate::Backlog) limit: `Ok(None)` means the backlog is
+    /// full and nothing was sent (the value is still yours).
+    ///
+    /// ```
+    /// use millpond::{Backlog, Broker, TopicConfig};
+    /// # let dir = std::env::temp_dir().join(format!("millpond-doc-typedtry-{}", std::process::id()));
+    /// let broker = Broker::open(&dir)?;
+    /// let topic = broker.create_topic("t", TopicConfig::default().max_backlog(Backlog::Records(1)))?;
+    /// let _slow = topic.group("slow")?.join()?;
+    /// let p = topic.typed_producer::<u32>();
+    /// assert!(p.try_send(&1)?.is_some());
+    /// assert!(p.try_send(&2)?.is_none()); // full
+    /// # drop(_slow); drop(broker); std::fs::remove_dir_all(&dir)?;
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn try_send(&self, value: &T) -> Result<Option<RecordId>> {
+        match self.producer.try_send(Record::new(self.encode(value)?)) {
+            Ok(id) => Ok(Some(id)),
+            Err(crate::TrySendError::Full(_)) => Ok(None),
+            Err(e) => Err(e.into_error()),
+        }
+    }
+
+    /// Like [`send`](TypedProducer::send), but waits at most `timeout` for
+    /// room under a [`Backlog`](crate::Backlog) limit: `Ok(None)` means it
+    /// timed out and nothing was sent.
+    ///
+    /// ```
+    /// use millpond::{Backlog, Broker, TopicConfig};
+    /// use std::time::Duration;
+    /// # let dir = std::env::temp_dir().join(format!("millpond-doc-typedsto-{}", std::process::id()));
+    /// let broker = Broker::open(&dir)?;
+    /// let topic = broker.create_topic("t", TopicConfig::default().max_backlog(Backlog::Records(1)))?;
+    /// let _slow = topic.group("slow")?.join()?;
+    /// let p = topic.typed_producer::<u32>();
+    /// assert!(p.send_timeout(&1, Duration::from_millis(10))?.is_some());
+    /// assert!(p.send_timeout(&2, Duration::from_millis(10))?.is_none());
+    /// # drop(_slow); drop(broker); std::fs::remove_dir_all(&dir)?;
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn send_timeout(&self, value: &T, timeout: Duration) -> Result<Option<RecordId>> {
+        match self.producer.send_timeout(Record::new(self.encode(value)?), timeout) {
+            Ok(id) => Ok(Some(id)),
+            Err(crate::SendTimeoutError::Timeout(_)) => Ok(None),
+            Err(e) => Err(e.into_error()),
+        }
+    }
+
+    /// Encodes and sends many values as one batch (see [`Producer::send_batch`]).
+    ///
+    /// ```
+    /// use millpond::{Broker, TopicConfig};
+    /// # let dir = std::env::temp_dir().join(format!("millpond-doc-typedbatch-{}", std::process::id()));
+    /// let broker = Broker::open(&dir)?;
+    /// let ids = broker.create_topic("t", TopicConfig::default())?.typed_producer::<u32>().send_batch(&[1, 2, 3])?;
+    /// assert_eq!(ids.len(), 3);
+    /// # drop(broker); std::fs::remove_dir_all(&dir)?;
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn send_batch<'v>(&self, values: impl IntoIterator<Item = &'v T>) -> Result<Vec<RecordId>>
+    where
+        T: 'v,
+    {
+        let encoded = values.into_iter().map(|v| self.encode(v)).collect::<Result<Vec<_>>>()?;
+        self.producer.send_batch(encoded.into_iter().map(Record::new))
+    }
+
+    /// The untyped producer underneath (for flush and raw records).
+    ///
+    /// ```
+    /// use millpond::{Broker, TopicConfig};
+    /// # let dir = std::env::temp_dir().join(format!("millpond-doc-typedinner-{}", std::process::id()));
+    /// let broker = Broker::open(&dir)?;
+    /// let p = broker.create_topic("t", TopicConfig::default())?.typed_producer::<u32>();
+    /// p.send(&1)?;
+    /// p.inner().flush()?;
+    /// # drop(broker); std::fs::remove_dir_all(&dir)?;
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn inner(&self) -> &Producer {
+        &self.producer
+    }
+}
+
+impl Topic {
+    /// A producer of values of type `T`, encoded with [`Bincode`](crate::Bincode).
+    ///
+    /// See [`TypedProducer`] for an example.
+    pub fn typed_producer<T: serde::Serialize + serde::de::DeserializeOwned>(&self) -> TypedProducer<T> {
+        TypedProducer::new(self.producer(), crate::Bincode)
+    }
+
+    /// A producer of values of type `T`, encoded with `codec`.
+    ///
+    /// ```
+    /// use millpond::{Bincode, Broker, StartFrom, TopicConfig};
+    /// # let dir = std::env::temp_dir().join(format!("millpond-doc-typedwithc-{}", std::process::id()));
+    /// let broker = Broker::open(&dir)?;
+    /// let topic = broker.create_topic("t", TopicConfig::default())?;
+    /// topic.typed_producer_with::<String, _>(Bincode).send(&"hi".to_string())?;
+    /// assert_eq!(topic.typed_consumer_with::<String, _>(StartFrom::Earliest, Bincode)?.recv()?.value, "hi");
+    /// # drop(broker); std::fs::remove_dir_all(&dir)?;
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn typed_producer_with<T, C: Codec<T>>(&self, codec: C) -> TypedProducer<T, C> {
+        TypedProducer::new(self.producer(), codec)
+    }
+}

@@ -1,0 +1,6 @@
+//! Consumer-group coordination, above topics: membership, partition
+//! assignment and ownership, and committed offsets on disk. Imports only
+//! `topic`, `storage` and `crate::error`.
+
+pub(crate) mod coordinator;
+pub(crate) mod offsets;

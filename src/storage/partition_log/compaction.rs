@@ -1,0 +1,253 @@
+//! Log compaction (`CleanupPolicy::Compact`): keep only the latest record of
+//! each key in sealed segments.
+//!
+//! # Crash safety
+//!
+//! A segment is rewritten into `<base>.log.cleaned`, which is fsynced; then
+//! its index is deleted, the cleaned file renamed over `<base>.log`, and the
+//! directory fsynced; last, a new index is written. A crash at any moment
+//! leaves either the old or the new segment under `<base>.log` (each one a
+//! valid log), possibly without an index (rebuilt by a scan) and possibly a
+//! stray `.cleaned` file (removed at the next open). Compacted segments keep
+//! their records' offsets, so the two versions are interchangeable for
+//! readers; a reader already in the old version keeps reading its mapping.
+
+use std::collections::HashMap;
+use std::io::Write;
+use std::sync::Arc;
+
+use crate::error::{Error, Result};
+use crate::storage::frame::{self, HEADER_LEN};
+use crate::storage::fsutil;
+use crate::storage::index::{IndexEntry, SegmentIndex};
+use crate::storage::partition_log::{PartitionLog, Slot};
+use crate::storage::policy::CleanupPolicy;
+use crate::storage::segment::{Segment, index_path, log_path};
+
+/// Suffix of a segment being rewritten by compaction.
+pub(crate) const CLEANED_SUFFIX: &str = ".cleaned";
+
+/// What a compaction run did, from [`Topic::compact`](crate::Topic::compact).
+///
+/// # Examples
+///
+/// ```
+/// use millpond::{Broker, CleanupPolicy, Record, StartFrom, TopicConfig};
+/// # let dir = std::env::temp_dir().join(format!("millpond-doc-compact-{}", std::process::id()));
+/// let broker = Broker::open(&dir)?;
+/// let cfg = TopicConfig::default().segment_bytes(4096).max_record_bytes(1024).cleanup(CleanupPolicy::Compact);
+/// let balances = broker.create_topic("balances", cfg)?;
+/// let p = balances.producer();
+/// for i in 0..300 {
+///     p.send(Record::new(format!("{i}")).key(format!("account-{}", i % 3)))?;
+/// }
+/// let report = balances.compact()?;
+/// assert!(report.records_removed > 0);
+/// // Replaying from the start still ends with each account's latest balance.
+/// let mut latest = std::collections::HashMap::new();
+/// for m in balances.consumer(StartFrom::Earliest)?.try_iter() {
+///     let m = m?;
+///     latest.insert(m.key().unwrap().to_vec(), m.value().to_vec());
+/// }
+/// assert_eq!(latest[&b"account-0"[..]], b"297");
+/// # drop(broker); std::fs::remove_dir_all(&dir)?;
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct CompactionReport {
+    /// Segments rewritten.
+    pub segments_rewritten: u64,
+    /// Records removed (superseded values and expired tombstones).
+    pub records_removed: u64,
+    /// Bytes of the rewritten segments before.
+    pub bytes_before: u64,
+    /// Bytes of the rewritten segments after.
+    pub bytes_after: u64,
+}
+
+impl CompactionReport {
+    pub(crate) fn merge(&mut self, other: CompactionReport) {
+        self.segments_rewritten += other.segments_rewritten;
+        self.records_removed += other.records_removed;
+        self.bytes_before += other.bytes_before;
+        self.bytes_after += other.bytes_after;
+    }
+}
+
+/// Calls `f(offset, timestamp, key, is_tombstone, record_bytes)` for every
+/// record of `seg`, checking every frame's CRC first.
+fn for_each_record(seg: &Segment, mut f: impl FnMut(u64, i64, Option<&[u8]>, bool, &[u8])) -> Result<()> {
+    let bytes = seg.committed_slice(0, seg.committed());
+    let mut pos = 0;
+    while pos < bytes.len() {
+        let header = frame::validate_frame(&bytes[pos..]).map_err(|e| seg.corrupt(pos as u32, e))?;
+        let body = &bytes[pos + HEADER_LEN..pos + header.frame_len()];
+        let mut at = 0;
+        for _ in 0..header.record_count {
+            let rec = frame::decode_record(body, at).map_err(|e| seg.corrupt(pos as u32, e))?;
+            let key = rec.key.map(|(s, l)| &body[s as usize..(s + l) as usize]);
+            f(
+                header.base_offset + u64::from(rec.offset_delta),
+                rec.timestamp,
+                key,
+                rec.value.is_none(),
+                &body[at..rec.end],
+            );
+            at = rec.end;
+        }
+        pos += header.frame_len();
+    }
+    Ok(())
+}
+
+impl PartitionLog {
+    /// Whether this partition is compacted.
+    pub(crate) fn is_compacted(&self) -> bool {
+        self.settings.cleanup == CleanupPolicy::Compact
+    }
+
+    /// Compacts the sealed segments as of `now_ms` (for tombstone expiry).
+    pub(crate) fn compact(&self, now_ms: i64) -> Result<CompactionReport> {
+        let mut done = CompactionReport::default();
+        if !self.is_compacted() {
+            return Ok(done);
+        }
+        let _one_at_a_time = self.maintenance_lock.lock();
+        let gone = self.gone.read_recursive();
+        if *gone {
+            return Ok(done);
+        }
+        let slots: Vec<Arc<Slot>> = self.slots.read().clone();
+        let Some((_active, sealed)) = slots.split_last() else { return Ok(done) };
+        if sealed.is_empty() {
+            return Ok(done);
+        }
+        // 1. The latest offset of every key in the sealed segments.
+        let mut latest: HashMap<Vec<u8>, u64> = HashMap::new();
+        for slot in sealed {
+            let seg = self.load(slot)?;
+            for_each_record(&seg, |offset, _, key, _, _| {
+                if let Some(k) = key {
+                    match latest.get_mut(k) {
+                        Some(o) => *o = offset,
+                        None => {
+                            latest.insert(k.to_vec(), offset);
+                        }
+                    }
+                }
+            })?;
+        }
+        let cutoff =
+            now_ms.saturating_sub(i64::try_from(self.settings.tombstone_retention.as_millis()).unwrap_or(i64::MAX));
+        // 2. Rewrite each sealed segment that holds something to remove.
+        for slot in sealed {
+            let seg = self.load(slot)?;
+            if seg.damage().is_some() {
+                // Never rewrite a damaged segment: the damage (and what lies
+                // after it) must stay visible as Error::Corrupt.
+                continue;
+            }
+            let expired_tombstones = seg.max_timestamp() < cutoff;
+            let keep = |offset: u64, key: Option<&[u8]>, tombstone: bool| match key {
+                None => true,
+                Some(k) => latest.get(k) == Some(&offset) && !(tombstone && expired_tombstones),
+            };
+            let mut removable = 0u64;
+            for_each_record(&seg, |offset, _, key, tombstone, _| {
+                if !keep(offset, key, tombstone) {
+                    removable += 1;
+                }
+            })?;
+            if removable == 0 {
+                continue;
+            }
+            let before = u64::from(seg.committed());
+            let after = self.rewrite(slot, &seg, keep)?;
+            done.segments_rewritten += 1;
+            done.records_removed += removable;
+            done.bytes_before += before;
+            done.bytes_after += after;
+        }
+        if done.segments_rewritten > 0 {
+            self.space.notify(); // a Bytes backlog may have shrunk
+        }
+        Ok(done)
+    }
+
+    /// Rewrites `seg` keeping the records `keep` accepts, one frame per
+    /// original frame, and swaps it in (see the module docs). Returns the
+    /// new size.
+    fn rewrite(&self, slot: &Slot, seg: &Segment, keep: impl Fn(u64, Option<&[u8]>, bool) -> bool) -> Result<u64> {
+        let final_path = log_path(&self.dir, seg.base_offset);
+        let mut tmp_name = final_path.file_name().map(|n| n.to_os_string()).unwrap_or_default();
+        tmp_name.push(CLEANED_SUFFIX);
+        let tmp = final_path.with_file_name(tmp_name);
+        let file = fsutil::new_file_options()
+            .write(true)
+            .create(true)
+            .truncate(true)
+            .open(&tmp)
+            .map_err(Error::io_at("create compacted segment", &tmp))?;
+        let mut out = std::io::BufWriter::new(file);
+        let mut index = SegmentIndex { next_offset: seg.next_offset(), max_timestamp: i64::MIN, ..Default::default() };
+        let mut written: u64 = 0;
+        let mut last_entry: Option<u64> = None;
+        let bytes = seg.committed_slice(0, seg.committed());
+        let mut pos = 0;
+        while pos < bytes.len() {
+            let header = frame::validate_frame(&bytes[pos..]).map_err(|e| seg.corrupt(pos as u32, e))?;
+            let body = &bytes[pos + HEADER_LEN..pos + header.frame_len()];
+            // The kept records of this frame, with their offsets.
+            let mut kept: Vec<(u64, i64, &[u8])> = Vec::new();
+            let mut at = 0;
+            for _ in 0..header.record_count {
+                let rec = frame::decode_record(body, at).map_err(|e| seg.corrupt(pos as u32, e))?;
+                let offset = header.base_offset + u64::from(rec.offset_delta);
+                let key = rec.key.map(|(s, l)| &body[s as usize..(s + l) as usize]);
+                if keep(offset, key, rec.value.is_none()) {
+                    kept.push((offset, rec.timestamp, &body[at..rec.end]));
+                }
+                at = rec.end;
+            }
+            pos += header.frame_len();
+            let Some(&(base, _, _)) = kept.first() else { continue };
+            let mut new_body = Vec::with_capacity(kept.iter().map(|k| k.2.len()).sum());
+            let mut max_ts = i64::MIN;
+            for &(offset, ts, rec) in &kept {
+                let start = new_body.len();
+                new_body.extend_from_slice(rec);
+                // Re-base the record's offset delta on the new frame's base.
+                new_body[start + 4..start + 8].copy_from_slice(&((offset - base) as u32).to_le_bytes());
+                max_ts = max_ts.max(ts);
+            }
+            let last_delta = (kept[kept.len() - 1].0 - base) as u32;
+            let new_frame = frame::frame_from_body(base, kept.len() as u32, last_delta, max_ts, &new_body);
+            if last_entry.is_none_or(|l| written - l >= u64::from(self.settings.index_interval)) {
+                index.entries.push(IndexEntry {
+                    rel_offset: (base - seg.base_offset) as u32,
+                    position: written as u32,
+                    max_ts_before: index.max_timestamp,
+                });
+                last_entry = Some(written);
+            }
+            index.max_timestamp = index.max_timestamp.max(max_ts);
+            out.write_all(&new_frame).map_err(Error::io_at("write compacted segment", &tmp))?;
+            written += new_frame.len() as u64;
+        }
+        index.valid_bytes = written;
+        let file = out.into_inner().map_err(|e| Error::io("write compacted segment", &tmp, e.into_error()))?;
+        file.sync_all().map_err(Error::io_at("fsync compacted segment", &tmp))?;
+        drop(file);
+        let idx = index_path(&self.dir, seg.base_offset);
+        fsutil::remove_if_present(&idx, "remove index before compaction swap")?;
+        fsutil::fsync_dir(&self.dir)?;
+        std::fs::rename(&tmp, &final_path).map_err(Error::io_at("swap in compacted segment", &final_path))?;
+        fsutil::fsync_dir(&self.dir)?;
+        // Readers that hold the old segment keep its mapping; new readers
+        // load the compacted one.
+        *slot.seg.lock() = None;
+        fsutil::write_replace_unsynced(&idx, &index.encode())?;
+        Ok(written)
+    }
+}

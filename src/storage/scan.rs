@@ -1,0 +1,186 @@
+//! Scanning a segment's frames: used to recover the active segment on open
+//! and to rebuild the index of a sealed segment whose index file is bad.
+
+use crate::storage::frame::{self, FrameError};
+use crate::storage::index::IndexEntry;
+
+/// What a scan of a segment's bytes found.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct Scan {
+    /// Bytes from the start that hold valid frames.
+    pub valid_end: usize,
+    /// One past the last valid record's offset (the segment base if none).
+    pub next_offset: u64,
+    /// Largest timestamp among valid records (`i64::MIN` if none).
+    pub max_timestamp: i64,
+    /// Sparse index entries for the valid frames.
+    pub entries: Vec<IndexEntry>,
+    /// Why the scan stopped before the end of `bytes`, if it did: the
+    /// position and the failure. `Zero` at the stop means a clean end.
+    pub stop: Option<(usize, FrameError)>,
+    /// Number of valid frames.
+    pub frames: u64,
+    /// Number of records in them.
+    pub records: u64,
+}
+
+impl Scan {
+    /// Whether the scan stopped at a frame that passed its checksum but does
+    /// not belong where it is (outside the segment's offsets, or out of
+    /// sequence): foreign data, which no torn write produces.
+    pub(crate) fn stopped_at_foreign_frame(&self) -> bool {
+        matches!(
+            self.stop,
+            Some((_, FrameError::OutOfRange { .. } | FrameError::BadHeader("frame offset out of sequence")))
+        )
+    }
+
+    /// Whether the scan ended at clean, zero-filled (never written) space or
+    /// exactly at the end of the bytes.
+    pub(crate) fn ended_cleanly(&self) -> bool {
+        matches!(self.stop, None | Some((_, FrameError::Zero)))
+    }
+}
+
+/// Validates frames from the start of `bytes` until the first one that is
+/// zero, short, torn, fails its CRC, or has an impossible offset (below the
+/// segment's base, at or past `limit` — the next segment's base — or not
+/// after the previous frame). Index entries are made every `index_interval`
+/// bytes.
+pub(crate) fn scan(bytes: &[u8], base_offset: u64, limit: Option<u64>, index_interval: u32) -> Scan {
+    let mut pos = 0usize;
+    let mut next_offset = base_offset;
+    let mut max_ts = i64::MIN;
+    let mut entries = Vec::new();
+    let mut last_entry_pos: Option<usize> = None;
+    let mut frames = 0u64;
+    let mut records = 0u64;
+    let mut stop = None;
+    while pos < bytes.len() {
+        let header = match frame::validate_frame(&bytes[pos..]) {
+            Ok(h) => h,
+            Err(e) => {
+                stop = Some((pos, e));
+                break;
+            }
+        };
+        if let Err(e) = header.check_range(base_offset, limit) {
+            stop = Some((pos, e));
+            break;
+        }
+        // Offsets increase; gaps are allowed (compaction leaves them).
+        if header.base_offset < next_offset {
+            stop = Some((pos, FrameError::BadHeader("frame offset out of sequence")));
+            break;
+        }
+        if pos > u32::MAX as usize {
+            stop = Some((pos, FrameError::BadHeader("segment larger than 4 GiB")));
+            break;
+        }
+        if last_entry_pos.is_none_or(|last| pos - last >= index_interval as usize) {
+            entries.push(IndexEntry {
+                rel_offset: (header.base_offset - base_offset) as u32,
+                position: pos as u32,
+                max_ts_before: max_ts,
+            });
+            last_entry_pos = Some(pos);
+        }
+        max_ts = max_ts.max(header.max_timestamp);
+        next_offset = header.next_offset();
+        pos += header.frame_len();
+        frames += 1;
+        records += u64::from(header.record_count);
+    }
+    Scan { valid_end: pos, next_offset, max_timestamp: max_ts, entries, stop, frames, records }
+}
+
+/// Position one past the last non-zero byte of `bytes`, or 0 if all are zero.
+pub(crate) fn last_nonzero_end(bytes: &[u8]) -> usize {
+    let mut end = bytes.len();
+    // Check 8 bytes at a time from the back; most tails are all zero.
+    let chunks = bytes.rchunks_exact(8);
+    let rem = chunks.remainder().len();
+    for chunk in chunks {
+        if chunk.iter().any(|&b| b != 0) {
+            let last = chunk.iter().rposition(|&b| b != 0).unwrap_or(0);
+            return end - 8 + last + 1;
+        }
+        end -= 8;
+    }
+    bytes[..rem].iter().rposition(|&b| b != 0).map_or(0, |i| i + 1)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::storage::frame::{HEADER_LEN, encode_frame, record_len};
+    use crate::storage::record::Record;
+
+    fn segment_with(frames: &[(u64, usize)], capacity: usize) -> Vec<u8> {
+        let mut out = vec![0u8; capacity];
+        let mut pos = 0;
+        for &(base, n) in frames {
+            let recs: Vec<Record<'_>> = (0..n).map(|_| Record::new(b"payload")).collect();
+            let len = HEADER_LEN + recs.iter().map(record_len).sum::<usize>();
+            encode_frame(&mut out[pos..pos + len], base, recs.iter(), 7);
+            pos += len;
+        }
+        out
+    }
+
+    #[test]
+    fn scan_stops_cleanly_at_zero_tail() {
+        let seg = segment_with(&[(10, 1), (11, 3), (14, 1)], 4096);
+        let s = scan(&seg, 10, None, 1);
+        assert!(s.ended_cleanly());
+        assert_eq!((s.next_offset, s.frames, s.entries.len()), (15, 3, 3));
+        assert_eq!(last_nonzero_end(&seg[s.valid_end..]), 0);
+    }
+
+    #[test]
+    fn scan_reports_torn_last_frame() {
+        let mut seg = segment_with(&[(0, 2), (2, 2)], 4096);
+        let first = scan(&seg, 0, None, 4096);
+        let second_start = first.entries[0].position as usize + (first.valid_end / 2);
+        seg[second_start + 50] ^= 0xFF;
+        let s = scan(&seg, 0, None, 4096);
+        assert_eq!(s.next_offset, 2);
+        assert!(!s.ended_cleanly());
+    }
+
+    #[test]
+    fn scan_rejects_frame_below_the_segment_base() {
+        let seg = segment_with(&[(5, 1)], 1024);
+        let s = scan(&seg, 6, None, 4096);
+        assert_eq!((s.valid_end, s.frames), (0, 0));
+        assert!(!s.ended_cleanly());
+    }
+
+    #[test]
+    fn scan_rejects_frame_at_or_past_the_next_segment() {
+        let seg = segment_with(&[(5, 1), (6, 2)], 1024);
+        let s = scan(&seg, 5, Some(7), 4096);
+        assert_eq!((s.frames, s.next_offset), (1, 6));
+        assert!(s.stopped_at_foreign_frame());
+    }
+
+    #[test]
+    fn scan_accepts_offset_gaps_left_by_compaction() {
+        let seg = segment_with(&[(0, 1), (5, 2)], 1024);
+        let s = scan(&seg, 0, None, 4096);
+        assert!(s.ended_cleanly());
+        assert_eq!((s.frames, s.next_offset), (2, 7));
+    }
+
+    #[test]
+    fn last_nonzero_end_finds_garbage_anywhere() {
+        let mut b = vec![0u8; 100];
+        assert_eq!(last_nonzero_end(&b), 0);
+        b[3] = 1;
+        assert_eq!(last_nonzero_end(&b), 4);
+        b[97] = 1;
+        assert_eq!(last_nonzero_end(&b), 98);
+        b[99] = 1;
+        assert_eq!(last_nonzero_end(&b), 100);
+    }
+}
