@@ -106,12 +106,14 @@ pub use broker::config::BrokerConfig;
 pub use broker::open::Broker;
 pub use broker::topic::Topic;
 pub use client::consume::channel::ConsumerChannel;
-pub use client::consume::consumer::{Consumer, Iter, TryIter};
+pub use client::consume::consumer::Consumer;
+pub use client::consume::iter::{Iter, TryIter};
 pub use client::consume::start_from::StartFrom;
 pub use client::consume::waiting::WaitStrategy;
-pub use client::consumer_group::group::{
-    AutoCommit, Group, GroupMember, OffsetReset, PartitionLag, RebalanceEvent, RebalanceKind,
-};
+pub use client::consumer_group::group::{Group, PartitionLag};
+pub use client::consumer_group::member::GroupMember;
+pub use client::consumer_group::policy::{AutoCommit, OffsetReset};
+pub use client::consumer_group::rebalance::{RebalanceEvent, RebalanceKind};
 pub use client::produce::producer::Producer;
 pub use client::produce::send_error::{SendTimeoutError, TrySendError};
 pub use client::typed::codec::{Bincode, Codec};

@@ -7,7 +7,8 @@ use std::time::Duration;
 
 use crate::bridge::worker::{Worker, poll_past_retention};
 use crate::broker::topic::Topic;
-use crate::client::consumer_group::group::{AutoCommit, Group, OffsetReset};
+use crate::client::consumer_group::group::Group;
+use crate::client::consumer_group::policy::{AutoCommit, OffsetReset};
 use crate::error::{Error, Result};
 use crate::storage::record::Record;
 

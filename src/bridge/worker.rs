@@ -9,7 +9,7 @@ use std::time::Duration;
 
 use parking_lot::Mutex;
 
-use crate::client::consumer_group::group::GroupMember;
+use crate::client::consumer_group::member::GroupMember;
 use crate::error::{Error, Result};
 use crate::storage::record::Message;
 

@@ -46,7 +46,7 @@ use rdkafka::{ClientContext, Offset, TopicPartitionList};
 
 use crate::bridge::worker::{Worker, poll_past_retention};
 use crate::broker::topic::Topic;
-use crate::client::consumer_group::group::{AutoCommit, OffsetReset};
+use crate::client::consumer_group::policy::{AutoCommit, OffsetReset};
 use crate::error::{Error, Result};
 use crate::storage::record::Record;
 

@@ -169,3 +169,14 @@ fn forward(consumer: &mut Consumer, tx: &Sender<Result<Message>>, stop: &AtomicB
         }
     }
 }
+
+impl Consumer {
+    /// Moves this consumer onto a thread of its own that forwards records
+    /// into a bounded `crossbeam_channel` of `capacity`, so a service can
+    /// `select!` over topics, timers and its own channels.
+    ///
+    /// See [`ConsumerChannel`] for an example.
+    pub fn into_channel(self, capacity: usize) -> ConsumerChannel {
+        ConsumerChannel::spawn(self, capacity)
+    }
+}

@@ -3,5 +3,7 @@
 
 pub(crate) mod channel;
 pub(crate) mod consumer;
+pub(crate) mod cursor_set;
+pub(crate) mod iter;
 pub(crate) mod start_from;
 pub(crate) mod waiting;

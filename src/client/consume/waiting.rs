@@ -1,4 +1,11 @@
-//! [`WaitStrategy`]: how a blocked consumer waits for new records.
+//! [`WaitStrategy`] and [`Waiter`]: how a blocked consumer waits for new
+//! records without losing a wake-up.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Instant;
+
+use crate::storage::notify::{Notifier, WaitCell};
 
 /// How a blocked consumer waits for new records.
 ///
@@ -22,4 +29,88 @@ pub enum WaitStrategy {
     Yield,
     /// Busy-spin without ever yielding: lowest latency, burns a core.
     BusySpin,
+}
+
+/// Spin iterations before a waiting consumer yields or parks.
+const SPINS: u32 = 200;
+/// `yield_now` iterations, after spinning, before a `SpinThenPark` consumer parks.
+const YIELDS: u32 = 20;
+
+/// How one consumer waits: its strategy, the cell it sleeps on, and the
+/// flag a channel bridge sets to stop a blocked receive.
+#[derive(Debug, Default)]
+pub(crate) struct Waiter {
+    cell: Arc<WaitCell>,
+    strategy: WaitStrategy,
+    /// Set by a channel bridge to stop a blocked receive.
+    interrupt: Option<Arc<AtomicBool>>,
+}
+
+impl Waiter {
+    /// Sets the strategy.
+    pub(crate) fn set_strategy(&mut self, strategy: WaitStrategy) {
+        self.strategy = strategy;
+    }
+
+    /// Installs the flag a channel bridge sets to stop a blocked receive, and
+    /// returns the cell to wake.
+    pub(crate) fn set_interrupt(&mut self, flag: Arc<AtomicBool>) -> Arc<WaitCell> {
+        self.interrupt = Some(flag);
+        Arc::clone(&self.cell)
+    }
+
+    /// Removes the interrupt flag (when a bridge hands the consumer back).
+    pub(crate) fn clear_interrupt(&mut self) {
+        self.interrupt = None;
+    }
+
+    /// Whether a channel bridge asked the receive to stop.
+    pub(crate) fn interrupted(&self) -> bool {
+        self.interrupt.as_ref().is_some_and(|f| f.load(Ordering::SeqCst))
+    }
+
+    /// Waits until `ready()` (some partition may have data, the group
+    /// changed, or nothing more can arrive) or the waiter is interrupted
+    /// (`true`), or `deadline` passes (`false`). `notifiers` visits every
+    /// notifier whose `notify` could make `ready()` true: the waiter
+    /// registers with them all before it sleeps.
+    pub(crate) fn wait(
+        &self,
+        deadline: Option<Instant>,
+        ready: impl Fn() -> bool,
+        notifiers: impl Fn(&mut dyn FnMut(&Notifier)),
+    ) -> bool {
+        let mut i: u32 = 0;
+        loop {
+            if ready() || self.interrupted() {
+                return true;
+            }
+            if i % 64 == 63 && deadline.is_some_and(|d| Instant::now() >= d) {
+                return false;
+            }
+            match self.strategy {
+                WaitStrategy::BusySpin => std::hint::spin_loop(),
+                WaitStrategy::Yield if i < SPINS => std::hint::spin_loop(),
+                WaitStrategy::Yield => std::thread::yield_now(),
+                WaitStrategy::SpinThenPark if i < SPINS => std::hint::spin_loop(),
+                WaitStrategy::SpinThenPark if i < SPINS + YIELDS => std::thread::yield_now(),
+                WaitStrategy::SpinThenPark => return self.park(deadline, &ready, &notifiers),
+            }
+            i = i.wrapping_add(1);
+        }
+    }
+
+    /// Registers with every notifier, re-checks, and sleeps.
+    fn park(
+        &self,
+        deadline: Option<Instant>,
+        ready: &impl Fn() -> bool,
+        notifiers: &impl Fn(&mut dyn FnMut(&Notifier)),
+    ) -> bool {
+        notifiers(&mut |n| n.register(&self.cell));
+        // Re-check after registering (see storage/notify.rs: no lost wake-ups).
+        let woken = if ready() || self.interrupted() { true } else { self.cell.sleep(deadline) };
+        notifiers(&mut |n| n.unregister(&self.cell));
+        woken || deadline.is_none_or(|d| Instant::now() < d)
+    }
 }

@@ -3,7 +3,7 @@
 use std::time::{Duration, Instant};
 
 use crate::client::consume::consumer::Consumer;
-use crate::client::consumer_group::group::GroupMember;
+use crate::client::consumer_group::member::GroupMember;
 use crate::error::Result;
 use crate::storage::record::Message;
 

@@ -166,7 +166,7 @@ impl<T, C: Codec<T>, S: Source> TypedConsumer<T, C, S> {
     /// # Ok::<(), Box<dyn std::error::Error>>(())
     /// ```
     pub fn iter(&mut self) -> TypedIter<'_, T, C, S> {
-        TypedIter { consumer: self, fuse: crate::client::consume::consumer::ErrorFuse::default() }
+        TypedIter { consumer: self, fuse: crate::client::consume::iter::ErrorFuse::default() }
     }
 
     /// A non-blocking iterator over the decoded values available now, like
@@ -186,7 +186,7 @@ impl<T, C: Codec<T>, S: Source> TypedConsumer<T, C, S> {
     /// # Ok::<(), Box<dyn std::error::Error>>(())
     /// ```
     pub fn try_iter(&mut self) -> TypedTryIter<'_, T, C, S> {
-        TypedTryIter { consumer: self, fuse: crate::client::consume::consumer::ErrorFuse::default() }
+        TypedTryIter { consumer: self, fuse: crate::client::consume::iter::ErrorFuse::default() }
     }
 
     /// The consumer or group member underneath (to seek, commit, ...).
@@ -231,7 +231,7 @@ impl<T, C: Codec<T>, S: Source> TypedConsumer<T, C, S> {
 /// See [`TypedConsumer::iter`] for an example.
 pub struct TypedIter<'c, T, C = Bincode, S = Consumer> {
     consumer: &'c mut TypedConsumer<T, C, S>,
-    fuse: crate::client::consume::consumer::ErrorFuse,
+    fuse: crate::client::consume::iter::ErrorFuse,
 }
 
 impl<T, C, S: std::fmt::Debug> std::fmt::Debug for TypedIter<'_, T, C, S> {
@@ -244,7 +244,7 @@ impl<T, C: Codec<T>, S: Source> Iterator for TypedIter<'_, T, C, S> {
     type Item = Result<TypedMessage<T>>;
 
     fn next(&mut self) -> Option<Self::Item> {
-        self.fuse.next(|| crate::client::consume::consumer::blocking_item(self.consumer.recv()))
+        self.fuse.next(|| crate::client::consume::iter::blocking_item(self.consumer.recv()))
     }
 }
 
@@ -255,7 +255,7 @@ impl<T, C: Codec<T>, S: Source> Iterator for TypedIter<'_, T, C, S> {
 /// See [`TypedConsumer::try_iter`] for an example.
 pub struct TypedTryIter<'c, T, C = Bincode, S = Consumer> {
     consumer: &'c mut TypedConsumer<T, C, S>,
-    fuse: crate::client::consume::consumer::ErrorFuse,
+    fuse: crate::client::consume::iter::ErrorFuse,
 }
 
 impl<T, C, S: std::fmt::Debug> std::fmt::Debug for TypedTryIter<'_, T, C, S> {
@@ -268,7 +268,7 @@ impl<T, C: Codec<T>, S: Source> Iterator for TypedTryIter<'_, T, C, S> {
     type Item = Result<TypedMessage<T>>;
 
     fn next(&mut self) -> Option<Self::Item> {
-        self.fuse.next(|| crate::client::consume::consumer::available_item(self.consumer.try_recv()))
+        self.fuse.next(|| crate::client::consume::iter::available_item(self.consumer.try_recv()))
     }
 }
 

@@ -1,0 +1,61 @@
+//! [`OffsetReset`] and [`AutoCommit`]: a consumer group's policies.
+
+use std::time::Duration;
+
+/// Where a group member starts reading a partition that has no committed
+/// offset, or whose committed offset is no longer in the log (deleted by
+/// retention) or beyond its end; and where it goes on when retention
+/// deletes records it has not read yet.
+///
+/// Records lost to retention are never skipped silently: with `Earliest`
+/// or `Latest` the member's receive call returns [`Error::Lagged`] once,
+/// naming the offsets it missed, and the next call reads on from the log
+/// start (or the high watermark); with `Fail` it returns
+/// [`Error::OffsetOutOfRange`] and stays where it is until it seeks.
+///
+/// # Examples
+///
+/// ```
+/// use millpond::OffsetReset;
+/// assert_eq!(OffsetReset::default(), OffsetReset::Earliest);
+/// ```
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+#[non_exhaustive]
+pub enum OffsetReset {
+    /// The earliest offset still stored (default: a new group misses nothing).
+    #[default]
+    Earliest,
+    /// The high watermark: only records appended from now on.
+    Latest,
+    /// Refuse: the receive call returns [`Error::NoCommittedOffset`] or
+    /// [`Error::OffsetOutOfRange`].
+    Fail,
+}
+
+/// When a group member commits its positions by itself.
+///
+/// See the [module documentation](crate::Group) for the guarantee each
+/// mode gives.
+///
+/// # Examples
+///
+/// ```
+/// use millpond::AutoCommit;
+/// use std::time::Duration;
+/// assert_eq!(AutoCommit::default(), AutoCommit::Interval(Duration::from_secs(5)));
+/// ```
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum AutoCommit {
+    /// Never; call [`GroupMember::commit`] or [`GroupMember::commit_offsets`].
+    Off,
+    /// At the start of a receive call, when this long has passed since the
+    /// last commit, and when the member is dropped.
+    Interval(Duration),
+}
+
+impl Default for AutoCommit {
+    fn default() -> Self {
+        AutoCommit::Interval(Duration::from_secs(5))
+    }
+}
