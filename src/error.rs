@@ -113,8 +113,22 @@ pub enum Error {
         reason: String,
     },
 
-    /// A background thread of millpond's (a mirror, a channel bridge)
-    /// panicked; this is a bug in millpond.
+    /// A thread millpond needed could not be started (the process is at its
+    /// thread or memory limit).
+    #[error("cannot start the {name} thread: {source}")]
+    ThreadSpawn {
+        /// The thread's name.
+        name: String,
+        /// Why the system refused.
+        #[source]
+        source: io::Error,
+    },
+
+    /// The copying thread of a [`Mirror`](crate::Mirror) or of the Kafka
+    /// bridge panicked (from [`Mirror::stop`](crate::Mirror::stop) or the
+    /// bridge's `stop`): a bug in millpond, or in librdkafka under the
+    /// bridge. Its partitions' records stay where they were; nothing
+    /// copied is lost.
     #[error("the {what} thread panicked")]
     ThreadPanicked {
         /// Which thread.

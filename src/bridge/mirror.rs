@@ -5,11 +5,14 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::Duration;
 
-use crate::bridge::worker::{Worker, poll_past_retention};
+use crate::bridge::worker::poll_past_retention;
 use crate::broker::topic::Topic;
 use crate::client::consumer_group::group::Group;
+use crate::client::consumer_group::member::GroupMember;
 use crate::client::consumer_group::policy::{AutoCommit, OffsetReset};
+use crate::client::produce::producer::Producer;
 use crate::error::{Error, Result};
+use crate::storage::background::Worker;
 use crate::storage::record::Record;
 
 /// Records copied per round (one `send_batch`, one flush, one commit).
@@ -170,8 +173,8 @@ impl Mirror {
 
 /// The mirror thread: poll, copy, flush, commit, until told to stop.
 fn run(
-    member: &mut crate::GroupMember,
-    producer: &crate::Producer,
+    member: &mut GroupMember,
+    producer: &Producer,
     (mirrored, skipped): (&AtomicU64, &AtomicU64),
     stop: &AtomicBool,
 ) -> Result<()> {

@@ -1,5 +1,8 @@
 //! [`BrokerConfig`]: the settings of a broker that are not stored on disk.
 
+use std::sync::Arc;
+
+use crate::storage::health::{BackgroundError, Callback};
 use crate::storage::policy::RecoveryMode;
 
 /// Settings of a [`Broker`](crate::Broker) that are not stored on disk.
@@ -13,13 +16,26 @@ use crate::storage::policy::RecoveryMode;
 /// # drop(broker); std::fs::remove_dir_all(&dir)?;
 /// # Ok::<(), Box<dyn std::error::Error>>(())
 /// ```
-#[derive(Debug, Clone, Default)]
+#[derive(Clone, Default)]
 pub struct BrokerConfig {
     pub(crate) recovery: RecoveryMode,
     /// 0: no pre-fault thread.
     pub(crate) prefault_bytes: u32,
     /// Refuse to open when a topic is damaged, instead of listing it.
     pub(crate) fail_on_damaged_topic: bool,
+    /// Where background failures are reported, besides the log.
+    pub(crate) background_error: Option<Callback>,
+}
+
+impl std::fmt::Debug for BrokerConfig {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("BrokerConfig")
+            .field("recovery", &self.recovery)
+            .field("prefault_bytes", &self.prefault_bytes)
+            .field("fail_on_damaged_topic", &self.fail_on_damaged_topic)
+            .field("on_background_error", &self.background_error.as_ref().map(|_| "callback"))
+            .finish()
+    }
 }
 
 impl BrokerConfig {
@@ -97,6 +113,37 @@ impl BrokerConfig {
     /// ```
     pub fn fail_on_damaged_topic(mut self, fail: bool) -> Self {
         self.fail_on_damaged_topic = fail;
+        self
+    }
+
+    /// Calls `callback` with each failure of background work — retention,
+    /// compaction, interval syncs, pre-faulting, a sealed segment's index, a
+    /// group member's commit on drop, closing on drop, starting a thread —
+    /// once per distinct failure: the same task failing the same way on the
+    /// same partition again is not reported again until it has succeeded in
+    /// between. Every such failure is also logged (`log::warn!`) and listed
+    /// by [`Broker::background_errors`](crate::Broker::background_errors)
+    /// while it is current. The callback runs on the thread that met the
+    /// failure (often the broker's maintenance thread): keep it short, and
+    /// do not call back into the broker from it. A panic in it is caught
+    /// and logged.
+    ///
+    /// ```
+    /// use millpond::{BackgroundTask, Broker, BrokerConfig};
+    /// use std::sync::{Arc, Mutex};
+    /// # let dir = std::env::temp_dir().join(format!("millpond-doc-onbgerr-{}", std::process::id()));
+    /// let alerts: Arc<Mutex<Vec<BackgroundTask>>> = Arc::default();
+    /// let sink = Arc::clone(&alerts);
+    /// let broker = Broker::open_with(
+    ///     &dir,
+    ///     BrokerConfig::default().on_background_error(move |e| sink.lock().unwrap().push(e.task)),
+    /// )?;
+    /// assert!(alerts.lock().unwrap().is_empty()); // nothing has failed
+    /// # drop(broker); std::fs::remove_dir_all(&dir)?;
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn on_background_error(mut self, callback: impl Fn(&BackgroundError) + Send + Sync + 'static) -> Self {
+        self.background_error = Some(Arc::new(callback));
         self
     }
 }

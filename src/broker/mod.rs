@@ -3,6 +3,10 @@
 //! [`Topic`](crate::Topic) handle. Imports only `group`, `topic`,
 //! `storage` and `crate::error`.
 
+pub(crate) mod admin;
 pub(crate) mod config;
+pub(crate) mod damaged_topic;
+pub(crate) mod maintenance;
 pub(crate) mod open;
+pub(crate) mod shared;
 pub(crate) mod topic;

@@ -3,9 +3,10 @@
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
 
-use crate::broker::open::Shared;
+use crate::broker::shared::Shared;
 use crate::error::{Error, Result};
 use crate::storage::partition_log::PartitionLog;
+use crate::storage::partition_log::compaction::CompactionReport;
 use crate::topic::config::TopicConfig;
 use crate::topic::state::TopicState;
 use crate::topic::stats::TopicStats;
@@ -140,13 +141,13 @@ impl Topic {
     /// topic now (the background thread also does, after segments roll and
     /// about every 30 s); does nothing for other topics.
     ///
-    /// See [`CompactionReport`](crate::CompactionReport) for an example.
-    pub fn compact(&self) -> Result<crate::CompactionReport> {
+    /// See [`CompactionReport`](CompactionReport) for an example.
+    pub fn compact(&self) -> Result<CompactionReport> {
         if let Some(e) = self.unusable() {
             return Err(e);
         }
         let now = crate::storage::record::now_millis();
-        let mut report = crate::CompactionReport::default();
+        let mut report = CompactionReport::default();
         for p in &self.inner.partitions {
             report.merge(p.compact(now)?);
         }

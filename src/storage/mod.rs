@@ -4,11 +4,13 @@
 //! nothing from the floors above it (`topic`, `group`, `broker`, `client`,
 //! `bridge`), only `crate::error`.
 
+pub(crate) mod background;
 pub(crate) mod batch;
 pub(crate) mod cursor;
 pub(crate) mod epochs;
 pub(crate) mod frame;
 pub(crate) mod fsutil;
+pub(crate) mod health;
 pub(crate) mod index;
 pub(crate) mod message_ref;
 pub(crate) mod mmap;

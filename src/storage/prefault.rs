@@ -46,6 +46,9 @@ use std::thread::JoinHandle;
 
 use crossbeam_channel::{Receiver, Sender, TrySendError, bounded};
 
+use crate::error::{Error, Result};
+use crate::storage::background::spawn_thread;
+use crate::storage::health::{BackgroundError, BackgroundTask, Health};
 use crate::storage::segment::Segment;
 
 /// Requests waiting for the thread; more are dropped (the writer then
@@ -93,14 +96,16 @@ impl Prefaulter {
     /// position to keep prepared (clamped to `MIN_AHEAD..=MAX_AHEAD`).
     /// Returns `None` where the kernel cannot pre-fault (not Linux): there
     /// a thread would only cost.
-    pub(crate) fn start(ahead: u32) -> std::io::Result<Option<(Prefaulter, JoinHandle<()>)>> {
+    /// A failure of the thread (a kernel that cannot pre-fault) goes to
+    /// `health`.
+    pub(crate) fn start(ahead: u32, health: Arc<Health>) -> Result<Option<(Prefaulter, JoinHandle<()>)>> {
         if !cfg!(target_os = "linux") {
             return Ok(None);
         }
         let (tx, rx) = bounded(QUEUE);
         let stopped = Arc::new(AtomicBool::new(false));
         let flag = Arc::clone(&stopped);
-        let handle = std::thread::Builder::new().name("millpond-prefault".into()).spawn(move || run(&rx, &flag))?;
+        let handle = spawn_thread("millpond-prefault".into(), move || run(&rx, &flag, &health))?;
         Ok(Some((Prefaulter { tx, stopped, ahead: ahead.clamp(MIN_AHEAD, MAX_AHEAD) }, handle)))
     }
 
@@ -144,6 +149,8 @@ impl Prefaulter {
 /// producer or a consumer (on a busy machine the writer simply faults its
 /// own pages, as without pre-faulting).
 fn run_only_when_idle() {
+    // Still correct if this fails, only less polite to other threads: said
+    // in the log, not reported as a failure.
     #[cfg(target_os = "linux")]
     {
         let param = libc::sched_param { sched_priority: 0 };
@@ -153,13 +160,12 @@ fn run_only_when_idle() {
         // touches no memory of ours.
         let rc = unsafe { libc::sched_setscheduler(0, libc::SCHED_IDLE, &param) };
         if rc != 0 {
-            // Still correct, only less polite to other threads.
-            eprintln!("millpond: pre-fault thread keeps normal priority: {}", std::io::Error::last_os_error());
+            log::info!("millpond: pre-fault thread keeps normal priority: {}", std::io::Error::last_os_error());
         }
     }
 }
 
-fn run(rx: &Receiver<Request>, stopped: &AtomicBool) {
+fn run(rx: &Receiver<Request>, stopped: &AtomicBool, health: &Health) {
     run_only_when_idle();
     while let Ok(Request { seg, start, end }) = rx.recv() {
         let mut at = start;
@@ -174,7 +180,8 @@ fn run(rx: &Receiver<Request>, stopped: &AtomicBool) {
                 // A kernel without MADV_POPULATE_WRITE (before 5.14): say so
                 // once and stop; writers fault their own pages as before.
                 Err(e) if e.raw_os_error() == Some(libc::EINVAL) => {
-                    eprintln!("millpond: this kernel cannot pre-fault pages ({e}); pre-faulting is off");
+                    let e = Error::io("pre-fault pages (MADV_POPULATE_WRITE; pre-faulting is off)", &seg.path, e);
+                    health.report(BackgroundError::new(BackgroundTask::Prefault, e));
                     return;
                 }
                 Err(_) => break, // trimmed meanwhile: nothing left to prepare
@@ -206,7 +213,7 @@ mod tests {
         let dir = temp_dir("window");
         let id = PartitionId { topic: Arc::from("t"), partition: 0 };
         let seg = Arc::new(Segment::create(&dir, 0, 1 << 20, id).unwrap());
-        let (p, handle) = Prefaulter::start(256 << 10).unwrap().unwrap();
+        let (p, handle) = Prefaulter::start(256 << 10, Arc::default()).unwrap().unwrap();
         let mut prepared = 0;
         p.after_write(&seg, 100, &mut prepared);
         assert_eq!(prepared, 100 + (256 << 10), "the first write asks for a window beyond it");
@@ -236,7 +243,7 @@ mod tests {
                 Arc::new(Segment::create(&dir, i * 1000, 64 << 20, id).unwrap())
             })
             .collect();
-        let (p, handle) = Prefaulter::start(MAX_AHEAD).unwrap().unwrap();
+        let (p, handle) = Prefaulter::start(MAX_AHEAD, Arc::default()).unwrap().unwrap();
         for seg in &segs {
             let mut prepared = 0;
             p.after_write(seg, 0, &mut prepared); // queues 64 MiB each
@@ -253,11 +260,11 @@ mod tests {
 
     #[test]
     fn the_window_is_clamped() {
-        let (p, handle) = Prefaulter::start(1).unwrap().unwrap();
+        let (p, handle) = Prefaulter::start(1, Arc::default()).unwrap().unwrap();
         assert_eq!(p.ahead, MIN_AHEAD);
         p.stop();
         handle.join().unwrap();
-        let (p, handle) = Prefaulter::start(u32::MAX).unwrap().unwrap();
+        let (p, handle) = Prefaulter::start(u32::MAX, Arc::default()).unwrap().unwrap();
         assert_eq!(p.ahead, MAX_AHEAD);
         p.stop();
         handle.join().unwrap();

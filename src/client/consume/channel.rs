@@ -10,6 +10,7 @@ use crossbeam_channel::{Receiver, SendTimeoutError, Sender, bounded};
 
 use crate::client::consume::consumer::Consumer;
 use crate::error::{Error, Result};
+use crate::storage::background::spawn_thread;
 use crate::storage::notify::WaitCell;
 use crate::storage::record::Message;
 
@@ -79,19 +80,17 @@ impl ConsumerChannel {
         let stop = Arc::new(AtomicBool::new(false));
         let cell = consumer.set_interrupt(Arc::clone(&stop));
         let flag = Arc::clone(&stop);
-        let thread = std::thread::Builder::new().name(format!("millpond-consumer-{}", consumer.topic().name())).spawn(
-            move || {
-                forward(&mut consumer, &tx, &flag);
-                consumer.clear_interrupt();
-                consumer
-            },
-        );
+        let thread = spawn_thread(format!("millpond-consumer-{}", consumer.topic().name()), move || {
+            forward(&mut consumer, &tx, &flag);
+            consumer.clear_interrupt();
+            consumer
+        });
         match thread {
             Ok(handle) => ConsumerChannel { rx, stop, cell, thread: Some(handle) },
             Err(e) => {
                 // No thread: the channel reports why and is disconnected.
                 let (tx, rx) = bounded(1);
-                let _ = tx.send(Err(Error::io("spawn consumer thread", "", e))); // cannot fail: capacity 1
+                let _ = tx.send(Err(e)); // cannot fail: capacity 1
                 ConsumerChannel { rx, stop, cell, thread: None }
             }
         }

@@ -16,6 +16,7 @@ use crate::client::consumer_group::policy::OffsetReset;
 use crate::error::{Error, Result};
 use crate::storage::batch::Batch;
 use crate::storage::cursor::Found;
+use crate::storage::health::{BackgroundError, BackgroundTask};
 use crate::storage::message_ref::MessageRef;
 use crate::storage::notify::{Notifier, WaitCell};
 use crate::storage::record::Message;
@@ -597,11 +598,14 @@ impl Consumer {
 
 impl Drop for Consumer {
     fn drop(&mut self) {
+        let Some(group) = self.membership.as_ref().map(|m| m.group_name().to_string()) else { return };
         // While unwinding, the record being handled failed: committing past
         // it would lose it, so leave without committing.
         if let Err(e) = self.leave_group(!std::thread::panicking()) {
-            // Drop cannot return it; `GroupMember::close` does.
-            eprintln!("millpond: error while leaving group on drop: {e}");
+            // Drop cannot return it (`GroupMember::close` does): reported.
+            let topic = self.cursors.topic();
+            let failure = BackgroundError::new(BackgroundTask::DropCommit, e).of_group(&group, topic.name());
+            topic.shared.health.report(failure);
         }
     }
 }

@@ -5,7 +5,7 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use crate::broker::topic::Topic;
-use crate::error::Result;
+use crate::error::{Error, Result};
 use crate::storage::notify::WaitCell;
 use crate::topic::config::Backlog;
 
@@ -65,7 +65,7 @@ impl Topic {
             // Re-check after registering: a commit in between is not lost
             // (same protocol as consumers, see notify.rs).
             let full = self.over_limit(partition);
-            let closed = self.unusable().or_else(|| log.space.is_closed().then_some(crate::Error::Closed));
+            let closed = self.unusable().or_else(|| log.space.is_closed().then_some(Error::Closed));
             if full && closed.is_none() {
                 cell.sleep(deadline);
             }

@@ -42,9 +42,13 @@ pub trait Source: sealed::Sealed {
 }
 
 mod sealed {
+    use crate::client::consume::consumer::Consumer;
+    use crate::client::consumer_group::member::GroupMember;
+
+    /// Keeps `Source` implemented by millpond's receivers only.
     pub trait Sealed {}
-    impl Sealed for crate::Consumer {}
-    impl Sealed for crate::GroupMember {}
+    impl Sealed for Consumer {}
+    impl Sealed for GroupMember {}
 }
 
 impl Source for Consumer {

@@ -274,14 +274,14 @@ impl<T, C: Codec<T>, S: Source> Iterator for TypedTryIter<'_, T, C, S> {
 
 impl Topic {
     /// An independent consumer of values of type `T`, decoded with
-    /// [`Bincode`](crate::Bincode).
+    /// [`Bincode`](Bincode).
     ///
     /// See [`TypedConsumer`] for an example.
     pub fn typed_consumer<T: serde::Serialize + serde::de::DeserializeOwned>(
         &self,
         from: StartFrom,
     ) -> Result<TypedConsumer<T>> {
-        Ok(TypedConsumer::new(self.consumer(from)?, crate::Bincode))
+        Ok(TypedConsumer::new(self.consumer(from)?, Bincode))
     }
 
     /// An independent consumer of values of type `T`, decoded with `codec`.

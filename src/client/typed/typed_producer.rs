@@ -5,6 +5,7 @@ use std::time::Duration;
 
 use crate::broker::topic::Topic;
 use crate::client::produce::producer::Producer;
+use crate::client::produce::send_error::{SendTimeoutError, TrySendError};
 use crate::client::typed::codec::{Bincode, Codec};
 use crate::error::{Error, Result};
 use crate::storage::record::{Record, RecordId};
@@ -117,7 +118,7 @@ impl<T, C: Codec<T>> TypedProducer<T, C> {
     pub fn try_send(&self, value: &T) -> Result<Option<RecordId>> {
         match self.producer.try_send(Record::new(self.encode(value)?)) {
             Ok(id) => Ok(Some(id)),
-            Err(crate::TrySendError::Full(_)) => Ok(None),
+            Err(TrySendError::Full(_)) => Ok(None),
             Err(e) => Err(e.into_error()),
         }
     }
@@ -142,7 +143,7 @@ impl<T, C: Codec<T>> TypedProducer<T, C> {
     pub fn send_timeout(&self, value: &T, timeout: Duration) -> Result<Option<RecordId>> {
         match self.producer.send_timeout(Record::new(self.encode(value)?), timeout) {
             Ok(id) => Ok(Some(id)),
-            Err(crate::SendTimeoutError::Timeout(_)) => Ok(None),
+            Err(SendTimeoutError::Timeout(_)) => Ok(None),
             Err(e) => Err(e.into_error()),
         }
     }
@@ -184,11 +185,11 @@ impl<T, C: Codec<T>> TypedProducer<T, C> {
 }
 
 impl Topic {
-    /// A producer of values of type `T`, encoded with [`Bincode`](crate::Bincode).
+    /// A producer of values of type `T`, encoded with [`Bincode`](Bincode).
     ///
     /// See [`TypedProducer`] for an example.
     pub fn typed_producer<T: serde::Serialize + serde::de::DeserializeOwned>(&self) -> TypedProducer<T> {
-        TypedProducer::new(self.producer(), crate::Bincode)
+        TypedProducer::new(self.producer(), Bincode)
     }
 
     /// A producer of values of type `T`, encoded with `codec`.

@@ -1,0 +1,234 @@
+//! [`Shared`]: the state every handle of one broker shares — its
+//! directory, topics, groups, lock and background threads — and the
+//! directory layout under it.
+
+use std::collections::{BTreeMap, HashMap};
+use std::fs::File;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::thread::JoinHandle;
+
+use parking_lot::{Mutex, RwLock};
+
+use crate::broker::config::BrokerConfig;
+use crate::broker::damaged_topic::DamagedTopic;
+use crate::error::{Error, Result};
+use crate::group::coordinator::GroupState;
+use crate::group::offsets::OffsetsFile;
+use crate::storage::background::Worker;
+use crate::storage::fsutil;
+use crate::storage::health::Health;
+use crate::storage::partition_log::{LogSettings, PartitionLog};
+use crate::storage::prefault::Prefaulter;
+use crate::storage::recovery_event::RecoveryEvent;
+use crate::topic::config::TopicConfig;
+use crate::topic::meta;
+use crate::topic::state::TopicState;
+use crate::topic::verify::{VerifyReport, verify_topic};
+
+/// The lock file: a second open of the directory gets `Error::Locked`.
+pub(crate) const LOCK_FILE: &str = "millpond.lock";
+/// Topics, one directory each.
+pub(crate) const TOPICS_DIR: &str = "topics";
+/// Committed offsets, by group and topic.
+pub(crate) const GROUPS_DIR: &str = "groups";
+/// Deleted topics and half-created ones, emptied at open.
+pub(crate) const TRASH_DIR: &str = "trash";
+/// A topic's config, in its directory.
+pub(crate) const META_FILE: &str = "topic.meta";
+
+/// State shared by the broker and every handle derived from it.
+pub(crate) struct Shared {
+    pub(crate) dir: PathBuf,
+    pub(crate) config: BrokerConfig,
+    pub(crate) closed: AtomicBool,
+    pub(crate) topics: RwLock<BTreeMap<String, Arc<TopicState>>>,
+    /// Topic directories found at open that could not be opened; left as
+    /// they are, and their names refused by `topic`, `create_topic` and
+    /// `delete_topic`.
+    pub(crate) damaged: RwLock<BTreeMap<String, DamagedTopic>>,
+    /// Serializes topic creation and deletion.
+    pub(crate) admin: Mutex<()>,
+    pub(crate) lock: Mutex<Option<File>>,
+    pub(crate) report: Mutex<Vec<RecoveryEvent>>,
+    /// The maintenance thread (see `broker/maintenance.rs`), once needed.
+    pub(crate) maintenance: Mutex<Option<Worker>>,
+    /// Background failures: current ones, and where they are reported.
+    pub(crate) health: Arc<Health>,
+    /// The pre-fault thread (see `storage/prefault.rs`), unless disabled.
+    pub(crate) prefault: Mutex<Option<(Prefaulter, JoinHandle<()>)>>,
+    pub(crate) trash_seq: AtomicU64,
+    /// Consumer groups in use, by (group, topic).
+    pub(crate) groups: Mutex<HashMap<(String, String), Arc<GroupState>>>,
+}
+
+impl Shared {
+    /// `Err(Closed)` once the broker is closed.
+    pub(crate) fn check_open(&self) -> Result<()> {
+        if self.is_closed() { Err(Error::Closed) } else { Ok(()) }
+    }
+
+    pub(crate) fn is_closed(&self) -> bool {
+        self.closed.load(Ordering::SeqCst)
+    }
+
+    /// The state of consumer group `group` on `topic`, created on first use.
+    pub(crate) fn group_state(&self, group: &str, topic: &Arc<TopicState>) -> Arc<GroupState> {
+        let key = (group.to_string(), topic.name.to_string());
+        let mut groups = self.groups.lock();
+        let state = groups.entry(key).or_insert_with(|| {
+            let file = OffsetsFile::new(self.dir.join(GROUPS_DIR).join(group), &topic.name);
+            let state = Arc::new(GroupState::new(group, Arc::clone(topic), file));
+            topic.add_group(&state.progress);
+            state
+        });
+        Arc::clone(state)
+    }
+
+    /// A fresh entry in the trash directory. Short (not derived from the
+    /// topic name), so a 249-character name still fits the 255-byte limit.
+    pub(crate) fn trash_path(&self) -> PathBuf {
+        let seq = self.trash_seq.fetch_add(1, Ordering::Relaxed);
+        self.dir.join(TRASH_DIR).join(format!("{}.{seq}", std::process::id()))
+    }
+
+    /// `TopicDamaged` if `name` is one of the damaged topics.
+    pub(crate) fn damaged_error(&self, name: &str) -> Option<Error> {
+        self.damaged.read().get(name).map(|d| Error::TopicDamaged {
+            topic: name.to_string(),
+            path: d.path.clone(),
+            reason: d.error.to_string(),
+        })
+    }
+
+    /// Reads the config of the existing topic at `dir` (an entry of
+    /// `topics/`), checking that nothing on the way is a symlink, that its
+    /// `topic.meta` is its own, and that every partition directory is
+    /// accounted for.
+    pub(crate) fn check_topic(&self, name: &str, dir: &Path) -> Result<TopicConfig> {
+        fsutil::check_real_dir(dir, "open topic directory")?;
+        let meta_path = dir.join(META_FILE);
+        let bytes = fsutil::read_file(&meta_path).map_err(Error::io_at("read topic metadata", &meta_path))?;
+        let config = meta::decode(&bytes, name, &meta_path)?;
+        check_partition_dirs(dir, config.partitions, &meta_path)?;
+        Ok(config)
+    }
+
+    pub(crate) fn open_topic(&self, name: &str, config: TopicConfig, dir: &Path) -> Result<Arc<TopicState>> {
+        let topic: Arc<str> = Arc::from(name);
+        let mut partitions = Vec::with_capacity(config.partitions as usize);
+        for p in 0..config.partitions {
+            let (log, event) = PartitionLog::open(
+                &dir.join(p.to_string()),
+                Arc::clone(&topic),
+                p,
+                LogSettings::from(&config),
+                self.config.recovery,
+                self.prefault.lock().as_ref().map(|(p, _)| p.clone()),
+            )?;
+            if let Some(event) = event {
+                self.report.lock().push(event);
+            }
+            partitions.push(Arc::new(log));
+        }
+        Ok(Arc::new(TopicState::new(topic, config, dir.to_path_buf(), partitions)))
+    }
+
+    /// Checks every frame of every topic (see [`Broker::verify`]).
+    pub(crate) fn verify_all(&self) -> Result<VerifyReport> {
+        let topics: Vec<Arc<TopicState>> = self.topics.read().values().cloned().collect();
+        let mut report = VerifyReport::default();
+        for t in topics {
+            report.merge(verify_topic(&t)?);
+        }
+        Ok(report)
+    }
+
+    /// Closes everything: stops the background threads, closes every
+    /// partition (syncing it) and group, and releases the lock. Returns the
+    /// first failure.
+    pub(crate) fn close(&self) -> Result<()> {
+        if self.closed.swap(true, Ordering::SeqCst) {
+            return Ok(());
+        }
+        if let Some(mut maintenance) = self.maintenance.lock().take() {
+            // Its failures were reported as they happened; a panic there is
+            // a bug, and closing goes on regardless.
+            if let Err(e) = maintenance.halt() {
+                log::error!("millpond: the maintenance thread ended badly: {e}");
+            }
+        }
+        if let Some((prefault, handle)) = self.prefault.lock().take() {
+            prefault.stop();
+            let _ = handle.join(); // pre-faulting has no result to report
+        }
+        let _admin = self.admin.lock();
+        let topics: Vec<Arc<TopicState>> = self.topics.read().values().cloned().collect();
+        // Group members waiting without partitions sleep on their group's
+        // notifier only: wake them too.
+        for state in self.groups.lock().values() {
+            state.close(Error::Closed);
+        }
+        let mut first_error = None;
+        for t in topics {
+            for p in &t.partitions {
+                if let Err(e) = p.close(Error::Closed) {
+                    first_error.get_or_insert(e);
+                }
+            }
+        }
+        if let Some(lock) = self.lock.lock().take()
+            && let Err(e) = lock.unlock()
+        {
+            first_error.get_or_insert(Error::io("unlock", self.dir.join(LOCK_FILE), e));
+        }
+        match first_error {
+            Some(e) => Err(e),
+            None => Ok(()),
+        }
+    }
+}
+
+/// Checks the partition directories of the topic at `dir`, whose metadata
+/// (`meta_path`) gives it `partitions`: none may be a symlink, and none may
+/// lie beyond the count (their records would silently vanish, and keys
+/// would hash to other partitions than they did): `CorruptMetadata`.
+/// Entries with other names (not canonical partition numbers) are not
+/// millpond's and are left alone.
+fn check_partition_dirs(dir: &Path, partitions: u32, meta_path: &Path) -> Result<()> {
+    let mut beyond = Vec::new();
+    for entry in std::fs::read_dir(dir).map_err(Error::io_at("list topic directory", dir))? {
+        let entry = entry.map_err(Error::io_at("list topic directory", dir))?;
+        let file_name = entry.file_name();
+        let Some(p) = file_name.to_str().and_then(|n| n.parse::<u32>().ok().filter(|p| p.to_string() == n)) else {
+            continue;
+        };
+        if p >= partitions {
+            beyond.push(p);
+        } else if entry.file_type().map_err(Error::io_at("list topic directory", dir))?.is_symlink() {
+            return Err(Error::Symlink { op: "open partition directory", path: entry.path() });
+        }
+    }
+    if beyond.is_empty() {
+        return Ok(());
+    }
+    beyond.sort_unstable();
+    let list: Vec<String> = beyond.iter().map(u32::to_string).collect();
+    Err(Error::CorruptMetadata {
+        path: meta_path.to_path_buf(),
+        reason: format!(
+            "the topic has {partitions} partitions by this file, but its directory also holds partitions {}; \
+             refusing to ignore their records",
+            list.join(", ")
+        ),
+    })
+}
+
+/// Removes `path`: a real directory with everything in it, anything else
+/// (a file, a symlink, even one to a directory) by unlinking it. Nothing
+/// is followed: `remove_dir_all` does not follow symlinks inside, and a
+/// symlink at `path` itself is unlinked, never descended into.
+pub(crate) fn remove_entry(path: &Path) -> std::io::Result<()> {
+    if std::fs::symlink_metadata(path)?.is_dir() { std::fs::remove_dir_all(path) } else { std::fs::remove_file(path) }
+}
