@@ -105,7 +105,7 @@ fn reopen_and_check(dir: &std::path::Path, name: &str, policy: FsyncPolicy, expe
     let broker = Broker::open(dir).expect("reopen");
     assert!(broker.recovery_report().is_empty(), "a clean close needs no repair: {:?}", broker.recovery_report());
     let topic = broker.topic(name).expect("topic survives reopen");
-    assert_eq!(topic.config().fsync_policy(), policy, "the fsync policy round-trips through topic.meta");
+    assert_eq!(topic.config().get_fsync(), policy, "the fsync policy round-trips through topic.meta");
     assert_eq!(by_position(read_all(&topic)), expected, "everything acknowledged is read back after reopen");
     let report = broker.verify().expect("verify runs");
     assert!(report.is_clean(), "verify after reopen: {:?}", report.damage);
@@ -282,7 +282,7 @@ fn fsync_policies_round_trip_on_multi_partition_topics_and_a_different_policy_is
                 other => panic!("{name}: re-creating with {other:?} must be TopicConfigMismatch"),
             }
         }
-        assert_eq!(broker.topic(name).unwrap().config().fsync_policy(), policy);
+        assert_eq!(broker.topic(name).unwrap().config().get_fsync(), policy);
     }
     assert!(broker.verify().unwrap().is_clean());
 }

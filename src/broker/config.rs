@@ -116,6 +116,34 @@ impl BrokerConfig {
         self
     }
 
+    /// The [`RecoveryMode`].
+    ///
+    /// ```
+    /// use millpond::{BrokerConfig, RecoveryMode};
+    /// assert_eq!(BrokerConfig::default().get_recovery(), RecoveryMode::TruncateCorruptTail);
+    /// ```
+    pub fn get_recovery(&self) -> RecoveryMode {
+        self.recovery
+    }
+
+    /// How many bytes ahead the pre-fault thread prepares (`0`: none).
+    ///
+    /// ```
+    /// assert_eq!(millpond::BrokerConfig::default().prefault_bytes(4 << 20).get_prefault_bytes(), 4 << 20);
+    /// ```
+    pub fn get_prefault_bytes(&self) -> u32 {
+        self.prefault_bytes
+    }
+
+    /// Whether opening fails on a damaged topic.
+    ///
+    /// ```
+    /// assert!(!millpond::BrokerConfig::default().get_fail_on_damaged_topic());
+    /// ```
+    pub fn get_fail_on_damaged_topic(&self) -> bool {
+        self.fail_on_damaged_topic
+    }
+
     /// Calls `callback` with each failure of background work — retention,
     /// compaction, interval syncs, pre-faulting, a sealed segment's index, a
     /// group member's commit on drop, closing on drop, starting a thread —

@@ -108,7 +108,7 @@ impl Topic {
     }
 
     /// Applies the topic's retention limits now (the background thread also
-    /// does, about every second): deletes the oldest sealed segments outside
+    /// does, every 250 ms): deletes the oldest sealed segments outside
     /// them and returns how many were deleted.
     ///
     /// ```

@@ -52,7 +52,7 @@ pub enum FsyncPolicy {
 /// ```
 /// use millpond::{CleanupPolicy, TopicConfig};
 /// let accounts = TopicConfig::default().cleanup(CleanupPolicy::Compact);
-/// assert_eq!(accounts.cleanup_policy(), CleanupPolicy::Compact);
+/// assert_eq!(accounts.get_cleanup(), CleanupPolicy::Compact);
 /// ```
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
 #[non_exhaustive]

@@ -28,8 +28,8 @@ use crate::storage::segment::MAX_SEGMENT_BYTES;
 /// ```
 /// use millpond::{Backlog, TopicConfig};
 /// let bounded = TopicConfig::default().max_backlog(Backlog::Records(10_000));
-/// assert_eq!(bounded.backlog_limit(), Backlog::Records(10_000));
-/// assert_eq!(TopicConfig::default().backlog_limit(), Backlog::Unbounded);
+/// assert_eq!(bounded.get_max_backlog(), Backlog::Records(10_000));
+/// assert_eq!(TopicConfig::default().get_max_backlog(), Backlog::Unbounded);
 /// ```
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
 #[non_exhaustive]
@@ -63,9 +63,13 @@ pub enum Backlog {
 /// | `max_backlog` | [`Backlog::Unbounded`] | hold producers back when consumer groups fall this far behind |
 /// | `tombstone_retention` | 24 h | how long a compacted topic keeps a tombstone (by the timestamp of its segment's newest record) |
 ///
+/// Each setting has one name: its builder method (`partitions(4)`) and,
+/// with `get_`, its getter (`get_partitions()`), as `std::process::Command`
+/// does; [`BrokerConfig`](crate::BrokerConfig) follows the same rule.
+///
 /// Retention deletes whole sealed segments, never the active one, so a
 /// partition keeps at least its active segment; it runs in the broker's
-/// background thread (about every second, and soon after each roll) and on
+/// maintenance thread (every 250 ms, so also soon after each roll) and on
 /// [`Topic::enforce_retention`](crate::Topic::enforce_retention). Offsets are
 /// never reused: the log start moves forward. A reader still reading a deleted
 /// segment finishes it safely (the mapping outlives the file).
@@ -75,8 +79,8 @@ pub enum Backlog {
 /// ```
 /// use millpond::TopicConfig;
 /// let cfg = TopicConfig::default().partitions(4).segment_bytes(8 << 20);
-/// assert_eq!(cfg.partition_count(), 4);
-/// assert_eq!(cfg.segment_size(), 8 << 20);
+/// assert_eq!(cfg.get_partitions(), 4);
+/// assert_eq!(cfg.get_segment_bytes(), 8 << 20);
 /// ```
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct TopicConfig {
@@ -119,7 +123,7 @@ impl TopicConfig {
     ///
     /// ```
     /// let cfg = millpond::TopicConfig::default().partitions(8);
-    /// assert_eq!(cfg.partition_count(), 8);
+    /// assert_eq!(cfg.get_partitions(), 8);
     /// ```
     pub fn partitions(mut self, n: u32) -> Self {
         self.partitions = n;
@@ -130,7 +134,7 @@ impl TopicConfig {
     ///
     /// ```
     /// let cfg = millpond::TopicConfig::default().segment_bytes(1 << 20);
-    /// assert_eq!(cfg.segment_size(), 1 << 20);
+    /// assert_eq!(cfg.get_segment_bytes(), 1 << 20);
     /// ```
     pub fn segment_bytes(mut self, n: u64) -> Self {
         self.segment_bytes = n;
@@ -141,7 +145,7 @@ impl TopicConfig {
     ///
     /// ```
     /// let cfg = millpond::TopicConfig::default().max_record_bytes(4096);
-    /// assert_eq!(cfg.max_record_size(), 4096);
+    /// assert_eq!(cfg.get_max_record_bytes(), 4096);
     /// ```
     pub fn max_record_bytes(mut self, n: u32) -> Self {
         self.max_record_bytes = n;
@@ -152,7 +156,7 @@ impl TopicConfig {
     ///
     /// ```
     /// let cfg = millpond::TopicConfig::default().index_interval_bytes(1024);
-    /// assert_eq!(cfg.index_interval(), 1024);
+    /// assert_eq!(cfg.get_index_interval_bytes(), 1024);
     /// ```
     pub fn index_interval_bytes(mut self, n: u32) -> Self {
         self.index_interval_bytes = n;
@@ -164,7 +168,7 @@ impl TopicConfig {
     /// ```
     /// use millpond::{FsyncPolicy, TopicConfig};
     /// let cfg = TopicConfig::default().fsync(FsyncPolicy::EveryN(100));
-    /// assert_eq!(cfg.fsync_policy(), FsyncPolicy::EveryN(100));
+    /// assert_eq!(cfg.get_fsync(), FsyncPolicy::EveryN(100));
     /// ```
     pub fn fsync(mut self, policy: FsyncPolicy) -> Self {
         self.fsync = policy;
@@ -176,7 +180,7 @@ impl TopicConfig {
     ///
     /// ```
     /// let cfg = millpond::TopicConfig::default().retention_bytes(1 << 30);
-    /// assert_eq!(cfg.retention_size(), Some(1 << 30));
+    /// assert_eq!(cfg.get_retention_bytes(), Some(1 << 30));
     /// ```
     pub fn retention_bytes(mut self, bytes: u64) -> Self {
         self.retention_bytes = Some(bytes);
@@ -188,7 +192,7 @@ impl TopicConfig {
     /// ```
     /// use std::time::Duration;
     /// let cfg = millpond::TopicConfig::default().retention(Duration::from_secs(7 * 24 * 3600));
-    /// assert_eq!(cfg.retention_age(), Some(Duration::from_secs(604_800)));
+    /// assert_eq!(cfg.get_retention(), Some(Duration::from_secs(604_800)));
     /// ```
     pub fn retention(mut self, age: Duration) -> Self {
         self.retention = Some(age);
@@ -200,7 +204,7 @@ impl TopicConfig {
     /// ```
     /// use millpond::{CleanupPolicy, TopicConfig};
     /// let cfg = TopicConfig::default().cleanup(CleanupPolicy::Compact);
-    /// assert_eq!(cfg.cleanup_policy(), CleanupPolicy::Compact);
+    /// assert_eq!(cfg.get_cleanup(), CleanupPolicy::Compact);
     /// ```
     pub fn cleanup(mut self, policy: CleanupPolicy) -> Self {
         self.cleanup = policy;
@@ -212,7 +216,7 @@ impl TopicConfig {
     /// ```
     /// use std::time::Duration;
     /// let cfg = millpond::TopicConfig::default().tombstone_retention(Duration::from_secs(60));
-    /// assert_eq!(cfg.tombstone_retention_age(), Duration::from_secs(60));
+    /// assert_eq!(cfg.get_tombstone_retention(), Duration::from_secs(60));
     /// ```
     pub fn tombstone_retention(mut self, age: Duration) -> Self {
         self.tombstone_retention = age;
@@ -224,7 +228,7 @@ impl TopicConfig {
     /// ```
     /// use millpond::{Backlog, TopicConfig};
     /// let cfg = TopicConfig::default().max_backlog(Backlog::Bytes(64 << 20));
-    /// assert_eq!(cfg.backlog_limit(), Backlog::Bytes(64 << 20));
+    /// assert_eq!(cfg.get_max_backlog(), Backlog::Bytes(64 << 20));
     /// ```
     pub fn max_backlog(mut self, limit: Backlog) -> Self {
         self.max_backlog = limit;
@@ -234,7 +238,7 @@ impl TopicConfig {
     /// The backlog bound.
     ///
     /// See [`Backlog`] for an example.
-    pub fn backlog_limit(&self) -> Backlog {
+    pub fn get_max_backlog(&self) -> Backlog {
         self.max_backlog
     }
 
@@ -242,9 +246,9 @@ impl TopicConfig {
     ///
     /// ```
     /// use millpond::{CleanupPolicy, TopicConfig};
-    /// assert_eq!(TopicConfig::default().cleanup_policy(), CleanupPolicy::Delete);
+    /// assert_eq!(TopicConfig::default().get_cleanup(), CleanupPolicy::Delete);
     /// ```
-    pub fn cleanup_policy(&self) -> CleanupPolicy {
+    pub fn get_cleanup(&self) -> CleanupPolicy {
         self.cleanup
     }
 
@@ -252,63 +256,63 @@ impl TopicConfig {
     ///
     /// ```
     /// use std::time::Duration;
-    /// assert_eq!(millpond::TopicConfig::default().tombstone_retention_age(), Duration::from_secs(86_400));
+    /// assert_eq!(millpond::TopicConfig::default().get_tombstone_retention(), Duration::from_secs(86_400));
     /// ```
-    pub fn tombstone_retention_age(&self) -> Duration {
+    pub fn get_tombstone_retention(&self) -> Duration {
         self.tombstone_retention
     }
 
     /// The size-based retention limit per partition, if any.
     ///
     /// ```
-    /// assert_eq!(millpond::TopicConfig::default().retention_size(), None);
+    /// assert_eq!(millpond::TopicConfig::default().get_retention_bytes(), None);
     /// ```
-    pub fn retention_size(&self) -> Option<u64> {
+    pub fn get_retention_bytes(&self) -> Option<u64> {
         self.retention_bytes
     }
 
     /// The age-based retention limit, if any.
     ///
     /// ```
-    /// assert_eq!(millpond::TopicConfig::default().retention_age(), None);
+    /// assert_eq!(millpond::TopicConfig::default().get_retention(), None);
     /// ```
-    pub fn retention_age(&self) -> Option<Duration> {
+    pub fn get_retention(&self) -> Option<Duration> {
         self.retention
     }
 
     /// The number of partitions.
     ///
     /// ```
-    /// assert_eq!(millpond::TopicConfig::default().partition_count(), 1);
+    /// assert_eq!(millpond::TopicConfig::default().get_partitions(), 1);
     /// ```
-    pub fn partition_count(&self) -> u32 {
+    pub fn get_partitions(&self) -> u32 {
         self.partitions
     }
 
     /// The segment preallocation size in bytes.
     ///
     /// ```
-    /// assert_eq!(millpond::TopicConfig::default().segment_size(), 64 << 20);
+    /// assert_eq!(millpond::TopicConfig::default().get_segment_bytes(), 64 << 20);
     /// ```
-    pub fn segment_size(&self) -> u64 {
+    pub fn get_segment_bytes(&self) -> u64 {
         self.segment_bytes
     }
 
     /// The largest accepted encoded record size in bytes.
     ///
     /// ```
-    /// assert_eq!(millpond::TopicConfig::default().max_record_size(), 1 << 20);
+    /// assert_eq!(millpond::TopicConfig::default().get_max_record_bytes(), 1 << 20);
     /// ```
-    pub fn max_record_size(&self) -> u32 {
+    pub fn get_max_record_bytes(&self) -> u32 {
         self.max_record_bytes
     }
 
     /// Bytes between sparse index entries.
     ///
     /// ```
-    /// assert_eq!(millpond::TopicConfig::default().index_interval(), 4096);
+    /// assert_eq!(millpond::TopicConfig::default().get_index_interval_bytes(), 4096);
     /// ```
-    pub fn index_interval(&self) -> u32 {
+    pub fn get_index_interval_bytes(&self) -> u32 {
         self.index_interval_bytes
     }
 
@@ -316,10 +320,80 @@ impl TopicConfig {
     ///
     /// ```
     /// use millpond::{FsyncPolicy, TopicConfig};
-    /// assert_eq!(TopicConfig::default().fsync_policy(), FsyncPolicy::Never);
+    /// assert_eq!(TopicConfig::default().get_fsync(), FsyncPolicy::Never);
     /// ```
-    pub fn fsync_policy(&self) -> FsyncPolicy {
+    pub fn get_fsync(&self) -> FsyncPolicy {
         self.fsync
+    }
+
+    /// Renamed [`get_max_backlog`](Self::get_max_backlog) (one rule for every getter: the
+    /// setting's builder name with `get_`); see it for an example.
+    #[deprecated(since = "0.2.0", note = "renamed `get_max_backlog`")]
+    pub fn backlog_limit(&self) -> Backlog {
+        self.get_max_backlog()
+    }
+
+    /// Renamed [`get_cleanup`](Self::get_cleanup) (one rule for every getter: the
+    /// setting's builder name with `get_`); see it for an example.
+    #[deprecated(since = "0.2.0", note = "renamed `get_cleanup`")]
+    pub fn cleanup_policy(&self) -> CleanupPolicy {
+        self.get_cleanup()
+    }
+
+    /// Renamed [`get_tombstone_retention`](Self::get_tombstone_retention) (one rule for every getter: the
+    /// setting's builder name with `get_`); see it for an example.
+    #[deprecated(since = "0.2.0", note = "renamed `get_tombstone_retention`")]
+    pub fn tombstone_retention_age(&self) -> Duration {
+        self.get_tombstone_retention()
+    }
+
+    /// Renamed [`get_retention_bytes`](Self::get_retention_bytes) (one rule for every getter: the
+    /// setting's builder name with `get_`); see it for an example.
+    #[deprecated(since = "0.2.0", note = "renamed `get_retention_bytes`")]
+    pub fn retention_size(&self) -> Option<u64> {
+        self.get_retention_bytes()
+    }
+
+    /// Renamed [`get_retention`](Self::get_retention) (one rule for every getter: the
+    /// setting's builder name with `get_`); see it for an example.
+    #[deprecated(since = "0.2.0", note = "renamed `get_retention`")]
+    pub fn retention_age(&self) -> Option<Duration> {
+        self.get_retention()
+    }
+
+    /// Renamed [`get_partitions`](Self::get_partitions) (one rule for every getter: the
+    /// setting's builder name with `get_`); see it for an example.
+    #[deprecated(since = "0.2.0", note = "renamed `get_partitions`")]
+    pub fn partition_count(&self) -> u32 {
+        self.get_partitions()
+    }
+
+    /// Renamed [`get_segment_bytes`](Self::get_segment_bytes) (one rule for every getter: the
+    /// setting's builder name with `get_`); see it for an example.
+    #[deprecated(since = "0.2.0", note = "renamed `get_segment_bytes`")]
+    pub fn segment_size(&self) -> u64 {
+        self.get_segment_bytes()
+    }
+
+    /// Renamed [`get_max_record_bytes`](Self::get_max_record_bytes) (one rule for every getter: the
+    /// setting's builder name with `get_`); see it for an example.
+    #[deprecated(since = "0.2.0", note = "renamed `get_max_record_bytes`")]
+    pub fn max_record_size(&self) -> u32 {
+        self.get_max_record_bytes()
+    }
+
+    /// Renamed [`get_index_interval_bytes`](Self::get_index_interval_bytes) (one rule for every getter: the
+    /// setting's builder name with `get_`); see it for an example.
+    #[deprecated(since = "0.2.0", note = "renamed `get_index_interval_bytes`")]
+    pub fn index_interval(&self) -> u32 {
+        self.get_index_interval_bytes()
+    }
+
+    /// Renamed [`get_fsync`](Self::get_fsync) (one rule for every getter: the
+    /// setting's builder name with `get_`); see it for an example.
+    #[deprecated(since = "0.2.0", note = "renamed `get_fsync`")]
+    pub fn fsync_policy(&self) -> FsyncPolicy {
+        self.get_fsync()
     }
 
     /// Checks every setting is in range.
@@ -411,5 +485,38 @@ impl From<&TopicConfig> for LogSettings {
             cleanup: c.cleanup,
             tombstone_retention: c.tombstone_retention,
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    #[allow(deprecated)]
+    fn the_renamed_getters_still_answer_as_before() {
+        let c = TopicConfig::default()
+            .partitions(3)
+            .segment_bytes(1 << 20)
+            .max_record_bytes(4096)
+            .index_interval_bytes(512)
+            .fsync(FsyncPolicy::EveryN(7))
+            .retention_bytes(9 << 20)
+            .retention(Duration::from_secs(60))
+            .cleanup(CleanupPolicy::Compact)
+            .tombstone_retention(Duration::from_secs(5))
+            .max_backlog(Backlog::Records(11));
+        assert_eq!((c.partition_count(), c.get_partitions()), (3, 3));
+        assert_eq!((c.segment_size(), c.get_segment_bytes()), (1 << 20, 1 << 20));
+        assert_eq!((c.max_record_size(), c.get_max_record_bytes()), (4096, 4096));
+        assert_eq!((c.index_interval(), c.get_index_interval_bytes()), (512, 512));
+        assert_eq!((c.fsync_policy(), c.get_fsync()), (FsyncPolicy::EveryN(7), FsyncPolicy::EveryN(7)));
+        assert_eq!((c.retention_size(), c.get_retention_bytes()), (Some(9 << 20), Some(9 << 20)));
+        let minute = Some(Duration::from_secs(60));
+        assert_eq!((c.retention_age(), c.get_retention()), (minute, minute));
+        assert_eq!((c.cleanup_policy(), c.get_cleanup()), (CleanupPolicy::Compact, CleanupPolicy::Compact));
+        let five = Duration::from_secs(5);
+        assert_eq!((c.tombstone_retention_age(), c.get_tombstone_retention()), (five, five));
+        assert_eq!((c.backlog_limit(), c.get_max_backlog()), (Backlog::Records(11), Backlog::Records(11)));
     }
 }

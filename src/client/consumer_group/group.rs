@@ -148,6 +148,52 @@ impl Group {
         self
     }
 
+    /// The [`OffsetReset`] members of this handle join with.
+    ///
+    /// ```
+    /// # use millpond::{Broker, OffsetReset, TopicConfig};
+    /// # let dir = std::env::temp_dir().join(format!("millpond-doc-getreset-{}", std::process::id()));
+    /// # let broker = Broker::open(&dir)?;
+    /// let group = broker.create_topic("t", TopicConfig::default())?.group("g")?;
+    /// assert_eq!(group.get_offset_reset(), OffsetReset::Earliest);
+    /// assert_eq!(group.offset_reset(OffsetReset::Latest).get_offset_reset(), OffsetReset::Latest);
+    /// # drop(broker); std::fs::remove_dir_all(&dir)?;
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn get_offset_reset(&self) -> OffsetReset {
+        self.reset
+    }
+
+    /// The [`AutoCommit`] mode members of this handle join with.
+    ///
+    /// ```
+    /// # use millpond::{AutoCommit, Broker, TopicConfig};
+    /// # let dir = std::env::temp_dir().join(format!("millpond-doc-getauto-{}", std::process::id()));
+    /// # let broker = Broker::open(&dir)?;
+    /// let group = broker.create_topic("t", TopicConfig::default())?.group("g")?.auto_commit(AutoCommit::Off);
+    /// assert_eq!(group.get_auto_commit(), AutoCommit::Off);
+    /// # drop(broker); std::fs::remove_dir_all(&dir)?;
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn get_auto_commit(&self) -> AutoCommit {
+        self.auto_commit
+    }
+
+    /// Whether members of this handle commit before giving up partitions.
+    ///
+    /// ```
+    /// # use millpond::{Broker, TopicConfig};
+    /// # let dir = std::env::temp_dir().join(format!("millpond-doc-getrevoke-{}", std::process::id()));
+    /// # let broker = Broker::open(&dir)?;
+    /// let group = broker.create_topic("t", TopicConfig::default())?.group("g")?;
+    /// assert!(group.get_commit_on_revoke());
+    /// # drop(broker); std::fs::remove_dir_all(&dir)?;
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn get_commit_on_revoke(&self) -> bool {
+        self.commit_on_revoke
+    }
+
     /// The group's name.
     ///
     /// ```
