@@ -1,0 +1,104 @@
+//! Failures of background work reach the application as typed values, once
+//! per distinct failure, and never as text on the host's stderr.
+
+use std::process::Command;
+use std::sync::{Arc, Mutex};
+
+use millpond::{AutoCommit, BackgroundError, BackgroundTask, Broker, BrokerConfig, Record, TopicConfig};
+
+fn temp_dir(tag: &str) -> std::path::PathBuf {
+    let dir = std::env::temp_dir().join(format!("millpond-bgerr-{tag}-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    dir
+}
+
+/// A broker whose background failures are collected.
+fn collecting(dir: &std::path::Path) -> (Broker, Arc<Mutex<Vec<BackgroundError>>>) {
+    let seen: Arc<Mutex<Vec<BackgroundError>>> = Arc::default();
+    let sink = Arc::clone(&seen);
+    let config = BrokerConfig::default().on_background_error(move |e| sink.lock().unwrap().push(e.clone()));
+    (Broker::open_with(dir, config).unwrap(), seen)
+}
+
+/// Makes the group's commits fail: its offsets directory becomes a file.
+fn break_group_dir(dir: &std::path::Path, group: &str) {
+    let group_dir = dir.join("groups").join(group);
+    let _ = std::fs::remove_dir_all(&group_dir);
+    std::fs::write(&group_dir, b"not a directory").unwrap();
+}
+
+#[test]
+fn a_commit_that_fails_when_a_member_is_dropped_is_reported_with_its_group_and_topic() {
+    let dir = temp_dir("dropcommit");
+    let (broker, seen) = collecting(&dir);
+    let topic = broker.create_topic("orders", TopicConfig::default()).unwrap();
+    topic.producer().send(Record::new("a")).unwrap();
+    let group = topic.group("billing").unwrap().auto_commit(AutoCommit::Interval(std::time::Duration::from_secs(3600)));
+    let mut member = group.join().unwrap();
+    assert!(member.try_recv().unwrap().is_some());
+    break_group_dir(&dir, "billing");
+    drop(member); // commits its position: fails
+
+    let seen = seen.lock().unwrap().clone();
+    assert_eq!(seen.len(), 1, "one failure, one report: {seen:?}");
+    assert_eq!(seen[0].task, BackgroundTask::DropCommit);
+    assert_eq!(seen[0].group.as_deref(), Some("billing"));
+    assert_eq!(seen[0].topic.as_deref(), Some("orders"));
+    let listed = broker.background_errors();
+    assert_eq!(listed.len(), 1, "the failure is current: {listed:?}");
+    assert_eq!(listed[0].task, BackgroundTask::DropCommit);
+    drop((topic, broker));
+    std::fs::remove_dir_all(&dir).unwrap();
+}
+
+#[test]
+fn the_same_drop_time_failure_again_is_not_news() {
+    let dir = temp_dir("dropcommit-twice");
+    let (broker, seen) = collecting(&dir);
+    let topic = broker.create_topic("orders", TopicConfig::default()).unwrap();
+    topic.producer().send(Record::new("a")).unwrap();
+    let group = topic.group("billing").unwrap();
+    let mut first = group.join().unwrap();
+    assert!(first.try_recv().unwrap().is_some());
+    break_group_dir(&dir, "billing");
+    drop(first);
+    let mut second = group.join().unwrap();
+    let _ = second.try_recv(); // its own commits fail too; what it read does not matter
+    drop(second);
+    let tasks: Vec<BackgroundTask> = seen.lock().unwrap().iter().map(|e| e.task).collect();
+    assert_eq!(tasks, [BackgroundTask::DropCommit], "reported once, not once per member");
+    drop((topic, broker));
+    std::fs::remove_dir_all(&dir).unwrap();
+}
+
+/// The child's part of the test below: meet a background failure with no
+/// logger and no callback installed.
+fn fail_quietly(dir: &std::path::Path) {
+    let broker = Broker::open(dir).unwrap();
+    let topic = broker.create_topic("t", TopicConfig::default()).unwrap();
+    topic.producer().send(Record::new("a")).unwrap();
+    let mut member = topic.group("g").unwrap().join().unwrap();
+    assert!(member.try_recv().unwrap().is_some());
+    break_group_dir(dir, "g");
+    drop(member);
+    assert_eq!(broker.background_errors().len(), 1, "the failure happened");
+}
+
+#[test]
+fn a_background_failure_writes_nothing_to_the_hosts_stderr() {
+    if let Ok(dir) = std::env::var("MILLPOND_BGERR_CHILD_DIR") {
+        fail_quietly(std::path::Path::new(&dir));
+        return;
+    }
+    let dir = temp_dir("quiet");
+    let out = Command::new(std::env::current_exe().unwrap())
+        .args(["--exact", "a_background_failure_writes_nothing_to_the_hosts_stderr", "--test-threads=1"])
+        .env("MILLPOND_BGERR_CHILD_DIR", &dir)
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "the child failed: {}", String::from_utf8_lossy(&out.stdout));
+    assert!(out.stderr.is_empty(), "the library wrote to stderr: {}", String::from_utf8_lossy(&out.stderr));
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(!stdout.contains("millpond:"), "the library wrote to stdout: {stdout}");
+    std::fs::remove_dir_all(&dir).unwrap();
+}
