@@ -100,7 +100,7 @@ mod storage;
 mod topic;
 
 #[cfg(feature = "kafka")]
-pub use bridge::kafka::kafka::{BridgeStats, KafkaBridge, KafkaSettings};
+pub use bridge::kafka::{kafka_bridge::KafkaBridge, settings::KafkaSettings, stats::BridgeStats};
 pub use bridge::mirror::Mirror;
 pub use broker::config::BrokerConfig;
 pub use broker::damaged_topic::DamagedTopic;
