@@ -5,7 +5,7 @@ use std::sync::atomic::Ordering;
 
 use crate::broker::open::Shared;
 use crate::error::{Error, Result};
-use crate::storage::partition_log::PartitionLog;
+use crate::storage::partition_log::state::PartitionLog;
 use crate::topic::config::TopicConfig;
 use crate::topic::state::TopicState;
 use crate::topic::stats::TopicStats;
