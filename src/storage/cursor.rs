@@ -13,9 +13,9 @@ use std::sync::Arc;
 use crate::error::{Error, Result};
 use crate::storage::frame;
 use crate::storage::index;
+use crate::storage::message::Message;
 use crate::storage::message_ref::MessageRef;
 use crate::storage::partition_log::state::PartitionLog;
-use crate::storage::record::Message;
 use crate::storage::segment::{MappedBytes, Segment};
 
 /// A record found by a cursor: where it lies in the cursor's current

@@ -16,9 +16,9 @@ use crate::error::{Error, Result};
 use crate::storage::batch::Batch;
 use crate::storage::cursor::Cursor;
 use crate::storage::cursor::Found;
+use crate::storage::message::Message;
 use crate::storage::message_ref::MessageRef;
 use crate::storage::notify::WaitCell;
-use crate::storage::record::Message;
 
 /// Spin iterations before a waiting consumer yields or parks.
 const SPINS: u32 = 200;

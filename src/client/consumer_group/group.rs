@@ -37,8 +37,8 @@ use crate::broker::topic::Topic;
 use crate::client::consume::consumer::Consumer;
 use crate::error::{Error, Result};
 use crate::group::coordinator::GroupState;
+use crate::storage::message::Message;
 use crate::storage::partition_log::state::PartitionLog;
-use crate::storage::record::Message;
 
 /// Where a group member starts reading a partition that has no committed
 /// offset, or whose committed offset is no longer in the log (deleted by
