@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use crate::client::consumer_group::member::GroupMember;
 use crate::error::{Error, Result};
-use crate::storage::record::Message;
+use crate::storage::message::Message;
 
 /// `member.poll(max, timeout)` for a copying thread. Records retention
 /// deleted before they were read ([`Error::Lagged`]) cannot be copied: they

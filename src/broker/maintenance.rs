@@ -12,7 +12,7 @@ use std::time::{Duration, Instant};
 use crate::broker::shared::Shared;
 use crate::storage::background::Worker;
 use crate::storage::health::{BackgroundError, BackgroundTask, Health};
-use crate::storage::partition_log::PartitionLog;
+use crate::storage::partition_log::state::PartitionLog;
 use crate::storage::policy::FsyncPolicy;
 use crate::storage::record::now_millis;
 use crate::topic::state::TopicState;

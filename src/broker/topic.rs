@@ -5,8 +5,8 @@ use std::sync::atomic::Ordering;
 
 use crate::broker::shared::Shared;
 use crate::error::{Error, Result};
-use crate::storage::partition_log::PartitionLog;
 use crate::storage::partition_log::compaction::CompactionReport;
+use crate::storage::partition_log::state::PartitionLog;
 use crate::topic::config::TopicConfig;
 use crate::topic::state::TopicState;
 use crate::topic::stats::TopicStats;

@@ -4,14 +4,18 @@
 //! file underneath it), the byte position of the next frame, and the frame it
 //! is in the middle of. It never takes the writer lock: it loads the
 //! segment's committed length (`Acquire`) and reads only below it.
+//!
+//! The [`PartitionLog`] methods that make cursors live here too, next to
+//! what they make, so that the partition log's files never import this one.
 
 use std::sync::Arc;
 
-use crate::error::Result;
+use crate::error::{Error, Result};
 use crate::storage::frame;
+use crate::storage::index;
+use crate::storage::message::Message;
 use crate::storage::message_ref::MessageRef;
-use crate::storage::partition_log::PartitionLog;
-use crate::storage::record::Message;
+use crate::storage::partition_log::state::PartitionLog;
 use crate::storage::segment::{MappedBytes, Segment};
 
 /// A record found by a cursor: where it lies in the cursor's current
@@ -138,7 +142,7 @@ impl Cursor {
             }
             let after = match self.log.segment_after(self.seg.base_offset) {
                 // Retention removed the next segment as we reached it: look again.
-                Err(crate::Error::OffsetOutOfRange { .. }) => continue,
+                Err(Error::OffsetOutOfRange { .. }) => continue,
                 other => other?,
             };
             match after {
@@ -147,7 +151,7 @@ impl Cursor {
                 // consumer decides where to go on). In a compacted topic,
                 // gaps between segments are compaction's, and expected.
                 Some(next) if next.base_offset > self.next_offset && !self.log.is_compacted() => {
-                    return Err(crate::Error::Lagged {
+                    return Err(Error::Lagged {
                         topic: self.log.topic_name().to_string(),
                         partition: self.log.partition(),
                         from: self.next_offset,
@@ -234,5 +238,45 @@ impl Cursor {
                 next_offset: header.next_offset(),
             });
         }
+    }
+}
+
+impl PartitionLog {
+    /// The first offset whose record has a timestamp at or after `ts`, or the
+    /// high watermark if there is none.
+    pub(crate) fn offset_for_timestamp(self: &Arc<Self>, ts: i64) -> Result<u64> {
+        let hw = self.high_watermark();
+        for base in self.segment_bases() {
+            let seg = match self.segment_for(base) {
+                Ok(seg) => seg,
+                Err(Error::OffsetOutOfRange { .. }) => continue, // deleted meanwhile
+                Err(e) => return Err(e),
+            };
+            if seg.max_timestamp() < ts {
+                continue;
+            }
+            let start = index::SegmentIndex::lookup_timestamp(&seg.index_entries(), ts);
+            let (pos, offset) =
+                start.map_or((0, seg.base_offset), |e| (e.position, seg.base_offset + u64::from(e.rel_offset)));
+            let mut cursor = Cursor::new(Arc::clone(self), seg, pos, offset);
+            while let Some(m) = cursor.next_in_segment()? {
+                if m.timestamp() >= ts {
+                    return Ok(m.offset());
+                }
+            }
+        }
+        Ok(hw)
+    }
+
+    /// A cursor positioned at `offset` (which must be within
+    /// `log_start..=high_watermark`).
+    pub(crate) fn cursor_at(self: &Arc<Self>, offset: u64) -> Result<Cursor> {
+        if offset < self.log_start() || offset > self.high_watermark() {
+            return Err(self.out_of_range(offset));
+        }
+        let seg = self.segment_for(offset)?;
+        let pos = index::SegmentIndex::lookup_offset(&seg.index_entries(), offset - seg.base_offset)
+            .map_or(0, |e| e.position);
+        Ok(Cursor::new(Arc::clone(self), seg, pos, offset))
     }
 }

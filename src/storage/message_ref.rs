@@ -2,7 +2,8 @@
 
 use std::fmt;
 
-use crate::storage::record::{BytesDebug, Headers, range_of};
+use crate::storage::bytes_debug::BytesDebug;
+use crate::storage::headers::Headers;
 
 /// A record as [`Consumer::try_recv_ref`](crate::Consumer::try_recv_ref)
 /// returns it: its key, value and headers borrowed straight from the
@@ -61,6 +62,13 @@ pub struct MessageRef<'a> {
     pub(crate) value: Option<(u32, u32)>,
     pub(crate) headers: (u32, u32),
     pub(crate) header_count: u16,
+}
+
+/// `len` bytes of `bytes` from `start`, or nothing if out of range (never
+/// happens for a decoded record; this keeps the accessors panic-free).
+fn range_of(bytes: &[u8], (start, len): (u32, u32)) -> &[u8] {
+    let start = start as usize;
+    bytes.get(start..start + len as usize).unwrap_or(&[])
 }
 
 impl<'a> MessageRef<'a> {

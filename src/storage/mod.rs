@@ -6,12 +6,15 @@
 
 pub(crate) mod background;
 pub(crate) mod batch;
+pub(crate) mod bytes_debug;
 pub(crate) mod cursor;
 pub(crate) mod epochs;
 pub(crate) mod frame;
 pub(crate) mod fsutil;
+pub(crate) mod headers;
 pub(crate) mod health;
 pub(crate) mod index;
+pub(crate) mod message;
 pub(crate) mod message_ref;
 pub(crate) mod mmap;
 pub(crate) mod notify;

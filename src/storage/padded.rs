@@ -27,7 +27,7 @@ impl<T> std::ops::Deref for CachePadded<T> {
 
 #[cfg(test)]
 mod tests {
-    use super::CachePadded;
+    use super::*;
 
     #[test]
     fn padded_values_never_share_a_line() {

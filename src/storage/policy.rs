@@ -85,7 +85,7 @@ pub enum RecoveryMode {
     /// the default.
     #[default]
     TruncateCorruptTail,
-    /// Refuse to open ([`Error::Corrupt`]) rather than drop anything, leaving
-    /// the files untouched for inspection.
+    /// Refuse to open ([`Error::Corrupt`](crate::Error::Corrupt)) rather than
+    /// drop anything, leaving the files untouched for inspection.
     FailOnCorruptTail,
 }

@@ -6,7 +6,7 @@ use std::time::Duration;
 use serde::{Deserialize, Serialize};
 
 use crate::error::{Error, Result};
-use crate::storage::partition_log::LogSettings;
+use crate::storage::partition_log::settings::LogSettings;
 use crate::storage::policy::{CleanupPolicy, FsyncPolicy};
 use crate::storage::segment::MAX_SEGMENT_BYTES;
 

@@ -6,7 +6,7 @@ use std::sync::{Arc, Weak};
 
 use parking_lot::RwLock;
 
-use crate::storage::partition_log::PartitionLog;
+use crate::storage::partition_log::state::PartitionLog;
 use crate::topic::config::TopicConfig;
 use crate::topic::group_progress::GroupProgress;
 

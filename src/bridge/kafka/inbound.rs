@@ -15,9 +15,9 @@ use crate::bridge::kafka::pacing::BATCH;
 use crate::bridge::kafka::reason::kafka_error;
 use crate::bridge::kafka::settings::KafkaSettings;
 use crate::bridge::kafka::stats::Status;
-use crate::bridge::worker::Worker;
 use crate::broker::topic::Topic;
 use crate::error::{Error, Result};
+use crate::storage::background::Worker;
 use crate::storage::record::Record;
 
 /// Pause after an error report from the Kafka consumer (not a back-off: it

@@ -7,9 +7,9 @@ use crate::bridge::kafka::inbound::start_inbound;
 use crate::bridge::kafka::outbound::start_outbound;
 use crate::bridge::kafka::settings::KafkaSettings;
 use crate::bridge::kafka::stats::{BridgeStats, Status};
-use crate::bridge::worker::Worker;
 use crate::broker::topic::Topic;
 use crate::error::Result;
+use crate::storage::background::Worker;
 
 /// A running bridge between a local topic and a Kafka topic, on a thread of
 /// its own. What it guarantees is written up in the source, at the top of

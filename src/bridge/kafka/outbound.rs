@@ -15,10 +15,11 @@ use crate::bridge::kafka::pacing::BATCH;
 use crate::bridge::kafka::reason::kafka_error;
 use crate::bridge::kafka::settings::KafkaSettings;
 use crate::bridge::kafka::stats::Status;
-use crate::bridge::worker::{Worker, poll_past_retention};
+use crate::bridge::worker::poll_past_retention;
 use crate::broker::topic::Topic;
 use crate::client::consumer_group::policy::{AutoCommit, OffsetReset};
 use crate::error::{Error, Result};
+use crate::storage::background::Worker;
 
 /// Counts deliveries that failed.
 #[derive(Default)]

@@ -11,8 +11,8 @@ use crossbeam_channel::{Receiver, SendTimeoutError, Sender, bounded};
 use crate::client::consume::consumer::Consumer;
 use crate::error::{Error, Result};
 use crate::storage::background::spawn_thread;
+use crate::storage::message::Message;
 use crate::storage::notify::WaitCell;
-use crate::storage::record::Message;
 
 /// A [`Consumer`] running on a thread of its own, forwarding each record into
 /// a bounded crossbeam channel. Made by [`Consumer::into_channel`].

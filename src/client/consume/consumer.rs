@@ -17,9 +17,9 @@ use crate::error::{Error, Result};
 use crate::storage::batch::Batch;
 use crate::storage::cursor::Found;
 use crate::storage::health::{BackgroundError, BackgroundTask};
+use crate::storage::message::Message;
 use crate::storage::message_ref::MessageRef;
 use crate::storage::notify::{Notifier, WaitCell};
-use crate::storage::record::Message;
 
 /// Reads records from a topic's partitions, at its own pace, from its own
 /// position per partition.

@@ -9,8 +9,8 @@ use crate::client::consume::start_from::StartFrom;
 use crate::client::consumer_group::policy::OffsetReset;
 use crate::error::{Error, Result};
 use crate::storage::cursor::{Cursor, Found};
+use crate::storage::message::Message;
 use crate::storage::message_ref::MessageRef;
-use crate::storage::record::Message;
 
 /// One cursor per partition read, sorted by partition, and whose turn is
 /// next.

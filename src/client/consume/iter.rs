@@ -3,7 +3,7 @@
 
 use crate::client::consume::consumer::Consumer;
 use crate::error::{Error, Result};
-use crate::storage::record::Message;
+use crate::storage::message::Message;
 
 /// Blocking iterator from [`Consumer::iter`].
 ///

@@ -11,8 +11,8 @@ use crate::client::consumer_group::membership::Membership;
 use crate::client::consumer_group::rebalance::RebalanceEvent;
 use crate::error::{Error, Result};
 use crate::storage::batch::Batch;
+use crate::storage::message::Message;
 use crate::storage::message_ref::MessageRef;
-use crate::storage::record::Message;
 
 /// A member of a consumer group: a consumer with the same receive API as an
 /// independent [`Consumer`], reading only the partitions the group assigns

@@ -12,7 +12,7 @@ use crate::client::consumer_group::rebalance::{Listener, RebalanceEvent, Rebalan
 use crate::error::{Error, Result};
 use crate::group::coordinator::GroupState;
 use crate::storage::notify::Notifier;
-use crate::storage::partition_log::PartitionLog;
+use crate::storage::partition_log::state::PartitionLog;
 
 /// A member's group state, kept inside its consumer.
 pub(crate) struct Membership {

@@ -10,7 +10,7 @@ use crate::client::produce::partitioner;
 use crate::client::produce::send_error::{SendTimeoutError, TrySendError};
 use crate::error::{Error, Result};
 use crate::storage::frame;
-use crate::storage::partition_log::PartitionLog;
+use crate::storage::partition_log::state::PartitionLog;
 use crate::storage::record::{Record, RecordId};
 
 /// Appends records to a topic's partitions.

@@ -5,7 +5,7 @@ use std::time::{Duration, Instant};
 use crate::client::consume::consumer::Consumer;
 use crate::client::consumer_group::member::GroupMember;
 use crate::error::Result;
-use crate::storage::record::Message;
+use crate::storage::message::Message;
 
 /// Where a [`TypedConsumer`] gets its messages: an independent [`Consumer`]
 /// or a [`GroupMember`]. Sealed: those two are all there is.

@@ -10,7 +10,7 @@ use crate::client::typed::codec::{Bincode, Codec};
 use crate::client::typed::source::Source;
 use crate::client::typed::typed_message::TypedMessage;
 use crate::error::{Error, Result};
-use crate::storage::record::Message;
+use crate::storage::message::Message;
 
 /// Receives values of type `T`, decoded by a [`Codec`], from a [`Consumer`]
 /// or a [`GroupMember`].

@@ -1,6 +1,6 @@
 //! [`TypedMessage`]: a decoded value with its record's coordinates.
 
-use crate::storage::record::Message;
+use crate::storage::message::Message;
 
 /// A decoded value with the message it came from (partition, offset, key,
 /// headers, timestamp).

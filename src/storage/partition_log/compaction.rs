@@ -20,7 +20,7 @@ use crate::error::{Error, Result};
 use crate::storage::frame::{self, HEADER_LEN};
 use crate::storage::fsutil;
 use crate::storage::index::{IndexEntry, SegmentIndex};
-use crate::storage::partition_log::{PartitionLog, Slot};
+use crate::storage::partition_log::state::{PartitionLog, Slot};
 use crate::storage::policy::CleanupPolicy;
 use crate::storage::segment::{Segment, index_path, log_path};
 

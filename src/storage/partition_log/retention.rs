@@ -11,7 +11,7 @@ use std::sync::atomic::Ordering;
 
 use crate::error::Result;
 use crate::storage::fsutil;
-use crate::storage::partition_log::{PartitionLog, Slot};
+use crate::storage::partition_log::state::{PartitionLog, Slot};
 use crate::storage::segment::{index_path, log_path};
 
 impl PartitionLog {
@@ -25,7 +25,9 @@ impl PartitionLog {
         self.rolled.swap(false, Ordering::AcqRel)
     }
 
-    pub(super) fn slot_bytes(&self, slot: &Slot) -> u64 {
+    /// Bytes the slot's segment takes: its published frames if it is loaded,
+    /// else its file's size (from its metadata, without opening it).
+    pub(crate) fn slot_bytes(&self, slot: &Slot) -> u64 {
         match &*slot.seg.lock() {
             Some(seg) => u64::from(seg.committed()),
             None => std::fs::metadata(log_path(&self.dir, slot.base)).map_or(0, |m| m.len()),

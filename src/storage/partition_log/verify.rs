@@ -3,7 +3,7 @@
 use std::sync::Arc;
 
 use crate::error::{Error, Result};
-use crate::storage::partition_log::{PartitionLog, Slot};
+use crate::storage::partition_log::state::{PartitionLog, Slot};
 use crate::storage::{frame, scan};
 
 /// What verifying one partition found.

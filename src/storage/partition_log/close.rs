@@ -1,0 +1,50 @@
+//! Stopping a partition: closing it (synced and trimmed, for a broker
+//! shutting down) or abandoning it (files untouched, for a deleted topic).
+
+use crate::error::{Error, Result};
+use crate::storage::partition_log::state::PartitionLog;
+
+impl PartitionLog {
+    /// Stops the partition: syncs, trims the active segment (so reopening
+    /// needs no tail scan), refuses further writes with `reason`, and wakes
+    /// every waiting consumer.
+    ///
+    /// Only a failed sync is an error: once the data is synced, a failure
+    /// to write the active segment's index (say, on a full disk) loses
+    /// nothing, since the next open scans the segment instead; it is logged.
+    pub(crate) fn close(&self, reason: Error) -> Result<()> {
+        let mut w = self.writer.lock();
+        if w.closed.is_some() {
+            return Ok(());
+        }
+        let result = if w.poisoned.is_none() {
+            self.sync_locked(&mut w).and_then(|()| {
+                if let Err(e) = w.active.finish(&self.dir) {
+                    log::warn!(
+                        "millpond: closed {} without writing its index (its data is synced; the next open \
+                         scans it instead): {e}",
+                        w.active.path.display()
+                    );
+                }
+                w.active.sync_file()
+            })
+        } else {
+            Ok(())
+        };
+        w.closed = Some(reason);
+        drop(w);
+        self.notifier.close();
+        self.space.close();
+        result
+    }
+
+    /// Marks the partition closed without touching its files (for a topic
+    /// being deleted).
+    pub(crate) fn abandon(&self, reason: Error) {
+        self.writer.lock().closed = Some(reason);
+        // Waits for any load, retention or compaction using paths to finish.
+        *self.gone.write() = true;
+        self.notifier.close();
+        self.space.close();
+    }
+}

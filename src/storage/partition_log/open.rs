@@ -1,0 +1,199 @@
+//! Opening a partition: listing its directory, removing what a crash left
+//! between two steps, recovering the active segment, and building the
+//! [`PartitionLog`].
+
+use std::path::Path;
+use std::sync::Arc;
+use std::sync::atomic::AtomicU64;
+use std::time::Instant;
+
+use parking_lot::{Mutex, RwLock};
+
+use crate::error::{Error, Result};
+use crate::storage::padded::CachePadded;
+use crate::storage::partition_log::settings::LogSettings;
+use crate::storage::partition_log::state::{PartitionLog, Slot, Writer};
+use crate::storage::policy::{CleanupPolicy, RecoveryMode};
+use crate::storage::prefault::Prefaulter;
+use crate::storage::recovery_event::RecoveryEvent;
+use crate::storage::segment::{PartitionId, Segment};
+use crate::storage::{epochs, fsutil, segment};
+
+/// Parses `<20 digits><suffix>` into the base offset the digits name (which
+/// may be beyond any offset millpond writes: the caller checks).
+fn parse_base(name: &str, suffix: &str) -> Option<u128> {
+    let digits = name.strip_suffix(suffix)?;
+    if digits.len() != 20 || !digits.bytes().all(|b| b.is_ascii_digit()) {
+        return None;
+    }
+    digits.parse().ok()
+}
+
+/// Whether `name` is a file a crash between two steps can leave in a
+/// partition directory, which opening removes: an index without its segment
+/// (retention crashed between the two unlinks), a temporary index or epochs
+/// file, or a compacted segment that was never swapped in.
+fn is_stray(name: &str, bases: &std::collections::HashSet<u128>) -> bool {
+    parse_base(name, ".index").is_some_and(|b| !bases.contains(&b))
+        || parse_base(name, ".index.tmp").is_some()
+        || parse_base(name, ".log.cleaned").is_some()
+        || name.strip_suffix(".tmp") == Some(epochs::FILE_NAME)
+}
+
+impl PartitionLog {
+    /// Removes trailing segments that a crash left with nothing written in
+    /// them (every byte zero), where keeping them would leave a hole in the
+    /// offsets: a batch's plan creates every segment it needs before
+    /// writing, at bases past records that may then never be written.
+    ///
+    /// Only an entirely zero segment goes, and only when its base lies at or
+    /// past the end of the segment before it, which then continues as the
+    /// active segment from that end: no offset is lost or skipped. A segment
+    /// with any byte written stays (a torn first frame is a torn tail,
+    /// recovered and reported); in a compacted topic every trailing segment
+    /// stays, since a segment compaction emptied still holds its place in
+    /// the offsets (gaps are normal there), so the high watermark never
+    /// goes back.
+    fn drop_unwritten_trailing_segments(
+        dir: &Path,
+        id: &PartitionId,
+        settings: &LogSettings,
+        bases: &mut Vec<u64>,
+    ) -> Result<()> {
+        if settings.cleanup == CleanupPolicy::Compact {
+            return Ok(());
+        }
+        while let [.., prev, last] = bases[..] {
+            let path = segment::log_path(dir, last);
+            if !segment::is_entirely_zero(&path)? {
+                break;
+            }
+            let prev_end = match Segment::open_sealed(dir, prev, settings.index_interval, id.clone(), None, false) {
+                Ok(seg) => seg.next_offset(),
+                Err(_) => break, // cannot tell: keep it, the log start is what it is
+            };
+            if last < prev_end {
+                break; // overlaps its predecessor: not ours to judge here
+            }
+            std::fs::remove_file(&path).map_err(Error::io_at("remove unwritten trailing segment", &path))?;
+            fsutil::remove_if_present(&segment::index_path(dir, last), "remove index of unwritten segment")?;
+            bases.pop();
+        }
+        Ok(())
+    }
+
+    /// Opens (creating if needed) the partition in `dir`, recovering its
+    /// active segment.
+    pub(crate) fn open(
+        dir: &Path,
+        topic: Arc<str>,
+        partition: u32,
+        settings: LogSettings,
+        mode: RecoveryMode,
+        prefault: Option<Prefaulter>,
+    ) -> Result<(PartitionLog, Option<RecoveryEvent>)> {
+        let id = PartitionId { topic, partition };
+        let existed = match fsutil::check_real_dir(dir, "open partition directory") {
+            Ok(()) => true,
+            Err(Error::Io { source, .. }) if source.kind() == std::io::ErrorKind::NotFound => false,
+            Err(e) => return Err(e),
+        };
+        fsutil::create_dir_all(dir)?;
+        // One listing (opening must not cost more per sealed segment than
+        // it has to): segment bases, and the strays a crash can leave
+        // between two steps (see `is_stray`), which are removed.
+        let mut bases = Vec::new();
+        let mut names = Vec::new();
+        for entry in std::fs::read_dir(dir).map_err(Error::io_at("list partition directory", dir))? {
+            let entry = entry.map_err(Error::io_at("list partition directory", dir))?;
+            let name = entry.file_name();
+            let Some(name) = name.to_str() else { continue };
+            if let Some(base) = parse_base(name, ".log") {
+                let path = entry.path();
+                if entry.file_type().map_err(Error::io_at("stat segment", &path))?.is_symlink() {
+                    return Err(Error::Symlink { op: "open segment", path });
+                }
+                let Some(base) = u64::try_from(base).ok().filter(|&b| b <= segment::MAX_OFFSET) else {
+                    return Err(Error::Corrupt {
+                        topic: id.topic.to_string(),
+                        partition: id.partition,
+                        path,
+                        position: 0,
+                        reason: format!(
+                            "segment name {name} is beyond the largest offset millpond writes ({})",
+                            segment::MAX_OFFSET
+                        ),
+                    });
+                };
+                bases.push(base);
+            } else {
+                names.push(name.to_string());
+            }
+        }
+        let known: std::collections::HashSet<u128> = bases.iter().map(|&b| u128::from(b)).collect();
+        for name in names.iter().filter(|n| is_stray(n, &known)) {
+            fsutil::remove_if_present(&dir.join(name), "remove stray file")?;
+        }
+        bases.sort_unstable();
+        Self::drop_unwritten_trailing_segments(dir, &id, &settings, &mut bases)?;
+        let (active, event) = match bases.last() {
+            None => {
+                let seg = Segment::create(dir, 0, settings.segment_bytes, id.clone())?;
+                bases.push(0);
+                fsutil::fsync_dir(dir)?;
+                if !existed && let Some(parent) = dir.parent() {
+                    fsutil::fsync_dir(parent)?;
+                }
+                (seg, None)
+            }
+            Some(&last) => {
+                Segment::recover_active(dir, last, settings.segment_bytes, settings.index_interval, mode, id.clone())?
+            }
+        };
+        let epochs = epochs::EpochHistory::load(dir)?;
+        let active = Arc::new(active);
+        let slots: Vec<Arc<Slot>> = bases
+            .iter()
+            .map(|&base| {
+                let seg = (base == active.base_offset).then(|| Arc::clone(&active));
+                Arc::new(Slot { base, seg: Mutex::new(seg) })
+            })
+            .collect();
+        let next_offset = active.next_offset();
+        let entries = active.index_entries();
+        let writer = Writer {
+            last_index_pos: entries.last().map(|e| e.position),
+            max_ts: active.max_timestamp(),
+            synced_to: 0,
+            // The first write asks for the pages after it.
+            prepared: active.committed(),
+            active,
+            next_offset,
+            unsynced_records: 0,
+            pending: Vec::new(),
+            dir_dirty: false,
+            last_sync: Instant::now(),
+            closed: None,
+            poisoned: None,
+            epoch: None,
+        };
+        let log = PartitionLog {
+            id,
+            dir: dir.to_path_buf(),
+            settings,
+            writer: Mutex::new(writer),
+            log_start: AtomicU64::new(bases[0]),
+            slots: RwLock::new(slots),
+            high_watermark: CachePadded::new(AtomicU64::new(next_offset)),
+            notifier: CachePadded::default(),
+            space: CachePadded::default(),
+            gone: RwLock::new(false),
+            maintenance_lock: Mutex::new(()),
+            rolled: std::sync::atomic::AtomicBool::new(false),
+            prefault,
+            epochs,
+            session_start: next_offset,
+        };
+        Ok((log, event))
+    }
+}
