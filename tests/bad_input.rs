@@ -1,15 +1,19 @@
 //! Bad input (DESIGN.md, "Bad input"): every case gets a typed error and
 //! leaves the log, and the directory, as they were.
 
-mod common;
+mod support;
 
-use std::io::{BufRead, BufReader, Write};
+use std::io::Write;
 use std::path::Path;
-use std::process::{Command, Stdio};
+use std::process::Stdio;
 use std::time::Duration;
 
-use common::{TempDir, meta_path, tree};
 use millpond::{Broker, BrokerConfig, Error, FsyncPolicy, Record, StartFrom, Topic, TopicConfig};
+use support::child::{self, Monitored};
+use support::dir::TempDir;
+use support::layout::{meta_path, partition_dir};
+use support::rng::pattern;
+use support::tree::tree;
 
 fn open(dir: &TempDir) -> Broker {
     Broker::open(dir.path()).unwrap()
@@ -264,7 +268,7 @@ fn corrupt_topic_meta_makes_open_fail_with_corrupt_metadata() {
     damaged.push(("truncated payload", good[..good.len() - 1].to_vec()));
     damaged.push(("empty", Vec::new()));
     damaged.push(("trailing bytes", [good.as_slice(), b"junk"].concat()));
-    damaged.push(("garbage", common::pattern(5, good.len())));
+    damaged.push(("garbage", pattern(5, good.len())));
     for (what, bytes) in damaged {
         std::fs::write(&path, &bytes).unwrap();
         let before = tree(dir.path());
@@ -301,7 +305,7 @@ fn missing_topic_meta_is_an_error_not_a_panic() {
 fn foreign_files_in_the_broker_directory_are_ignored() {
     let dir = TempDir::new("foreign");
     let (_, _, stored) = topic_with_meta(&dir);
-    let part = common::partition_dir(dir.path(), "t", 0);
+    let part = partition_dir(dir.path(), "t", 0);
     for stray in ["notes.txt", "123.log", "abc.log", "00000000000000000000.log.bak", "0000000000000000000x.log"] {
         std::fs::write(part.join(stray), b"not a segment").unwrap();
     }
@@ -335,14 +339,14 @@ fn second_open_of_a_locked_directory_in_the_same_process_is_locked() {
 
 const LOCK_CHILD: &str = "lock_child_holds_or_tries_the_lock";
 
-/// Child entry point: with `MILLPOND_LOCK_DIR` set, `MILLPOND_LOCK_MODE=hold`
-/// opens the broker, prints `@@HOLDING` and keeps it open until stdin closes;
-/// `try` prints `@@RESULT <outcome>` for one open attempt.
+/// Child entry point: in role `hold` it opens the broker in its directory,
+/// prints `@@HOLDING` and keeps it open until stdin closes; in role `try`
+/// it prints `@@RESULT <outcome>` for one open attempt.
 #[test]
 #[ignore = "entry point of the child process the lock tests spawn; does nothing on its own"]
 fn lock_child_holds_or_tries_the_lock() {
-    let Some(dir) = std::env::var_os("MILLPOND_LOCK_DIR") else { return };
-    let mode = std::env::var("MILLPOND_LOCK_MODE").unwrap();
+    let Some(mode) = child::role() else { return };
+    let dir = child::dir();
     let mut out = std::io::stdout().lock();
     if mode == "hold" {
         let broker = Broker::open(&dir).expect("child: open");
@@ -362,33 +366,14 @@ fn lock_child_holds_or_tries_the_lock() {
     }
 }
 
-fn lock_child(dir: &Path, mode: &str) -> std::process::Child {
-    Command::new(std::env::current_exe().unwrap())
-        .args(["--exact", LOCK_CHILD, "--ignored", "--nocapture", "--test-threads=1", "-q"])
-        .env("MILLPOND_LOCK_DIR", dir)
-        .env("MILLPOND_LOCK_MODE", mode)
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::inherit())
-        .spawn()
-        .unwrap()
+fn lock_child(dir: &Path, mode: &str) -> Monitored {
+    Monitored::spawn(child::command(LOCK_CHILD, mode, dir).stdin(Stdio::piped()))
 }
 
-/// Reads the child's stdout until a line containing `marker`; returns it.
-fn wait_for(child: &mut std::process::Child, marker: &str) -> String {
-    let stdout = child.stdout.take().unwrap();
-    let (tx, rx) = crossbeam_channel::bounded(1);
-    let wanted = marker.to_string();
-    std::thread::spawn(move || {
-        for line in BufReader::new(stdout).lines() {
-            let line = line.unwrap_or_default();
-            if let Some(i) = line.find(&wanted) {
-                let _ = tx.send(line[i..].to_string());
-            }
-            // Keep draining, so the child never writes into a closed pipe.
-        }
-    });
-    rx.recv_timeout(Duration::from_secs(60)).unwrap_or_else(|_| panic!("the child never printed {marker}"))
+/// Reads the child's stdout until a line containing `marker`; returns it
+/// from the marker on.
+fn wait_for(child: &mut Monitored, marker: &str) -> String {
+    child.expect_line(marker, Duration::from_secs(60), drop, &format!("the child never printed {marker}"))
 }
 
 #[test]
@@ -403,18 +388,18 @@ fn open_of_a_directory_locked_by_another_process_is_locked() {
         Err(Error::Locked { path }) => assert_eq!(path, dir.join("millpond.lock")),
         other => panic!("open of a directory another process holds returned {other:?}"),
     }
-    drop(holder.stdin.take()); // lets the holder exit
-    assert!(holder.wait().unwrap().success());
+    drop(holder.stdin()); // lets the holder exit
+    assert!(holder.wait().status.success());
     let broker = Broker::open(dir.path()).expect("the lock is released when the holder exits");
 
     // We hold it: another process gets Locked.
     let mut trier = lock_child(dir.path(), "try");
     assert_eq!(wait_for(&mut trier, "@@RESULT"), "@@RESULT locked");
-    assert!(trier.wait().unwrap().success());
+    assert!(trier.wait().status.success());
     drop(broker);
     let mut trier = lock_child(dir.path(), "try");
     assert_eq!(wait_for(&mut trier, "@@RESULT"), "@@RESULT opened");
-    assert!(trier.wait().unwrap().success());
+    assert!(trier.wait().status.success());
 }
 
 #[test]

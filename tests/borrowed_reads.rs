@@ -2,12 +2,14 @@
 //! the same records, in the same order, with the same positions and group
 //! commits as the owned `Message` API.
 
-mod common;
+mod support;
 
 use std::time::{Duration, Instant};
 
-use common::{Lcg, TempDir, pattern};
 use millpond::{AutoCommit, Broker, Error, Message, MessageRef, Record, StartFrom, TopicConfig};
+use support::dir::TempDir;
+use support::layout::segment_files;
+use support::rng::{Lcg, pattern};
 
 /// Everything a consumer can see of one record.
 type Seen = (u32, u64, i64, Option<Vec<u8>>, Vec<u8>, bool, Vec<(String, Vec<u8>)>);
@@ -211,7 +213,7 @@ fn write_with_damaged_third_frame(tmp: &TempDir) -> usize {
     }
     // Frames are all the same size (a 40-byte header, a 26-byte record
     // header and the value); damage the third one's value.
-    let first = &common::segment_files(tmp.path(), "t", 0)[0];
+    let first = &segment_files(tmp.path(), "t", 0)[0];
     let mut bytes = std::fs::read(first).unwrap();
     let frame_len = 40 + 26 + 50;
     assert_eq!(bytes.len() % frame_len, 0, "a sealed segment holds whole frames");

@@ -16,19 +16,19 @@
 //!   (or, when that is a tombstone, possibly nothing at all) — never an
 //!   older value brought back to life.
 
-mod fault_util;
+mod support;
 
 use std::collections::HashMap;
-use std::io::{BufRead, BufReader};
 use std::os::unix::process::ExitStatusExt;
 use std::path::Path;
-use std::process::Stdio;
-use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
-use fault_util::{Lcg, Spec, Stored, TempDir, child_command, child_dir, child_role, files_ending, segment_bases};
 use millpond::{Broker, CleanupPolicy, StartFrom, TopicConfig};
+use support::child::{self, Monitored};
+use support::dir::TempDir;
+use support::layout::{files_ending, segment_bases};
+use support::records::{Spec, Stored, drain};
+use support::rng::Seed;
 
 const TOPIC: &str = "kv";
 const KEYS: u64 = 60;
@@ -70,7 +70,7 @@ fn append(topic: &millpond::Topic, from: u64, to: u64) {
 /// The child: append and compact until killed (or, as a safety net, for
 /// at most a minute).
 fn child_compactor() {
-    let dir = child_dir();
+    let dir = child::dir();
     let broker = Broker::open(&dir).expect("child: open");
     let topic = broker.create_topic(TOPIC, config()).expect("child: topic");
     let mut hw = topic.high_watermark(0).expect("child: hw");
@@ -115,7 +115,7 @@ fn check_after_kill(dir: &Path, acked: u64, round: usize) -> u64 {
     assert_eq!(topic.log_start(0).unwrap(), 0, "compaction never moves the log start");
 
     let mut c = topic.consumer(StartFrom::Earliest).unwrap();
-    let got: Vec<Stored> = fault_util::drain(&mut c, usize::MAX).iter().map(Stored::of).collect();
+    let got: Vec<Stored> = drain(&mut c, usize::MAX).iter().map(Stored::of).collect();
     assert_eq!(report.records, got.len() as u64, "round {round}: verify and a consumer agree");
     let mut last = None;
     for s in &got {
@@ -157,7 +157,7 @@ fn check_after_kill(dir: &Path, acked: u64, round: usize) -> u64 {
 
 #[test]
 fn sigkill_during_compaction_keeps_every_key_latest_record_and_every_offset() {
-    if child_role().as_deref() == Some("compactor") {
+    if child::role().as_deref() == Some("compactor") {
         child_compactor();
         return;
     }
@@ -177,57 +177,35 @@ fn sigkill_during_compaction_keeps_every_key_latest_record_and_every_offset() {
     assert!(sealed >= 20, "the test needs many sealed segments, got {sealed}");
     check_after_kill(&dir, PREFILL, 0);
 
-    let kills = if fault_util::soak() { 40 } else { 12 };
-    let mut lcg = Lcg::new(0xC0FFEE);
+    let kills = if support::soak() { 40 } else { 12 };
+    let seed = Seed::from_env_or(0xC0FFEE);
+    let mut lcg = seed.rng();
     let mut acked = PREFILL;
     let mut mid_compaction = 0;
     for round in 1..=kills {
-        let stderr_path = tmp.join(format!("child-{round}.stderr"));
-        let stderr = std::fs::File::create(&stderr_path).unwrap();
-        let mut child = child_command(TEST_NAME, "compactor", &dir)
-            .stdout(Stdio::piped())
-            .stderr(Stdio::from(stderr))
-            .spawn()
-            .expect("spawn child");
-        let stdout = child.stdout.take().unwrap();
-        let ready = Arc::new(AtomicU64::new(u64::MAX));
-        let last_ack = Arc::new(AtomicU64::new(0));
-        let reader = {
-            let (ready, last_ack) = (Arc::clone(&ready), Arc::clone(&last_ack));
-            std::thread::spawn(move || {
-                for line in BufReader::new(stdout).lines().map_while(Result::ok) {
-                    // The harness prints "test <name> ... " without a newline first.
-                    if let Some((_, n)) = line.split_once("READY ") {
-                        ready.store(n.trim().parse().unwrap(), Ordering::SeqCst);
-                    } else if let Some(n) = line.strip_prefix("ACK ") {
-                        last_ack.store(n.trim().parse().unwrap(), Ordering::SeqCst);
-                    }
-                }
-            })
-        };
-        let started = fault_util::wait_until(Duration::from_secs(30), || ready.load(Ordering::SeqCst) != u64::MAX);
-        if !started {
-            let _ = child.kill();
-            let _ = child.wait();
-            panic!("round {round}: child never got ready: {}", std::fs::read_to_string(&stderr_path).unwrap());
-        }
-        assert_eq!(
-            ready.load(Ordering::SeqCst),
-            acked,
-            "round {round}: the child starts at the checked high watermark"
+        let mut child = Monitored::spawn(&mut child::command(TEST_NAME, "compactor", &dir));
+        // The harness prints "test <name> ... " without a newline first.
+        let ready = child.expect_line(
+            "READY ",
+            Duration::from_secs(30),
+            drop,
+            &format!("round {round}: child never got ready"),
         );
+        let ready: u64 = ready["READY ".len()..].trim().parse().unwrap();
+        assert_eq!(ready, acked, "round {round}: the child starts at the checked high watermark");
         let delay = Duration::from_millis(lcg.range(0, 700));
         std::thread::sleep(delay);
-        child.kill().expect("SIGKILL the child");
-        let status = child.wait().unwrap();
-        reader.join().unwrap();
+        let killed = child.kill9();
         assert_eq!(
-            status.signal(),
+            killed.status.signal(),
             Some(libc::SIGKILL),
-            "round {round}: the child must die by SIGKILL, not {status:?}: {}",
-            std::fs::read_to_string(&stderr_path).unwrap()
+            "round {round}: the child must die by SIGKILL, not {:?}: {}",
+            killed.status,
+            killed.stderr
         );
-        acked = acked.max(last_ack.load(Ordering::SeqCst));
+        // The child's last acknowledgement (they only grow).
+        let last_ack = killed.rest.iter().rev().find_map(|l| l.strip_prefix("ACK "));
+        acked = acked.max(last_ack.map_or(0, |n| n.trim().parse().unwrap()));
         let ev = evidence(&dir);
         if ev.cleaned_files > 0 || ev.sealed_without_index > 0 {
             mid_compaction += 1;

@@ -5,20 +5,17 @@
 //! Hangs are detected with generous channel timeouts (a blocked thread must
 //! report back within seconds), never with upper bounds on elapsed time.
 
-mod common;
+mod support;
 
 use std::collections::HashSet;
 use std::sync::{Arc, Barrier};
 use std::thread;
 use std::time::{Duration, Instant};
 
-use common::TempDir;
 use crossbeam_channel::{RecvTimeoutError, after, bounded, never, select};
 use millpond::{Broker, Consumer, Error, Message, Record, RecordId, StartFrom, TopicConfig, WaitStrategy};
-
-/// How long a test waits for a thread that should answer promptly before
-/// declaring it hung.
-const HANG: Duration = Duration::from_secs(10);
+use support::dir::TempDir;
+use support::wait::{HANG, poll_until};
 
 const PRODUCERS: u32 = 4;
 const PER_PRODUCER: u64 = 25_000;
@@ -79,7 +76,7 @@ fn consume(mut next: impl FnMut() -> Vec<Message>) -> Seen {
 
 #[test]
 fn four_producers_two_consumers_see_every_record_exactly_once_in_order() {
-    let rounds = if std::env::var_os("MILLPOND_SOAK").is_some() { 50 } else { 1 };
+    let rounds = if support::soak() { 50 } else { 1 };
     for _ in 0..rounds {
         mpmc_round();
     }
@@ -490,11 +487,7 @@ fn channel_bridge_stop_returns_consumer_positioned_after_last_forwarded_record()
     let t = broker.create_topic("full", TopicConfig::default()).unwrap();
     t.producer().send_batch((0..1000).map(|i| Record::new(format!("{i}")))).unwrap();
     let bridge = t.consumer(StartFrom::Earliest).unwrap().into_channel(8);
-    let start = Instant::now();
-    while bridge.receiver().len() < 8 {
-        assert!(start.elapsed() < HANG, "the bridge never filled its channel");
-        thread::sleep(Duration::from_millis(1));
-    }
+    assert!(poll_until(HANG, || bridge.receiver().len() >= 8), "the bridge never filled its channel");
     let_it_park();
     check_stop("full channel", 1000, Vec::new(), bridge);
 

@@ -14,25 +14,26 @@
 //! Some rounds use 4-8 KiB segments so that kills land while segments roll.
 //! `MILLPOND_SOAK=1` runs many more rounds.
 
-mod common;
+mod support;
 
 use std::collections::{BTreeMap, HashSet};
-use std::io::{BufRead, BufReader, Read, Write};
+use std::io::Write;
 use std::os::unix::process::ExitStatusExt;
 use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
 use std::thread;
 use std::time::{Duration, Instant};
 
-use common::{Lcg, TempDir};
-use crossbeam_channel::{RecvTimeoutError, unbounded};
 use millpond::{Broker, FsyncPolicy, Message, Record, RecordId, StartFrom, TopicConfig};
+use support::child::{self, Monitored};
+use support::dir::TempDir;
+use support::layout::{active_segment, index_files, segment_files};
+use support::rng::{Lcg, pattern};
+use support::soak;
 
 const TOPIC: &str = "crash";
 const PARTITIONS: u32 = 3;
 /// The name of the child entry point below (for `--exact`).
 const CHILD_TEST: &str = "crash_child_appends_until_killed";
-const ENV_DIR: &str = "MILLPOND_CRASH_CHILD";
 const ENV_SEGMENT: &str = "MILLPOND_CRASH_SEGMENT";
 const ENV_MAX_VALUE: &str = "MILLPOND_CRASH_MAX_VALUE";
 const ENV_SEQ: &str = "MILLPOND_CRASH_SEQ";
@@ -44,8 +45,6 @@ const RUN_SHIFT: u32 = 40;
 const MAX_SEGMENTS: usize = 600;
 /// Bytes of the value prefix: seq, length, crc of the rest.
 const PREFIX: usize = 16;
-/// SIGKILL's number on every unix (what `Child::kill` sends).
-const SIGKILL: i32 = 9;
 
 fn topic_config(segment_bytes: u64, fsync: &str) -> TopicConfig {
     let max_record = (segment_bytes - 40).min(1 << 20) as u32;
@@ -66,7 +65,7 @@ fn topic_config(segment_bytes: u64, fsync: &str) -> TopicConfig {
 /// The value of record `seq`: `[seq u64][len u32][crc32 of the pattern u32][pattern]`.
 fn make_value(seq: u64, len: usize) -> Vec<u8> {
     let len = len.max(PREFIX);
-    let pattern = common::pattern(seq, len - PREFIX);
+    let pattern = pattern(seq, len - PREFIX);
     let mut v = Vec::with_capacity(len);
     v.extend_from_slice(&seq.to_le_bytes());
     v.extend_from_slice(&(len as u32).to_le_bytes());
@@ -139,19 +138,18 @@ fn check_record(m: &Message) -> Result<u64, String> {
     Ok(seq)
 }
 
-fn env_u64(name: &str) -> u64 {
-    std::env::var(name).unwrap_or_else(|_| panic!("{name} not set")).parse().expect("a number")
-}
-
 /// The child: opens (recovering) the broker and appends until killed,
 /// printing `@@A <partition> <offset> <seq>` after every acknowledged record.
 #[test]
 #[ignore = "entry point of the child process the crash tests spawn; does nothing on its own"]
 fn crash_child_appends_until_killed() {
-    let Some(dir) = std::env::var_os(ENV_DIR) else { return };
-    let segment_bytes = env_u64(ENV_SEGMENT);
-    let max_value = env_u64(ENV_MAX_VALUE);
-    let mut seq = env_u64(ENV_SEQ);
+    if child::role().is_none() {
+        return;
+    }
+    let dir = child::dir();
+    let segment_bytes = child::param_u64(ENV_SEGMENT);
+    let max_value = child::param_u64(ENV_MAX_VALUE);
+    let mut seq = child::param_u64(ENV_SEQ);
     let fsync = std::env::var(ENV_FSYNC).unwrap_or_else(|_| "never".into());
     let broker = Broker::open(&dir).expect("child: open");
     let topic = broker.create_topic(TOPIC, topic_config(segment_bytes, &fsync)).expect("child: create topic");
@@ -214,44 +212,14 @@ struct RunLog {
 /// Spawns the child on `dir`, lets it append for `kill_after`, SIGKILLs it
 /// and returns every complete ack line it wrote.
 fn run_child(dir: &Path, segment_bytes: u64, max_value: u64, run: u64, fsync: &str, kill_after: Duration) -> RunLog {
-    let exe = std::env::current_exe().expect("current_exe");
-    let mut child = Command::new(exe)
-        .args(["--exact", CHILD_TEST, "--ignored", "--nocapture", "--test-threads=1", "-q"])
-        .env(ENV_DIR, dir)
-        .env(ENV_SEGMENT, segment_bytes.to_string())
-        .env(ENV_MAX_VALUE, max_value.to_string())
-        .env(ENV_SEQ, (run << RUN_SHIFT).to_string())
-        .env(ENV_FSYNC, fsync)
-        .env("RUST_BACKTRACE", "0")
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("spawn child");
-    let stdout = child.stdout.take().expect("stdout");
-    let mut stderr = child.stderr.take().expect("stderr");
-    let (tx, lines) = unbounded::<String>();
-    let reader = thread::spawn(move || {
-        let mut r = BufReader::new(stdout);
-        let mut line = String::new();
-        loop {
-            line.clear();
-            match r.read_line(&mut line) {
-                // Only complete lines count: the kill may cut the last one.
-                Ok(n) if n > 0 && line.ends_with('\n') => {
-                    if tx.send(line.clone()).is_err() {
-                        return;
-                    }
-                }
-                _ => return,
-            }
-        }
-    });
-    let err_reader = thread::spawn(move || {
-        let mut s = String::new();
-        let _ = stderr.read_to_string(&mut s); // whatever there is, for the failure message
-        s
-    });
+    let mut child = Monitored::spawn(
+        child::command(CHILD_TEST, "appender", dir)
+            .env(ENV_SEGMENT, segment_bytes.to_string())
+            .env(ENV_MAX_VALUE, max_value.to_string())
+            .env(ENV_SEQ, (run << RUN_SHIFT).to_string())
+            .env(ENV_FSYNC, fsync)
+            .env("RUST_BACKTRACE", "0"),
+    );
     let mut log = RunLog::default();
     let parse = |line: &str, log: &mut RunLog| {
         if let Some(i) = line.find("@@A ") {
@@ -262,43 +230,19 @@ fn run_child(dir: &Path, segment_bytes: u64, max_value: u64, run: u64, fsync: &s
             log.idled = true;
         }
     };
-    // Kills the child (if still alive) and fails with its stderr.
-    let fail = |mut child: std::process::Child, err_reader: thread::JoinHandle<String>, why: &str| -> ! {
-        let _ = child.kill(); // it may be gone already
-        let status = child.wait().map(|s| format!("{s:?}")).unwrap_or_default();
-        let err = err_reader.join().unwrap_or_default();
-        panic!("child {why} (status {status}); its stderr:\n{err}");
-    };
 
     // Wait until the child has opened the broker, then let it append.
-    let ready_deadline = Instant::now() + Duration::from_secs(60);
-    loop {
-        match lines.recv_timeout(ready_deadline.saturating_duration_since(Instant::now())) {
-            Ok(l) if l.contains("@@READY") => break,
-            Ok(_) => {}
-            Err(_) => fail(child, err_reader, "never became ready"),
-        }
-    }
+    child.expect_line("@@READY", Duration::from_secs(60), drop, "child never became ready");
     let kill_at = Instant::now() + kill_after;
-    loop {
-        match lines.recv_timeout(kill_at.saturating_duration_since(Instant::now())) {
-            Ok(l) => parse(&l, &mut log),
-            Err(RecvTimeoutError::Timeout) => break,
-            Err(RecvTimeoutError::Disconnected) => fail(child, err_reader, "exited before it was killed"),
-        }
+    child.lines_until(kill_at, |l| parse(&l, &mut log), "child exited before it was killed");
+    let killed = child.kill9();
+    if killed.status.signal() != Some(libc::SIGKILL) {
+        panic!("child ended with {:?} instead of SIGKILL; its stderr:\n{}", killed.status, killed.stderr);
     }
-    child.kill().expect("kill child");
-    let status = child.wait().expect("wait for child");
-    if status.signal() != Some(SIGKILL) {
-        let err = err_reader.join().unwrap_or_default();
-        panic!("child ended with {status:?} instead of SIGKILL; its stderr:\n{err}");
+    // Lines the child wrote before it died were still in the pipe.
+    for l in &killed.rest {
+        parse(l, &mut log);
     }
-    // Lines the child wrote before it died are still in the pipe.
-    for l in lines.iter() {
-        parse(&l, &mut log);
-    }
-    reader.join().expect("stdout reader");
-    drop(err_reader);
     log
 }
 
@@ -339,8 +283,8 @@ fn verify(dir: &Path, segment_bytes: u64, acked: &Acked, label: &str) -> Found {
     // Signs that the kill landed during a roll: an empty active segment, or
     // a sealed segment that was never trimmed or has no index.
     for p in 0..PARTITIONS {
-        let segs = common::segment_files(dir, TOPIC, p);
-        let idx: HashSet<PathBuf> = common::index_files(dir, TOPIC, p).into_iter().collect();
+        let segs = segment_files(dir, TOPIC, p);
+        let idx: HashSet<PathBuf> = index_files(dir, TOPIC, p).into_iter().collect();
         if let [.., prev, last] = segs.as_slice() {
             let last_len = std::fs::metadata(last).expect("stat").len();
             let prev_len = std::fs::metadata(prev).expect("stat").len();
@@ -360,11 +304,7 @@ fn verify(dir: &Path, segment_bytes: u64, acked: &Acked, label: &str) -> Found {
         assert!(e.dropped_bytes > 0, "{label}: an event that dropped nothing: {e:?}");
         assert!(!e.reason.is_empty(), "{label}: {e:?}");
         assert!(e.valid_bytes + e.dropped_bytes <= segment_bytes, "{label}: {e:?}");
-        assert_eq!(
-            e.segment,
-            common::active_segment(dir, TOPIC, e.partition),
-            "{label}: only active segments are repaired"
-        );
+        assert_eq!(e.segment, active_segment(dir, TOPIC, e.partition), "{label}: only active segments are repaired");
         assert_eq!(e.next_offset, topic.high_watermark(e.partition).unwrap(), "{label}: {e:?}");
         if let Some((&(_, last), _)) = acked.at.range((e.partition, 0)..(e.partition + 1, 0)).next_back() {
             assert!(e.next_offset > last, "{label}: recovery dropped acknowledged offset {last}: {e:?}");
@@ -413,10 +353,6 @@ fn verify(dir: &Path, segment_bytes: u64, acked: &Acked, label: &str) -> Found {
     let total: u64 = (0..PARTITIONS).map(|p| topic.high_watermark(p).unwrap()).sum();
     assert_eq!(total, found.records, "{label}: second reopen sees the same log");
     found
-}
-
-fn soak() -> bool {
-    std::env::var_os("MILLPOND_SOAK").is_some()
 }
 
 /// Kill delay of round `r`: 20..300 ms from an LCG seeded by the round.

@@ -38,22 +38,26 @@
 //! across every kill). `MILLPOND_SOAK=1` runs hundreds of cycles;
 //! `MILLPOND_SEED=<n>` changes the schedule.
 
-mod fault_util;
+mod support;
 
 use std::collections::BTreeMap;
-use std::io::{BufRead, BufReader, Read, Write};
+use std::io::Write;
 use std::os::unix::process::ExitStatusExt;
 use std::path::{Path, PathBuf};
-use std::process::Stdio;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
-use fault_util::{Lcg, TempDir, child_command, child_dir, child_role, copy_tree, soak};
 use millpond::{
     AutoCommit, Broker, BrokerConfig, CleanupPolicy, Message, Record, RecoveryEvent, RecoveryMode, StartFrom,
     TopicConfig,
 };
+use support::child::{self, Monitored};
+use support::dir::TempDir;
+use support::layout::{partition_dir, segment_bases};
+use support::rng::{Lcg, Seed};
+use support::soak;
+use support::tree::{Entry, copy_tree, snapshot};
 
 const TEST_NAME: &str = "crash_loop_on_one_growing_directory_keeps_every_acknowledged_record_and_group_progress";
 const RUN_ENV: &str = "MILLPOND_LOOP_RUN";
@@ -149,8 +153,8 @@ fn child() {
         default_hook(info);
         std::process::abort();
     }));
-    let dir = child_dir();
-    let run: u64 = std::env::var(RUN_ENV).expect("run").parse().expect("a number");
+    let dir = child::dir();
+    let run = child::param_u64(RUN_ENV);
     let broker = Broker::open(&dir).expect("child: open");
     let topics: Vec<millpond::Topic> =
         TOPICS.iter().map(|(name, _)| broker.create_topic(name, config(name)).expect("child: create topic")).collect();
@@ -297,76 +301,31 @@ impl Model {
 /// Runs one child cycle; returns (acks, killed before READY).
 fn run_cycle(dir: &Path, run: u64, rng: &mut Lcg, model: &mut Model) -> (usize, bool) {
     let label = format!("cycle {run}");
-    let mut child = child_command(TEST_NAME, "writer", dir)
-        .env(RUN_ENV, run.to_string())
-        .env("RUST_BACKTRACE", "0")
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("spawn child");
-    let stdout = child.stdout.take().unwrap();
-    let mut stderr = child.stderr.take().unwrap();
-    let (tx, rx) = std::sync::mpsc::channel::<String>();
-    let reader = std::thread::spawn(move || {
-        let mut r = BufReader::new(stdout);
-        let mut line = String::new();
-        loop {
-            line.clear();
-            match r.read_line(&mut line) {
-                Ok(n) if n > 0 && line.ends_with('\n') => {
-                    if tx.send(line.clone()).is_err() {
-                        return;
-                    }
-                }
-                _ => return,
-            }
-        }
-    });
-    let err_reader = std::thread::spawn(move || {
-        let mut s = String::new();
-        let _ = stderr.read_to_string(&mut s);
-        s
-    });
+    let mut child = Monitored::spawn(
+        child::command(TEST_NAME, "writer", dir).env(RUN_ENV, run.to_string()).env("RUST_BACKTRACE", "0"),
+    );
     // 1 cycle in 12 is killed during start-up (recovery, creating
     // topics, joining groups); the rest after READY plus a delay.
     let early = rng.range(0, 12) == 0;
     let acks_before = model.acked.len();
     let mut lines = Vec::new();
-    let fail = |child: &mut std::process::Child, err_reader: std::thread::JoinHandle<String>, why: &str| -> ! {
-        let _ = child.kill(); // the child this test started
-        let status = child.wait().map(|s| format!("{s:?}")).unwrap_or_default();
-        panic!("{why} (status {status}); child stderr:\n{}", err_reader.join().unwrap_or_default());
-    };
+    let exited_early = format!("{label}: the child exited before it was killed");
     if early {
         std::thread::sleep(Duration::from_millis(rng.range(1, 80)));
     } else {
-        let deadline = Instant::now() + Duration::from_secs(60);
-        loop {
-            match rx.recv_timeout(deadline.saturating_duration_since(Instant::now())) {
-                Ok(l) if l.contains("@@READY") => break,
-                Ok(l) => lines.push(l),
-                Err(_) => fail(&mut child, err_reader, &format!("{label}: the child never became ready")),
-            }
-        }
+        let never_ready = format!("{label}: the child never became ready");
+        child.expect_line("@@READY", Duration::from_secs(60), |l| lines.push(l), &never_ready);
         let kill_at = Instant::now() + Duration::from_millis(rng.range(20, 260));
-        loop {
-            match rx.recv_timeout(kill_at.saturating_duration_since(Instant::now())) {
-                Ok(l) => lines.push(l),
-                Err(std::sync::mpsc::RecvTimeoutError::Timeout) => break,
-                Err(_) => fail(&mut child, err_reader, &format!("{label}: the child exited before it was killed")),
-            }
-        }
+        child.lines_until(kill_at, |l| lines.push(l), &exited_early);
     }
-    if child.try_wait().ok().flatten().is_some() {
-        fail(&mut child, err_reader, &format!("{label}: the child exited before it was killed"));
+    if child.has_exited() {
+        child.fail(&exited_early);
     }
-    child.kill().expect("kill the child");
-    let status = child.wait().expect("wait for the child");
-    if status.signal() != Some(9) {
-        panic!("{label}: child ended with {status:?}, not SIGKILL:\n{}", err_reader.join().unwrap_or_default());
+    let killed = child.kill9();
+    if killed.status.signal() != Some(libc::SIGKILL) {
+        panic!("{label}: child ended with {:?}, not SIGKILL:\n{}", killed.status, killed.stderr);
     }
-    reader.join().expect("stdout reader");
-    lines.extend(rx.try_iter());
+    lines.extend(killed.rest);
     for l in &lines {
         model.parse(l.trim_end(), &label);
     }
@@ -419,13 +378,14 @@ fn read_content(broker: &Broker) -> Result<Content, String> {
     Ok(Content { logs, committed })
 }
 
-fn snapshot(dir: &Path) -> BTreeMap<PathBuf, Vec<u8>> {
-    fault_util::tree(dir)
+/// Every file (not the lock file) with its bytes.
+fn files(dir: &Path) -> BTreeMap<PathBuf, Vec<u8>> {
+    snapshot(dir)
         .into_iter()
-        .filter(|p| p.file_name().is_some_and(|n| n != "millpond.lock") && p.is_file())
-        .map(|p| {
-            let b = std::fs::read(&p).unwrap();
-            (p, b)
+        .filter(|(p, _)| p.file_name().is_some_and(|n| n != "millpond.lock"))
+        .filter_map(|(p, e)| match e {
+            Entry::File(bytes) => Some((p, bytes)),
+            Entry::Dir | Entry::Link(_) => None,
         })
         .collect()
 }
@@ -433,8 +393,8 @@ fn snapshot(dir: &Path) -> BTreeMap<PathBuf, Vec<u8>> {
 /// Checks the default-mode open of a copy against the model.
 fn check_default(label: &str, dir: &Path, report: &[RecoveryEvent], content: &Content, model: &Model) {
     for e in report {
-        let pdir = fault_util::partition_dir(dir, &e.topic, e.partition);
-        let newest = fault_util::segment_bases(dir, &e.topic, e.partition).last().copied();
+        let pdir = partition_dir(dir, &e.topic, e.partition);
+        let newest = segment_bases(dir, &e.topic, e.partition).last().copied();
         assert_eq!(
             Some(e.segment.clone()),
             newest.map(|b| pdir.join(format!("{b:020}.log"))),
@@ -533,7 +493,7 @@ fn verify_cycle(label: &str, dir: &Path, model: &Model) -> (usize, bool) {
     assert_eq!(again.recovery_report(), vec![], "{label}: a second open repairs nothing");
     drop(again);
 
-    let before = snapshot(b.path());
+    let before = files(b.path());
     let strict = Broker::open_with(b.path(), BrokerConfig::default().recovery(RecoveryMode::FailOnCorruptTail));
     match strict {
         Ok(s) => {
@@ -546,7 +506,7 @@ fn verify_cycle(label: &str, dir: &Path, model: &Model) -> (usize, bool) {
             drop(s);
         }
         Err(e) => {
-            let after = snapshot(b.path());
+            let after = files(b.path());
             let changed: Vec<&PathBuf> = before.keys().filter(|k| before.get(*k) != after.get(*k)).collect();
             assert!(changed.is_empty(), "{label}: strict open failed ({e}) but changed {changed:?}");
             let new: Vec<&PathBuf> = after.keys().filter(|k| !before.contains_key(*k)).collect();
@@ -563,13 +523,13 @@ fn verify_cycle(label: &str, dir: &Path, model: &Model) -> (usize, bool) {
 
 #[test]
 fn crash_loop_on_one_growing_directory_keeps_every_acknowledged_record_and_group_progress() {
-    if child_role().is_some() {
+    if child::role().is_some() {
         child();
         return;
     }
-    let seed: u64 = std::env::var("MILLPOND_SEED").ok().and_then(|s| s.parse().ok()).unwrap_or(20_250_601);
+    let seed = Seed::from_env_or(20_250_601);
     let cycles = if soak() { 300 } else { 10 };
-    let mut rng = Lcg::new(seed);
+    let mut rng = seed.rng();
     let tmp = TempDir::new("crash-loop");
     let dir = tmp.join("broker");
     let mut model = Model::default();

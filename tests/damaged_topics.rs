@@ -4,12 +4,13 @@
 //! `topic.meta` copied from another topic, or partition directories its
 //! metadata does not account for, are reported rather than served.
 
-mod fault_util;
+mod support;
 
-use std::path::{Path, PathBuf};
-
-use fault_util::{TempDir, tree};
-use millpond::{Broker, BrokerConfig, Error, Record, StartFrom, TopicConfig};
+use millpond::{Broker, BrokerConfig, Error, Record, TopicConfig};
+use support::dir::TempDir;
+use support::layout::meta_path as meta;
+use support::records::sorted_values as values;
+use support::tree::tree;
 
 fn cfg() -> TopicConfig {
     TopicConfig::default().segment_bytes(64 << 10).max_record_bytes(4096).partitions(2)
@@ -25,17 +26,6 @@ fn broker_with(label: &str, names: &[&str], config: TopicConfig) -> TempDir {
     }
     broker.close().unwrap();
     dir
-}
-
-fn meta(dir: &Path, topic: &str) -> PathBuf {
-    dir.join("topics").join(topic).join("topic.meta")
-}
-
-fn values(broker: &Broker, topic: &str) -> Vec<Vec<u8>> {
-    let mut c = broker.topic(topic).unwrap().consumer(StartFrom::Earliest).unwrap();
-    let mut v: Vec<Vec<u8>> = c.try_iter().map(|m| m.unwrap().value().to_vec()).collect();
-    v.sort();
-    v
 }
 
 fn expected(topic: &str) -> Vec<Vec<u8>> {

@@ -8,15 +8,18 @@
 //! after every n-th record, in the background, or only on `flush()`. Every
 //! policy must also read back everything after a reopen.
 
-mod fault_util;
+mod support;
 
 use std::collections::{BTreeMap, HashMap};
 use std::time::Duration;
 
-use fault_util::{Spec, Stored, TempDir, by_position, drain, read_all, segment_bases, segment_path, send_all};
 use millpond::{
     AutoCommit, Broker, CleanupPolicy, Error, FsyncPolicy, OffsetReset, Record, StartFrom, TopicConfig, now_millis,
 };
+use support::dir::TempDir;
+use support::layout::{index_path, segment_bases, segment_path};
+use support::records::{Spec, Stored, by_position, drain, read_all, send_all};
+use support::wait::poll_until;
 
 /// Counting `msync(2)`: every sync of segment data goes through it.
 mod msync_probe {
@@ -196,7 +199,7 @@ fn fsync_interval_syncs_in_the_background_without_flush_and_everything_survives_
         assert!(synced.iter().all(|s| !s), "Interval never syncs on the send path: {synced:?}");
         // No flush: the maintenance thread must sync by itself.
         assert!(
-            fault_util::wait_until(Duration::from_secs(15), || msync_probe::by_maintenance() > background_before),
+            poll_until(Duration::from_secs(15), || msync_probe::by_maintenance() > background_before),
             "no background msync within 15 s under FsyncPolicy::Interval(50ms)"
         );
         // With nothing new written, it stops syncing.
@@ -207,7 +210,7 @@ fn fsync_interval_syncs_in_the_background_without_flush_and_everything_survives_
         // New data: a new background sync.
         sends_that_synced(&p, 40..45, &mut expected);
         assert!(
-            fault_util::wait_until(Duration::from_secs(15), || msync_probe::by_maintenance() > idle),
+            poll_until(Duration::from_secs(15), || msync_probe::by_maintenance() > idle),
             "new records must be synced in the background again"
         );
         // The sync did not poison anything: sends and flush still work.
@@ -310,7 +313,7 @@ fn assert_files_match_log_start(dir: &std::path::Path, topic: &millpond::Topic, 
     assert_eq!(bases[0], start, "the first remaining segment starts at the log start");
     for &b in deleted {
         assert!(!segment_path(dir, topic.name(), 0, b).exists(), "segment {b} must be deleted");
-        assert!(!fault_util::index_path(dir, topic.name(), 0, b).exists(), "index {b} must be deleted");
+        assert!(!index_path(dir, topic.name(), 0, b).exists(), "index {b} must be deleted");
     }
     assert_eq!(topic.stats().partitions[0].segments, bases.len(), "stats agree with the files");
 }
@@ -703,7 +706,7 @@ fn background_thread_applies_retention_by_itself() {
     // No enforce_retention(): the broker's maintenance thread must do it.
     let deadline = Duration::from_secs(20);
     assert!(
-        fault_util::wait_until(deadline, || segment_bases(tmp.path(), "t", 0).len() <= 2),
+        poll_until(deadline, || segment_bases(tmp.path(), "t", 0).len() <= 2),
         "the background thread did not apply retention within {deadline:?}: {:?}",
         segment_bases(tmp.path(), "t", 0)
     );

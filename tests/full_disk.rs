@@ -10,14 +10,17 @@
 //!    `Error::DiskFull` (`ENOSPC`), free space by deleting a ballast file and
 //!    then a topic, and sends succeed again.
 
-mod fault_util;
+mod support;
 
 use std::path::PathBuf;
 
-use fault_util::{
-    Spec, Stored, TempDir, Tmpfs, by_position, child_command, child_dir, child_role, read_all, segment_bases,
-};
 use millpond::{Broker, Error, Record, TopicConfig};
+use support::child;
+use support::dir::TempDir;
+use support::layout::{segment_bases, segment_path};
+use support::records::{Spec, Stored, by_position, read_all, send_all};
+use support::tmpfs::Tmpfs;
+use support::tree::tree;
 
 const SEGMENT: u64 = 64 << 10;
 /// Below the segment size: preallocating a new segment fails, while the
@@ -63,7 +66,7 @@ fn unlimit_file_size() {
 /// Runs `test_name` as a child with `role` and asserts it succeeded.
 fn run_child(test_name: &str, role: &str) {
     let tmp = TempDir::new(role);
-    let out = child_command(test_name, role, &tmp.join("broker")).output().expect("run child");
+    let out = child::command(test_name, role, &tmp.join("broker")).output().expect("run child");
     let stdout = String::from_utf8_lossy(&out.stdout);
     let stderr = String::from_utf8_lossy(&out.stderr);
     for line in stdout.lines().filter(|l| l.contains("CHILD:")) {
@@ -104,7 +107,7 @@ const RLIMIT_TEST: &str = "disk_full_from_rlimit_fsize_is_reported_leaves_nothin
 
 #[test]
 fn disk_full_from_rlimit_fsize_is_reported_leaves_nothing_partial_and_sends_resume() {
-    match child_role().as_deref() {
+    match child::role().as_deref() {
         Some("rlimit") => rlimit_child(),
         Some(_) => {}
         None => run_child(RLIMIT_TEST, "rlimit"),
@@ -112,7 +115,7 @@ fn disk_full_from_rlimit_fsize_is_reported_leaves_nothing_partial_and_sends_resu
 }
 
 fn rlimit_child() {
-    let dir = child_dir();
+    let dir = child::dir();
     let broker = Broker::open(&dir).unwrap();
     let topic = broker.create_topic("t", config()).unwrap();
     let p = topic.producer();
@@ -126,7 +129,7 @@ fn rlimit_child() {
     let (op, path, errno) = expect_disk_full(&err);
     println!("CHILD: rlimit: after {acked} records: {err}");
     assert_eq!(errno, Some(libc::EFBIG), "EFBIG maps to DiskFull");
-    assert_eq!(path, fault_util::segment_path(&dir, "t", 0, acked), "the error names the segment it could not make");
+    assert_eq!(path, segment_path(&dir, "t", 0, acked), "the error names the segment it could not make");
     assert!(op.contains("preallocate"), "the error says what failed: {op}");
     let msg = err.to_string();
     assert!(msg.contains("no space") && msg.contains(&path.display().to_string()), "message: {msg}");
@@ -176,7 +179,7 @@ const CREATE_TEST: &str = "create_topic_on_a_full_disk_is_disk_full_leaves_nothi
 /// when preallocating the first segment failed.)
 #[test]
 fn create_topic_on_a_full_disk_is_disk_full_leaves_nothing_behind_and_can_be_retried() {
-    match child_role().as_deref() {
+    match child::role().as_deref() {
         Some("rlimit-create") => create_child(),
         Some(_) => {}
         None => run_child(CREATE_TEST, "rlimit-create"),
@@ -184,15 +187,15 @@ fn create_topic_on_a_full_disk_is_disk_full_leaves_nothing_behind_and_can_be_ret
 }
 
 fn create_child() {
-    let dir = child_dir();
+    let dir = child::dir();
     let broker = Broker::open(&dir).unwrap();
     limit_file_size(FSIZE_LIMIT);
     let err = broker.create_topic("t", config()).unwrap_err();
     println!("CHILD: create_topic: {err}");
     expect_disk_full(&err);
     assert!(broker.topics().is_empty());
-    let left: Vec<PathBuf> = fault_util::tree(&dir.join("topics"));
-    let trash: Vec<PathBuf> = fault_util::tree(&dir.join("trash"));
+    let left: Vec<PathBuf> = tree(&dir.join("topics"));
+    let trash: Vec<PathBuf> = tree(&dir.join("trash"));
     unlimit_file_size();
     // Retrying once there is space must work in this same broker.
     let retried = broker.create_topic("t", config());
@@ -228,7 +231,7 @@ const OVERSIZED_TEST: &str = "oversized_batch_hitting_a_full_disk_leaves_nothing
 /// (Regression: the frames before the failed roll used to be published.)
 #[test]
 fn oversized_batch_hitting_a_full_disk_leaves_nothing_partial() {
-    match child_role().as_deref() {
+    match child::role().as_deref() {
         Some("rlimit-oversized") => oversized_child(),
         Some(_) => {}
         None => run_child(OVERSIZED_TEST, "rlimit-oversized"),
@@ -236,11 +239,11 @@ fn oversized_batch_hitting_a_full_disk_leaves_nothing_partial() {
 }
 
 fn oversized_child() {
-    let dir = child_dir();
+    let dir = child::dir();
     let broker = Broker::open(&dir).unwrap();
     let topic = broker.create_topic("t", config()).unwrap();
     let p = topic.producer();
-    let before = fault_util::send_all(&p, &(0..5).map(rec).collect::<Vec<_>>());
+    let before = send_all(&p, &(0..5).map(rec).collect::<Vec<_>>());
     limit_file_size(FSIZE_LIMIT);
     // ~100 KiB: more than a whole 64 KiB segment.
     let batch: Vec<Spec> = (5..105).map(rec).collect();
@@ -263,7 +266,7 @@ const MULTI_TEST: &str = "multi_partition_batch_hitting_a_full_disk_leaves_nothi
 /// were published before a later one failed.)
 #[test]
 fn multi_partition_batch_hitting_a_full_disk_leaves_nothing_partial() {
-    match child_role().as_deref() {
+    match child::role().as_deref() {
         Some("rlimit-multi") => multi_child(),
         Some(_) => {}
         None => run_child(MULTI_TEST, "rlimit-multi"),
@@ -271,7 +274,7 @@ fn multi_partition_batch_hitting_a_full_disk_leaves_nothing_partial() {
 }
 
 fn multi_child() {
-    let dir = child_dir();
+    let dir = child::dir();
     let broker = Broker::open(&dir).unwrap();
     // How many records fill a segment: send until the first roll.
     let probe = broker.create_topic("probe", config()).unwrap();
@@ -284,7 +287,7 @@ fn multi_child() {
     // Partition 1's segment is full; partition 0 has room.
     let topic = broker.create_topic("t", config().partitions(2)).unwrap();
     let p = topic.producer();
-    fault_util::send_all(&p, &(0..capacity).map(|i| rec(i).in_partition(1)).collect::<Vec<_>>());
+    send_all(&p, &(0..capacity).map(|i| rec(i).in_partition(1)).collect::<Vec<_>>());
     assert_eq!(segment_bases(&dir, "t", 1).len(), 1);
     limit_file_size(FSIZE_LIMIT);
     let batch = [rec(1000).in_partition(0), rec(1001).in_partition(1), rec(1002).in_partition(1)];
@@ -316,7 +319,7 @@ fn tiny_tmpfs_fills_up_with_disk_full_and_sends_resume_once_space_is_freed() {
         let filler = broker.create_topic("filler", config()).unwrap();
         // Space to free later: a ballast file and a whole topic.
         std::fs::write(mount.path.join("ballast"), vec![1u8; 192 << 10]).unwrap();
-        fault_util::send_all(&filler.producer(), &(0..150).map(rec).collect::<Vec<_>>());
+        send_all(&filler.producer(), &(0..150).map(rec).collect::<Vec<_>>());
         drop(filler);
 
         let p = topic.producer();

@@ -2,8 +2,8 @@
 //! killed (SIGKILL) at varied moments, again and again, and restarted, until
 //! it has worked through a pre-filled topic.
 //!
-//! The child is this test binary re-run (`--exact <this test>`) with
-//! `MILLPOND_GROUP_CHILD=<dir>`. It joins group "workers" with
+//! The child is this test binary re-run (`--exact <this test>`) in the
+//! role `worker`. It joins group "workers" with
 //! `AutoCommit::Off`, "processes" each record by appending `"<partition>
 //! <offset>\n"` to a per-run file with one `write(2)` (in the page cache, so
 //! it survives the kill) *before* committing, and commits every `K` records.
@@ -28,31 +28,31 @@
 //! `MILLPOND_SOAK=1` runs a bigger topic and many more kills;
 //! `MILLPOND_SEED=<n>` changes the kill schedule.
 
-mod group_util;
+mod support;
 
 use std::collections::BTreeMap;
-use std::io::{Read, Write};
+use std::io::Write;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, ExitStatus, Stdio};
 use std::time::{Duration, Instant};
 
-use group_util::{Lcg, TempDir, read_committed};
 use millpond::{AutoCommit, Broker, Record, TopicConfig};
+use support::child::{self, Monitored};
+use support::dir::TempDir;
+use support::groups::read_committed;
+use support::rng::Seed;
 
 const TOPIC: &str = "jobs";
 const GROUP: &str = "workers";
 const PARTITIONS: u32 = 3;
 /// Records processed between commits.
 const K: u64 = 7;
-const CHILD_ENV: &str = "MILLPOND_GROUP_CHILD";
 const RUN_ENV: &str = "MILLPOND_GROUP_RUN";
 const TEST_NAME: &str = "group_member_killed_at_random_moments_processes_every_record_at_least_once";
 
 #[test]
 fn group_member_killed_at_random_moments_processes_every_record_at_least_once() {
-    if let Some(dir) = std::env::var_os(CHILD_ENV) {
-        let run: u64 = std::env::var(RUN_ENV).expect("run number").parse().expect("numeric run number");
-        child(Path::new(&dir), run);
+    if child::role().is_some() {
+        child(&child::dir(), child::param_u64(RUN_ENV));
         return;
     }
     parent();
@@ -96,18 +96,6 @@ fn child(dir: &Path, run: u64) {
     std::fs::write(done_file(dir, run), b"done").unwrap();
 }
 
-/// Kills (and reaps) the child if the parent gives up early.
-struct Guard(Child);
-
-impl Drop for Guard {
-    fn drop(&mut self) {
-        if matches!(self.0.try_wait(), Ok(None)) {
-            let _ = self.0.kill();
-            let _ = self.0.wait();
-        }
-    }
-}
-
 /// Complete lines of a run's file, parsed; a torn last line (the kill hit
 /// mid-write) is not a processed record.
 fn processed_lines(path: &Path) -> Vec<(u32, u64)> {
@@ -143,24 +131,9 @@ struct Run {
     fate: Fate,
 }
 
-/// Waits up to `limit` for the child to exit.
-fn wait_exit(child: &mut Child, limit: Duration) -> Option<ExitStatus> {
-    let start = Instant::now();
-    loop {
-        if let Some(status) = child.try_wait().unwrap() {
-            return Some(status);
-        }
-        if start.elapsed() >= limit {
-            return None;
-        }
-        std::thread::sleep(Duration::from_micros(300));
-    }
-}
-
 fn parent() {
-    let soak = std::env::var_os("MILLPOND_SOAK").is_some_and(|v| v != "0");
-    let (per_partition, kills) = if soak { (7_000u64, 150u64) } else { (1_000, 25) };
-    let seed = std::env::var("MILLPOND_SEED").ok().and_then(|s| s.parse().ok()).unwrap_or(0x6D69_6C6C);
+    let (per_partition, kills) = if support::soak() { (7_000u64, 150u64) } else { (1_000, 25) };
+    let seed = Seed::from_env_or(0x6D69_6C6C);
     let started = Instant::now();
 
     let dir = TempDir::new("group-crash");
@@ -176,52 +149,38 @@ fn parent() {
         broker.close().unwrap();
     }
     std::fs::create_dir_all(dir.join("runs")).unwrap();
-    let exe = std::env::current_exe().unwrap();
-    let mut lcg = Lcg::new(seed);
+    let mut lcg = seed.rng();
     let mut runs: Vec<Run> = Vec::new();
 
     for r in 0u64.. {
         assert!(r <= kills + 1, "the worker never finished on its own after the kills");
         let committed_before = read_committed(dir.path(), GROUP, TOPIC);
-        let mut child = Guard(
-            Command::new(&exe)
-                .args(["--exact", TEST_NAME, "--nocapture", "--test-threads=1"])
-                .env(CHILD_ENV, dir.path())
-                .env(RUN_ENV, r.to_string())
-                .stdout(Stdio::null())
-                .stderr(Stdio::piped())
-                .spawn()
-                .unwrap(),
-        );
+        let mut child = Monitored::spawn(child::command(TEST_NAME, "worker", dir.path()).env(RUN_ENV, r.to_string()));
         let path = run_file(dir.path(), r);
         let mut fate = Fate::Finished;
         let mut exited = None;
         if r < kills {
             if lcg.range(0, 5) == 0 {
                 fate = Fate::KilledEarly;
-                exited = wait_exit(&mut child.0, Duration::from_micros(lcg.range(0, 40_000)));
+                exited = child.exit_within(Duration::from_micros(lcg.range(0, 40_000)));
             } else {
                 fate = Fate::KilledMidStream;
                 let target = lcg.range(1, 150);
                 let start = Instant::now();
                 while exited.is_none() && line_count(&path) < target {
                     assert!(start.elapsed() < Duration::from_secs(60), "run {r}: no progress to {target} records");
-                    exited = wait_exit(&mut child.0, Duration::from_micros(500));
+                    exited = child.exit_within(Duration::from_micros(500));
                 }
                 if exited.is_none() {
-                    exited = wait_exit(&mut child.0, Duration::from_micros(lcg.range(0, 3_000)));
+                    exited = child.exit_within(Duration::from_micros(lcg.range(0, 3_000)));
                 }
             }
-            if exited.is_none() {
-                child.0.kill().unwrap();
-                child.0.wait().unwrap();
-            }
         } else {
-            exited = wait_exit(&mut child.0, Duration::from_secs(120));
+            exited = child.exit_within(Duration::from_secs(120));
             assert!(exited.is_some(), "run {r}: the worker did not finish within 120 s");
         }
-        let mut stderr = String::new();
-        child.0.stderr.take().unwrap().read_to_string(&mut stderr).unwrap();
+        // Still running after the schedule's delay: SIGKILL.
+        let stderr = if exited.is_none() { child.kill9() } else { child.wait() }.stderr;
         let finished = match exited {
             Some(status) => {
                 assert!(status.success(), "run {r}: the worker failed ({status}):\n{stderr}");

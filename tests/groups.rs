@@ -5,19 +5,20 @@
 //! Commits are durable (two fsyncs each), so the tests that commit after
 //! every record keep their record counts small.
 
-mod group_util;
+mod support;
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
-use group_util::{
-    HANG, TempDir, answer_within, encode_offsets, offsets_path, prev_offsets_path, read_committed, spawn_answer,
-};
 use millpond::{
     AutoCommit, Broker, Error, Group, GroupMember, OffsetReset, RebalanceKind, Record, StartFrom, Topic, TopicConfig,
 };
+use support::dir::TempDir;
+use support::groups::{decode_offsets, encode_offsets, encode_offsets_v2, read_committed};
+use support::layout::{offsets_path, prev_offsets_path, segment_files};
+use support::wait::{HANG, answer_within, spawn_answer, wait_until};
 
 /// Sends `count` records to each of `partitions`, value `"<p>-<o>"`.
 fn fill(topic: &Topic, partitions: &[u32], count: u64) {
@@ -36,15 +37,6 @@ fn drain(member: &mut GroupMember) -> Vec<(u32, u64)> {
         out.push((m.partition(), m.offset()));
     }
     out
-}
-
-/// Waits (polling) until `cond` holds; panics after `limit`.
-fn wait_until(limit: Duration, what: &str, mut cond: impl FnMut() -> bool) {
-    let start = Instant::now();
-    while !cond() {
-        assert!(start.elapsed() < limit, "hang: {what} did not happen within {limit:?}");
-        std::thread::sleep(Duration::from_millis(2));
-    }
 }
 
 fn lag_by_partition(group: &Group) -> BTreeMap<u32, u64> {
@@ -484,7 +476,7 @@ fn member_writes_no_offsets_after_the_broker_closes() {
     }
     let path = offsets_path(dir.path(), "g", "t");
     let before = std::fs::read(&path).unwrap();
-    assert_eq!(group_util::decode_offsets(&before), Some([(0, 3)].into_iter().collect()));
+    assert_eq!(decode_offsets(&before), Some([(0, 3)].into_iter().collect()));
     broker.close().unwrap();
     // The directory is no longer ours (its lock is released): whatever the
     // member still reads, it must not write offsets any more.
@@ -837,8 +829,8 @@ fn two_commits(dir: &TempDir) -> (Vec<u8>, Vec<u8>) {
     let prev = std::fs::read(prev_offsets_path(dir.path(), "g", "t")).unwrap();
     // The documented format (version 2), checked with an independent
     // encoder: every record was written in the partitions' first epoch.
-    assert_eq!(current, group_util::encode_offsets_v2("g", "t", &[(0, (12, 1)), (1, (9, 1))].into_iter().collect()));
-    assert_eq!(prev, group_util::encode_offsets_v2("g", "t", &[(0, (5, 1)), (1, (5, 1))].into_iter().collect()));
+    assert_eq!(current, encode_offsets_v2("g", "t", &[(0, (12, 1)), (1, (9, 1))].into_iter().collect()));
+    assert_eq!(prev, encode_offsets_v2("g", "t", &[(0, (5, 1)), (1, (5, 1))].into_iter().collect()));
     (current, prev)
 }
 
@@ -1124,18 +1116,6 @@ fn concurrent_commits_of_several_members_all_persist() {
     assert_eq!(group.committed().unwrap(), (0..4).map(|p| (p, 40)).collect::<BTreeMap<u32, u64>>());
 }
 
-/// The `.log` files of `partition` of `topic`, oldest first.
-fn segment_logs(dir: &std::path::Path, topic: &str, partition: u32) -> Vec<std::path::PathBuf> {
-    let pdir = dir.join("topics").join(topic).join(partition.to_string());
-    let mut logs: Vec<_> = std::fs::read_dir(&pdir)
-        .unwrap()
-        .map(|e| e.unwrap().path())
-        .filter(|p| p.extension().is_some_and(|x| x == "log"))
-        .collect();
-    logs.sort();
-    logs
-}
-
 /// One partition whose oldest segment cannot be opened (here: a file grown
 /// past any size millpond writes) is reported to the member that gets it —
 /// once, while the failure stays the same — and the member reads its other
@@ -1155,9 +1135,9 @@ fn group_member_keeps_reading_healthy_partitions_when_one_is_damaged() {
         broker.close().unwrap();
     }
     for p in 0..3 {
-        assert!(segment_logs(tmp.path(), "t", p).len() > 1, "partition {p} has a sealed segment");
+        assert!(segment_files(tmp.path(), "t", p).len() > 1, "partition {p} has a sealed segment");
     }
-    let damaged = &segment_logs(tmp.path(), "t", 0)[0];
+    let damaged = &segment_files(tmp.path(), "t", 0)[0];
     std::fs::OpenOptions::new().write(true).open(damaged).unwrap().set_len((1 << 31) + 1).unwrap();
 
     let broker = Broker::open(tmp.path()).unwrap();

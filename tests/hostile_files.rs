@@ -13,16 +13,19 @@
 //!   spliced in from elsewhere) is never handed out;
 //! - offsets returned by one consumer only increase.
 
-mod fault_util;
+mod support;
 
 use std::cell::Cell;
 use std::collections::HashMap;
 use std::path::Path;
 
-use fault_util::{Spec, Stored, TempDir, copy_tree, segment_bases};
 use millpond::{AutoCommit, Broker, Record, StartFrom, TopicConfig};
 use proptest::prelude::*;
 use proptest::test_runner::{Config, TestRunner};
+use support::dir::TempDir;
+use support::layout::{index_path, meta_path, offsets_path, segment_bases, segment_path};
+use support::records::{Spec, Stored};
+use support::tree::copy_tree;
 
 const TOPIC: &str = "t";
 const GROUP: &str = "g";
@@ -284,7 +287,7 @@ fn fix_trailing_crc(bytes: &mut [u8]) {
 }
 
 fn runner() -> TestRunner {
-    let cases = if fault_util::soak() { 1024 } else { 48 };
+    let cases = if support::soak() { 1024 } else { 48 };
     TestRunner::new(Config { cases, failure_persistence: None, ..Config::default() })
 }
 
@@ -305,13 +308,13 @@ fn hostile_segment(which: Option<usize>, keep_index: bool) {
     let base = which.map_or(*bases.last().unwrap(), |i| bases[i]);
     // Frames to splice in come from another segment of the partition.
     let donor_base = if base == bases[2] { bases[1] } else { bases[2] };
-    let donor = std::fs::read(fault_util::segment_path(t.dir(), TOPIC, 0, donor_base)).unwrap();
+    let donor = std::fs::read(segment_path(t.dir(), TOPIC, 0, donor_base)).unwrap();
     runner()
         .run(&mutation(), |m| {
             let case = t.copy();
-            damage(&fault_util::segment_path(case.path(), TOPIC, 0, base), &m, &donor, false);
+            damage(&segment_path(case.path(), TOPIC, 0, base), &m, &donor, false);
             if !keep_index {
-                let _ = std::fs::remove_file(fault_util::index_path(case.path(), TOPIC, 0, base));
+                let _ = std::fs::remove_file(index_path(case.path(), TOPIC, 0, base));
             }
             t.exercise(case.path());
             Ok(())
@@ -339,13 +342,13 @@ fn hostile_sealed_segment_without_an_index_never_panics_nor_returns_a_record_not
 fn hostile_index_file_never_panics_nor_returns_a_record_not_written_there() {
     let t = Template::build();
     let bases = segment_bases(t.dir(), TOPIC, 0);
-    let other_index = std::fs::read(fault_util::index_path(t.dir(), TOPIC, 0, bases[2])).unwrap();
+    let other_index = std::fs::read(index_path(t.dir(), TOPIC, 0, bases[2])).unwrap();
     // With `fix_crc`, the damaged index passes its checksum: the contents lie.
     runner()
         .run(&(mutation(), any::<bool>(), 0..3usize), |(m, fix_crc, which)| {
             let case = t.copy();
             let base = bases[which];
-            damage(&fault_util::index_path(case.path(), TOPIC, 0, base), &m, &other_index, fix_crc);
+            damage(&index_path(case.path(), TOPIC, 0, base), &m, &other_index, fix_crc);
             t.exercise(case.path());
             Ok(())
         })
@@ -388,7 +391,7 @@ fn hostile_topic_meta_never_panics_nor_returns_a_record_not_written_there() {
     runner()
         .run(&(mutation(), any::<bool>()), |(m, fix_crc)| {
             let case = t.copy();
-            let path = fault_util::meta_path(case.path(), TOPIC);
+            let path = meta_path(case.path(), TOPIC);
             let mut bytes = std::fs::read(&path).unwrap();
             apply(&m, &mut bytes, &[]);
             if fix_crc && bytes.len() >= 16 {
@@ -410,7 +413,7 @@ fn hostile_topic_meta_never_panics_nor_returns_a_record_not_written_there() {
 #[test]
 fn hostile_group_offsets_file_never_panics_nor_returns_a_record_not_written_there() {
     let t = Template::build();
-    let current = fault_util::offsets_path(t.dir(), GROUP, TOPIC);
+    let current = offsets_path(t.dir(), GROUP, TOPIC);
     assert!(current.exists(), "the template has committed offsets");
     let mut prev = current.clone().into_os_string();
     prev.push(".prev");
@@ -418,7 +421,7 @@ fn hostile_group_offsets_file_never_panics_nor_returns_a_record_not_written_ther
     runner()
         .run(&(mutation(), any::<bool>(), 0..3u8), |(m, fix_crc, prev_mode)| {
             let case = t.copy();
-            let path = fault_util::offsets_path(case.path(), GROUP, TOPIC);
+            let path = offsets_path(case.path(), GROUP, TOPIC);
             let mut prev = path.clone().into_os_string();
             prev.push(".prev");
             match prev_mode {

@@ -6,15 +6,14 @@
 //! cannot be reached these tests fail; they never skip.
 #![cfg(feature = "kafka")]
 
-mod common;
-mod kafka_util;
+mod support;
 
 use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
 
-use common::TempDir;
-use kafka_util::{bootstrap, fill, settings, wait_for};
 use millpond::{Broker, KafkaBridge, KafkaSettings, StartFrom, Topic, TopicConfig};
+use support::dir::TempDir;
+use support::kafka::{bootstrap, fill, settings, wait_for};
 
 /// Creates a Kafka topic with a unique name, failing the test if the broker
 /// is unreachable.

@@ -7,21 +7,20 @@
 //! running.
 #![cfg(feature = "kafka")]
 
-mod common;
-mod kafka_util;
+mod support;
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;
 use std::process::Command;
 use std::time::{Duration, Instant};
 
-use common::TempDir;
-use kafka_util::{fill, wait_for};
 use millpond::{Broker, KafkaBridge, KafkaSettings, StartFrom, Topic, TopicConfig};
+use support::dir::TempDir;
+use support::kafka::{fill, wait_for};
 
 /// Quick reconnects, so the test does not wait out librdkafka's defaults.
 fn settings() -> KafkaSettings {
-    kafka_util::settings()
+    support::kafka::settings()
         .set("socket.timeout.ms", "5000")
         .set("reconnect.backoff.ms", "50")
         .set("reconnect.backoff.max.ms", "500")

@@ -1,12 +1,13 @@
 //! Local mirroring: a topic copied into a topic of another broker.
 
-mod common;
+mod support;
 
 use std::collections::BTreeMap;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
-use common::TempDir;
 use millpond::{Broker, Error, Message, Mirror, Record, StartFrom, Topic, TopicConfig};
+use support::dir::TempDir;
+use support::wait::{poll_until, wait_until};
 
 /// Everything about a message except its offset, per partition in order.
 type Content = BTreeMap<u32, Vec<(Option<Vec<u8>>, Vec<u8>, bool, Vec<(String, Vec<u8>)>, i64)>>;
@@ -37,11 +38,8 @@ fn fill(topic: &Topic, from: u64, n: u64) {
 }
 
 fn wait_caught_up(mirror: &Mirror) {
-    let deadline = Instant::now() + Duration::from_secs(30);
-    while mirror.lag().unwrap() > 0 {
-        assert!(Instant::now() < deadline, "mirror did not catch up: {:?}", mirror.error());
-        std::thread::sleep(Duration::from_millis(5));
-    }
+    let caught_up = poll_until(Duration::from_secs(30), || mirror.lag().unwrap() == 0);
+    assert!(caught_up, "mirror did not catch up: {:?}", mirror.error());
 }
 
 #[test]
@@ -89,18 +87,13 @@ fn mirror_interrupted_by_a_closed_broker_loses_nothing_after_reopen() {
         let dst = b.create_topic("t", TopicConfig::default().partitions(2)).unwrap();
         fill(&src, 0, 20_000);
         let mirror = Mirror::start(&src, &dst, "m").unwrap();
-        while mirror.mirrored() == 0 {
-            std::thread::sleep(Duration::from_millis(1));
-        }
+        wait_until(Duration::from_secs(30), "the mirror copying a first record", || mirror.mirrored() > 0);
         b.close().unwrap(); // the destination goes away mid-stream
         // The mirror may already have copied everything and be waiting for
         // more; new source records make it reach the closed destination.
         fill(&src, 20_000, 1_000);
-        let deadline = Instant::now() + Duration::from_secs(30);
-        while mirror.is_running() {
-            assert!(Instant::now() < deadline, "the mirror did not notice its destination closed");
-            std::thread::sleep(Duration::from_millis(1));
-        }
+        let stopped = poll_until(Duration::from_secs(30), || !mirror.is_running());
+        assert!(stopped, "the mirror did not notice its destination closed");
         let err = mirror.stop().unwrap_err();
         assert!(matches!(err, Error::Closed), "{err:?}");
     }

@@ -25,19 +25,19 @@
 //! (`RecoveryMode::FailOnCorruptTail`), an error that leaves every file
 //! byte-identical. Hangs are caught by a timeout on the child.
 
-mod fault_util;
+mod support;
 
 use std::collections::{BTreeMap, HashMap};
-use std::io::Read;
 use std::path::{Path, PathBuf};
 use std::process::Stdio;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
-use fault_util::{
-    TempDir, Tmpfs, child_command, child_dir, child_role, copy_tree, meta_path, offsets_path, partition_dir,
-    segment_bases, segment_path,
-};
 use millpond::{AutoCommit, Broker, BrokerConfig, CleanupPolicy, Error, Record, RecoveryMode, StartFrom, TopicConfig};
+use support::child;
+use support::dir::TempDir;
+use support::layout::{index_path, meta_path, offsets_path, partition_dir, segment_bases, segment_path};
+use support::tmpfs::Tmpfs;
+use support::tree::{Entry, copy_tree, snapshot, tree};
 
 /// How long a child may take before it counts as hung.
 const CHILD_TIMEOUT: Duration = Duration::from_secs(60);
@@ -265,37 +265,20 @@ impl Observed {
 /// `group:<group>:<topic>`), fails on a panic, signal or hang, and returns
 /// what it observed.
 fn run_trial(test: &str, dir: &Path, mode: Mode, actions: &str) -> Observed {
-    let mut child = child_command(test, actions, dir)
+    let mut child = child::command(test, actions, dir)
         .env(MODE_ENV, mode.name())
         .env("RUST_BACKTRACE", "1")
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .spawn()
         .expect("spawn child");
-    let mut out = child.stdout.take().unwrap();
-    let mut err = child.stderr.take().unwrap();
-    let out_reader = std::thread::spawn(move || {
-        let mut s = String::new();
-        let _ = out.read_to_string(&mut s);
-        s
-    });
-    let err_reader = std::thread::spawn(move || {
-        let mut s = String::new();
-        let _ = err.read_to_string(&mut s);
-        s
-    });
-    let deadline = Instant::now() + CHILD_TIMEOUT;
-    let status = loop {
-        if let Some(s) = child.try_wait().unwrap() {
-            break Some(s);
-        }
-        if Instant::now() > deadline {
-            let _ = child.kill(); // the child we started, by its handle
-            let _ = child.wait();
-            break None;
-        }
-        std::thread::sleep(Duration::from_millis(10));
-    };
+    let out_reader = child::capture(child.stdout.take().unwrap());
+    let err_reader = child::capture(child.stderr.take().unwrap());
+    let status = child::wait_timeout(&mut child, CHILD_TIMEOUT);
+    if status.is_none() {
+        let _ = child.kill(); // the child we started, by its handle
+        let _ = child.wait();
+    }
     let stdout = out_reader.join().unwrap_or_default();
     let stderr = err_reader.join().unwrap_or_default();
     let Some(status) = status else {
@@ -345,23 +328,10 @@ fn run_trial(test: &str, dir: &Path, mode: Mode, actions: &str) -> Observed {
     o
 }
 
-/// Every file under `dir` (but the lock file) with its bytes.
-fn snapshot(dir: &Path) -> BTreeMap<PathBuf, Vec<u8>> {
-    fault_util::tree(dir)
-        .into_iter()
-        .filter(|p| p.file_name().is_some_and(|n| n != "millpond.lock"))
-        .filter_map(|p| {
-            let meta = std::fs::symlink_metadata(&p).ok()?;
-            let bytes = if meta.file_type().is_symlink() {
-                std::fs::read_link(&p).ok()?.into_os_string().into_encoded_bytes()
-            } else if meta.is_file() {
-                std::fs::read(&p).ok()?
-            } else {
-                b"<dir>".to_vec()
-            };
-            Some((p, bytes))
-        })
-        .collect()
+/// Every entry under `dir` (but the lock file), with the bytes of files and
+/// the targets of links.
+fn entries(dir: &Path) -> BTreeMap<PathBuf, Entry> {
+    snapshot(dir).into_iter().filter(|(p, _)| p.file_name().is_some_and(|n| n != "millpond.lock")).collect()
 }
 
 /// Runs the strict-mode child on a copy of `dir` and asserts the strict
@@ -370,7 +340,7 @@ fn expect_strict_refusal(test: &str, dir: &Path, what: &str) -> Observed {
     let copy = TempDir::new("misplaced-strict");
     copy_tree(dir, copy.path());
     fixup_symlinks(dir, copy.path());
-    let before = snapshot(copy.path());
+    let before = entries(copy.path());
     let o = run_trial(test, copy.path(), Mode::Strict, "");
     assert!(
         o.open_error.is_some(),
@@ -379,7 +349,7 @@ fn expect_strict_refusal(test: &str, dir: &Path, what: &str) -> Observed {
         o.hw,
         o.stdout
     );
-    let after = snapshot(copy.path());
+    let after = entries(copy.path());
     let changed: Vec<&PathBuf> = before
         .keys()
         .chain(after.keys())
@@ -393,7 +363,7 @@ fn expect_strict_refusal(test: &str, dir: &Path, what: &str) -> Observed {
 
 /// `copy_tree` copies what symlinks point to; re-create them as links.
 fn fixup_symlinks(from: &Path, to: &Path) {
-    for p in fault_util::tree(from) {
+    for p in tree(from) {
         if std::fs::symlink_metadata(&p).is_ok_and(|m| m.file_type().is_symlink()) {
             let target = std::fs::read_link(&p).unwrap();
             let dest = to.join(p.strip_prefix(from).unwrap());
@@ -408,8 +378,8 @@ fn fixup_symlinks(from: &Path, to: &Path) {
 
 /// The child's part of every test: open, read everything, act, report.
 fn child_main() {
-    let dir = child_dir();
-    let actions = child_role().unwrap_or_default();
+    let dir = child::dir();
+    let actions = child::role().unwrap_or_default();
     let mode = std::env::var(MODE_ENV).unwrap_or_default();
     let cfg = if mode == "strict" {
         BrokerConfig::default().recovery(RecoveryMode::FailOnCorruptTail)
@@ -579,7 +549,7 @@ fn read_checked(topic: &millpond::Topic, p: u32, from: StartFrom, what: &str, re
 
 /// The parent's part of every test is `f`; a child runs `child_main`.
 fn trial(f: impl FnOnce()) {
-    if child_role().is_some() {
+    if child::role().is_some() {
         child_main();
     } else {
         f();
@@ -595,7 +565,7 @@ fn template() -> TempDir {
 /// Renames (moving the index along, if any) a segment.
 fn rename_segment(dir: &Path, topic: &str, from: (u32, u64), to: (u32, u64)) {
     std::fs::rename(segment_path(dir, topic, from.0, from.1), segment_path(dir, topic, to.0, to.1)).unwrap();
-    let (fi, ti) = (fault_util::index_path(dir, topic, from.0, from.1), fault_util::index_path(dir, topic, to.0, to.1));
+    let (fi, ti) = (index_path(dir, topic, from.0, from.1), index_path(dir, topic, to.0, to.1));
     if fi.exists() {
         std::fs::rename(fi, ti).unwrap();
     }
@@ -993,7 +963,7 @@ fn deleted_newest_segment_never_makes_a_group_skip_new_records() {
         }
         assert!(newest > 0);
         std::fs::remove_file(segment_path(d, "t", 0, newest)).unwrap();
-        let _ = std::fs::remove_file(fault_util::index_path(d, "t", 0, newest));
+        let _ = std::fs::remove_file(index_path(d, "t", 0, newest));
         let o = run_trial(NAME, d, Mode::Default, "append:t:0:120,group:h:t");
         if o.open_error.is_some() || !o.topic_errors.is_empty() {
             return; // a typed error is a fine answer
@@ -1127,9 +1097,9 @@ fn offsets_file_of_another_group_or_topic_never_makes_a_group_skip_records() {
 #[test]
 fn sparse_copy_of_a_broker_on_a_full_disk_gives_typed_errors_not_sigbus() {
     const NAME: &str = "sparse_copy_of_a_broker_on_a_full_disk_gives_typed_errors_not_sigbus";
-    if child_role().as_deref() == Some("sparse") {
+    if child::role().as_deref() == Some("sparse") {
         // The child: open the sparse copy on the full tmpfs and send until an error.
-        let dir = child_dir();
+        let dir = child::dir();
         match Broker::open(&dir) {
             Err(e) => println!("@@OPEN-ERR {e}"),
             Ok(broker) => {
@@ -1150,7 +1120,7 @@ fn sparse_copy_of_a_broker_on_a_full_disk_gives_typed_errors_not_sigbus() {
         println!("@@DONE");
         return;
     }
-    if child_role().is_some() {
+    if child::role().is_some() {
         return;
     }
     let tmp = TempDir::new("misplaced-sparse");
@@ -1187,7 +1157,7 @@ fn sparse_copy_of_a_broker_on_a_full_disk_gives_typed_errors_not_sigbus() {
         while f.write_all(&chunk).is_ok() {}
         let _ = f.sync_all();
     }
-    let mut child = child_command(NAME, "sparse", &dst);
+    let mut child = child::command(NAME, "sparse", &dst);
     let out = child.output().expect("run child");
     let stdout = String::from_utf8_lossy(&out.stdout);
     let stderr = String::from_utf8_lossy(&out.stderr);

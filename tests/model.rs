@@ -10,13 +10,15 @@
 //!
 //! `MILLPOND_SOAK=1` runs many more cases.
 
-mod common;
+mod support;
 
 use std::collections::HashMap;
 
-use common::{TempDir, pattern};
 use millpond::{Broker, Consumer, Message, Producer, Record, RecordId, StartFrom, Topic, TopicConfig, now_millis};
 use proptest::prelude::*;
+use support::dir::TempDir;
+use support::layout::segment_files;
+use support::rng::pattern;
 
 /// Largest encoded record the topics accept: a 64 KiB value plus the largest
 /// key and headers the strategies generate, plus the 26-byte record overhead.
@@ -404,7 +406,7 @@ fn run(s: Setup, ops: Vec<Op>) -> Result<usize, TestCaseError> {
     // Segments rolled as expected: none larger than its configured size.
     let mut segments = 0;
     for p in 0..parts {
-        for seg in common::segment_files(dir.path(), TOPIC, p) {
+        for seg in segment_files(dir.path(), TOPIC, p) {
             segments += 1;
             let len = std::fs::metadata(&seg).expect("stat segment").len();
             prop_assert!(len <= s.segment_bytes, "{} is {} bytes", seg.display(), len);
@@ -419,7 +421,7 @@ fn run(s: Setup, ops: Vec<Op>) -> Result<usize, TestCaseError> {
 }
 
 fn cases() -> u32 {
-    if std::env::var_os("MILLPOND_SOAK").is_some() { 1000 } else { 24 }
+    if support::soak() { 1000 } else { 24 }
 }
 
 proptest! {

@@ -2,14 +2,17 @@
 //! reach outside the broker directory; and nothing millpond creates may be
 //! world-writable.
 
-mod fault_util;
+mod support;
 
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use fault_util::{TempDir, tree};
 use millpond::{AutoCommit, Broker, CleanupPolicy, Error, Record, StartFrom, TopicConfig, now_millis};
+use support::dir::TempDir;
+use support::layout::{meta_path, offsets_path};
+use support::records::drain;
+use support::tree::tree;
 
 /// Names that must be refused, for topics and groups alike.
 fn bad_names() -> Vec<String> {
@@ -113,13 +116,10 @@ fn use_names(broker: &Broker, dir: &Path, topic_name: &str, group: &str) {
     m.commit_offsets(&[(0, 2)]).unwrap();
     m.close().unwrap();
     assert_directly_in(&dir.join("topics").join(topic_name), &dir.join("topics"));
-    assert_directly_in(&fault_util::meta_path(dir, topic_name), &dir.join("topics").join(topic_name));
+    assert_directly_in(&meta_path(dir, topic_name), &dir.join("topics").join(topic_name));
     assert_directly_in(&dir.join("groups").join(group), &dir.join("groups"));
     assert_directly_in(&dir.join("groups").join(group).join(topic_name), &dir.join("groups").join(group));
-    assert_directly_in(
-        &fault_util::offsets_path(dir, group, topic_name),
-        &dir.join("groups").join(group).join(topic_name),
-    );
+    assert_directly_in(&offsets_path(dir, group, topic_name), &dir.join("groups").join(group).join(topic_name));
 }
 
 #[test]
@@ -146,7 +146,7 @@ fn odd_but_valid_names_like_dotdot_x_stay_inside_the_broker_directory() {
     for (i, name) in ODD_VALID.iter().enumerate() {
         let topic = broker.topic(name).unwrap();
         let mut c = topic.consumer(StartFrom::Earliest).unwrap();
-        assert_eq!(fault_util::drain(&mut c, 10).len(), 3, "{name}");
+        assert_eq!(drain(&mut c, 10).len(), 3, "{name}");
         let group = topic.group(ODD_VALID[(i + 1) % ODD_VALID.len()]).unwrap();
         assert_eq!(group.committed().unwrap()[&0], 2, "{name}");
     }

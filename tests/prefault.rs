@@ -3,15 +3,17 @@
 
 #![cfg(target_os = "linux")]
 
-mod common;
 #[path = "../src/storage/resident.rs"]
 mod resident;
+mod support;
 
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
-use common::{TempDir, active_segment};
 use millpond::{Broker, BrokerConfig, Record, StartFrom, TopicConfig};
 use resident::resident_kib;
+use support::dir::TempDir;
+use support::layout::active_segment;
+use support::wait::poll_until;
 
 /// Writes about 1 MiB to a fresh topic and returns (bytes stored, resident
 /// KiB of the active segment once `ahead_kib` beyond what was written are
@@ -27,12 +29,12 @@ fn write_and_measure(config: BrokerConfig, ahead_kib: u64) -> (u64, u64) {
     let stored = topic.stats().partitions[0].bytes;
     let seg = active_segment(tmp.path(), "t", 0);
     let want_kib = stored.div_ceil(1024) + ahead_kib;
-    let deadline = Instant::now() + Duration::from_secs(if ahead_kib > 0 { 20 } else { 0 });
-    let mut resident = resident_kib(&seg);
-    while resident < want_kib && Instant::now() < deadline {
-        std::thread::sleep(Duration::from_millis(5));
+    let patience = Duration::from_secs(if ahead_kib > 0 { 20 } else { 0 });
+    let mut resident = 0;
+    poll_until(patience, || {
         resident = resident_kib(&seg);
-    }
+        resident >= want_kib
+    });
     // Whatever was prepared, the records read back unchanged.
     let mut c = topic.consumer(StartFrom::Earliest).unwrap();
     let mut n = 0u32;

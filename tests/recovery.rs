@@ -6,14 +6,16 @@
 //! Frame layout used to aim the damage (see `src/storage/frame.rs`): a 40-byte
 //! header starting with `body_len: u32` (little-endian), then the body.
 
-mod common;
+mod support;
 
 use std::fs::{self, OpenOptions};
 use std::io::{Seek, SeekFrom, Write};
 use std::path::Path;
 
-use common::{Lcg, TempDir, active_segment, index_files, segment_files};
 use millpond::{Broker, BrokerConfig, Error, Record, RecoveryMode, StartFrom, TopicConfig};
+use support::dir::TempDir;
+use support::layout::{active_segment, index_files, partition_dir, segment_files};
+use support::rng::Lcg;
 
 const TOPIC: &str = "t";
 const HEADER: usize = 40;
@@ -293,7 +295,7 @@ fn empty_active_segment_file_is_recovered_as_empty() {
     let values = write(dir.path(), cfg.clone(), 100);
     let segs = segment_files(dir.path(), TOPIC, 0);
     assert!(segs.len() >= 2, "rolled: {segs:?}");
-    let next = common::partition_dir(dir.path(), TOPIC, 0).join(format!("{:020}.log", 100));
+    let next = partition_dir(dir.path(), TOPIC, 0).join(format!("{:020}.log", 100));
     fs::File::create(&next).unwrap();
     let broker = Broker::open(dir.path()).unwrap();
     assert_eq!(broker.recovery_report(), vec![]);
@@ -492,7 +494,7 @@ fn empty_segments_left_ahead_of_the_data_by_a_crash_are_dropped_on_open() {
         let topic = broker.create_topic("t", TopicConfig::default()).unwrap();
         topic.producer().send_batch((0..10).map(|i| Record::new(format!("r{i}")))).unwrap();
     }
-    let pdir = common::partition_dir(dir, "t", 0);
+    let pdir = partition_dir(dir, "t", 0);
     for base in [10u64, 50, 90] {
         let f = fs::File::create(pdir.join(format!("{base:020}.log"))).unwrap();
         f.set_len(64 << 10).unwrap(); // all zero, as preallocation leaves it

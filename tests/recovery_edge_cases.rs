@@ -8,24 +8,21 @@
 //! Frame layout used to aim the damage (see `src/storage/frame.rs`): a 40-byte
 //! header starting with `body_len: u32` (little-endian), then the body.
 
-mod common;
+mod support;
 
 use std::fs;
 use std::os::fd::AsRawFd;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use common::{TempDir, active_segment, partition_dir, segment_files};
 use millpond::{AutoCommit, Broker, BrokerConfig, CleanupPolicy, Error, Record, RecoveryMode, StartFrom, TopicConfig};
+use support::dir::TempDir;
+use support::layout::{active_segment, index_of, partition_dir, segment_files};
 
 const HEADER: usize = 40;
 
 fn small_segments() -> TopicConfig {
     TopicConfig::default().segment_bytes(4096).max_record_bytes(1024)
-}
-
-fn index_of(segment: &Path) -> PathBuf {
-    segment.with_extension("index")
 }
 
 fn offsets_of(broker: &Broker, topic: &str) -> Vec<u64> {

@@ -4,49 +4,19 @@
 //! `topic.meta` or a partition directory. Only the broker directory itself
 //! may be a symlink (the user's choice).
 
-mod fault_util;
+mod support;
 
 use std::os::unix::fs::symlink;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
-use fault_util::TempDir;
-use millpond::{Broker, Error, Record, StartFrom, TopicConfig};
+use millpond::{Broker, Error, Record, TopicConfig};
+use support::dir::TempDir;
+use support::records::sorted_values as values;
+use support::tree::snapshot;
 
 /// Small segments, so snapshots of whole topics stay cheap.
 fn cfg() -> TopicConfig {
     TopicConfig::default().segment_bytes(64 << 10).max_record_bytes(4096)
-}
-
-/// What a snapshot records of one entry.
-#[derive(Debug, PartialEq, Eq)]
-enum Entry {
-    Dir,
-    File(Vec<u8>),
-    Link(PathBuf),
-}
-
-/// Every entry under `root` (not following symlinks), with file contents
-/// and link targets: equal snapshots mean nothing was touched.
-fn snapshot(root: &Path) -> Vec<(PathBuf, Entry)> {
-    fn walk(root: &Path, dir: &Path, out: &mut Vec<(PathBuf, Entry)>) {
-        for e in std::fs::read_dir(dir).unwrap() {
-            let p = e.unwrap().path();
-            let meta = std::fs::symlink_metadata(&p).unwrap();
-            let rel = p.strip_prefix(root).unwrap().to_path_buf();
-            if meta.file_type().is_symlink() {
-                out.push((rel, Entry::Link(std::fs::read_link(&p).unwrap())));
-            } else if meta.is_dir() {
-                out.push((rel, Entry::Dir));
-                walk(root, &p, out);
-            } else {
-                out.push((rel, Entry::File(std::fs::read(&p).unwrap())));
-            }
-        }
-    }
-    let mut out = Vec::new();
-    walk(root, root, &mut out);
-    out.sort_by(|a, b| a.0.cmp(&b.0));
-    out
 }
 
 /// A broker directory holding topic `name` (2 partitions, 10 records), closed.
@@ -58,13 +28,6 @@ fn broker_with_topic(label: &str, name: &str) -> TempDir {
     drop(t);
     broker.close().unwrap();
     dir
-}
-
-fn values(broker: &Broker, topic: &str) -> Vec<Vec<u8>> {
-    let mut c = broker.topic(topic).unwrap().consumer(StartFrom::Earliest).unwrap();
-    let mut v: Vec<Vec<u8>> = c.try_iter().map(|m| m.unwrap().value().to_vec()).collect();
-    v.sort();
-    v
 }
 
 /// `broker.topic(name)`, `create_topic` and `delete_topic` all say the topic

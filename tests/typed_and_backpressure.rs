@@ -1,10 +1,11 @@
 //! Typed topics (codecs, decode failures, typed group members) and bounded
 //! back-pressure (`Backlog`, `send` / `send_timeout` / `try_send`).
 
+mod support;
+
 use std::collections::HashSet;
-use std::path::PathBuf;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
 use crossbeam_channel::RecvTimeoutError;
@@ -13,30 +14,12 @@ use millpond::{
     TrySendError, TypedConsumer,
 };
 use serde::{Deserialize, Serialize};
+use support::dir::TempDir;
 
 /// Generous bound for anything that must eventually happen.
 const EVENTUALLY: Duration = Duration::from_secs(30);
 /// How long a thread is given to (wrongly) get past a full backlog.
 const SETTLE: Duration = Duration::from_millis(150);
-
-/// A fresh broker directory, removed on drop.
-struct TempDir(PathBuf);
-
-impl TempDir {
-    fn new(name: &str) -> TempDir {
-        static SEQ: AtomicU64 = AtomicU64::new(0);
-        let n = SEQ.fetch_add(1, Ordering::Relaxed);
-        let dir = std::env::temp_dir().join(format!("millpond-typed-bp-{name}-{}-{n}", std::process::id()));
-        let _ = std::fs::remove_dir_all(&dir);
-        TempDir(dir)
-    }
-}
-
-impl Drop for TempDir {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.0);
-    }
-}
 
 fn bounded(broker: &Broker, name: &str, limit: Backlog) -> Topic {
     broker.create_topic(name, TopicConfig::default().max_backlog(limit)).unwrap()
@@ -79,7 +62,7 @@ fn order(id: u64) -> Order {
 #[test]
 fn typed_round_trip_of_a_serde_struct() {
     let dir = TempDir::new("roundtrip");
-    let broker = Broker::open(&dir.0).unwrap();
+    let broker = Broker::open(dir.path()).unwrap();
     let topic = broker.create_topic("orders", TopicConfig::default().partitions(3)).unwrap();
     let producer = topic.typed_producer::<Order>();
     let mut consumer = topic.typed_consumer::<Order>(StartFrom::Earliest).unwrap();
@@ -140,7 +123,7 @@ impl Codec<Point> for PointCsv {
 #[test]
 fn custom_codec_round_trip_and_encode_failure() {
     let dir = TempDir::new("codec");
-    let broker = Broker::open(&dir.0).unwrap();
+    let broker = Broker::open(dir.path()).unwrap();
     let topic = broker.create_topic("points", TopicConfig::default()).unwrap();
     let producer = topic.typed_producer_with::<Point, _>(PointCsv);
     let points: Vec<Point> = (-5..5).map(|i| Point { x: i * 100, y: -i }).collect();
@@ -164,7 +147,7 @@ fn custom_codec_round_trip_and_encode_failure() {
 #[test]
 fn decode_failure_names_partition_and_offset_and_the_consumer_goes_on() {
     let dir = TempDir::new("decode");
-    let broker = Broker::open(&dir.0).unwrap();
+    let broker = Broker::open(dir.path()).unwrap();
     let topic = broker.create_topic("orders", TopicConfig::default().partitions(2)).unwrap();
     let typed = topic.typed_producer::<Order>();
     let raw = topic.producer();
@@ -204,7 +187,7 @@ fn decode_failure_names_partition_and_offset_and_the_consumer_goes_on() {
 #[test]
 fn typed_consumer_over_a_group_member_commits_through_source_mut() {
     let dir = TempDir::new("typedgroup");
-    let broker = Broker::open(&dir.0).unwrap();
+    let broker = Broker::open(dir.path()).unwrap();
     let topic = broker.create_topic("orders", TopicConfig::default()).unwrap();
     let producer = topic.typed_producer::<Order>();
     for id in 0..5 {
@@ -240,7 +223,7 @@ fn typed_consumer_over_a_group_member_commits_through_source_mut() {
 #[test]
 fn typed_iterators_yield_decode_failures_and_go_on() {
     let dir = TempDir::new("typediter");
-    let broker = Broker::open(&dir.0).unwrap();
+    let broker = Broker::open(dir.path()).unwrap();
     let topic = broker.create_topic("orders", TopicConfig::default().partitions(2)).unwrap();
     let producer = topic.typed_producer::<Order>();
     for id in 0..6 {
@@ -279,7 +262,7 @@ fn typed_iterators_yield_decode_failures_and_go_on() {
 #[test]
 fn send_blocks_on_a_full_backlog_until_the_group_commits() {
     let dir = TempDir::new("sendblocks");
-    let broker = Broker::open(&dir.0).unwrap();
+    let broker = Broker::open(dir.path()).unwrap();
     let topic = bounded(&broker, "t", Backlog::Records(2));
     let mut member = topic.group("g").unwrap().auto_commit(AutoCommit::Off).join().unwrap();
     let producer = topic.producer();
@@ -312,7 +295,7 @@ fn send_blocks_on_a_full_backlog_until_the_group_commits() {
 #[test]
 fn send_timeout_gives_the_record_back_after_the_timeout() {
     let dir = TempDir::new("sendtimeout");
-    let broker = Broker::open(&dir.0).unwrap();
+    let broker = Broker::open(dir.path()).unwrap();
     let topic = bounded(&broker, "t", Backlog::Records(1));
     let _member = topic.group("g").unwrap().join().unwrap();
     let producer = topic.producer();
@@ -336,7 +319,7 @@ fn send_timeout_gives_the_record_back_after_the_timeout() {
 #[test]
 fn try_send_returns_full_with_the_record_at_once() {
     let dir = TempDir::new("trysend");
-    let broker = Broker::open(&dir.0).unwrap();
+    let broker = Broker::open(dir.path()).unwrap();
     let topic = bounded(&broker, "t", Backlog::Records(1));
     let mut member = topic.group("g").unwrap().auto_commit(AutoCommit::Off).join().unwrap();
     let producer = topic.producer();
@@ -361,7 +344,7 @@ fn no_lost_wake_ups_with_many_producers_on_a_tiny_backlog() {
     const EACH: u64 = 10;
     for limit in 1..=3 {
         let dir = TempDir::new("wakeups");
-        let broker = Broker::open(&dir.0).unwrap();
+        let broker = Broker::open(dir.path()).unwrap();
         let topic = bounded(&broker, "t", Backlog::Records(limit));
         let mut member = topic.group("g").unwrap().auto_commit(AutoCommit::Off).join().unwrap();
         let (done_tx, done_rx) = crossbeam_channel::unbounded();
@@ -415,7 +398,7 @@ fn no_lost_wake_ups_with_many_producers_on_a_tiny_backlog() {
 #[test]
 fn closing_the_broker_wakes_a_blocked_producer_with_closed() {
     let dir = TempDir::new("close");
-    let broker = Broker::open(&dir.0).unwrap();
+    let broker = Broker::open(dir.path()).unwrap();
     let topic = bounded(&broker, "t", Backlog::Records(1));
     let member = topic.group("g").unwrap().join().unwrap();
     let producer = topic.producer();
@@ -449,7 +432,7 @@ fn closing_the_broker_wakes_a_blocked_producer_with_closed() {
 #[test]
 fn nothing_blocks_without_an_active_group() {
     let dir = TempDir::new("nogroup");
-    let broker = Broker::open(&dir.0).unwrap();
+    let broker = Broker::open(dir.path()).unwrap();
     let topic = bounded(&broker, "t", Backlog::Records(1));
     let producer = topic.producer();
     // No group at all.
@@ -485,7 +468,7 @@ fn nothing_blocks_without_an_active_group() {
 #[test]
 fn a_bytes_backlog_holds_producers_back_like_a_records_backlog() {
     let dir = TempDir::new("bytes");
-    let broker = Broker::open(&dir.0).unwrap();
+    let broker = Broker::open(dir.path()).unwrap();
     // The byte backlog is measured from the index entry at or before the
     // committed offset, so the index is kept fine-grained here.
     let config = TopicConfig::default().max_backlog(Backlog::Bytes(4096)).index_interval_bytes(64);
@@ -530,7 +513,7 @@ fn a_bytes_backlog_holds_producers_back_like_a_records_backlog() {
 #[test]
 fn bytes_backlog_below_the_index_interval_frees_up_when_caught_up() {
     let dir = TempDir::new("bytes-small");
-    let broker = Broker::open(&dir.0).unwrap();
+    let broker = Broker::open(dir.path()).unwrap();
     let topic = broker.create_topic("t", TopicConfig::default().max_backlog(Backlog::Bytes(1024))).unwrap();
     let group = topic.group("g").unwrap().auto_commit(AutoCommit::Off);
     let mut member = group.join().unwrap();

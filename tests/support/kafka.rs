@@ -1,10 +1,6 @@
-//! Helpers shared by the Kafka bridge tests (`tests/kafka.rs`,
-//! `tests/kafka_restart.rs`): where the broker is, client settings for
-//! tests, and filling and waiting.
+//! The Kafka bridge tests' broker and clients (feature "kafka").
 
-#![allow(dead_code)] // each test crate uses a different subset
-
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use millpond::{KafkaSettings, Record, Topic};
 
@@ -33,13 +29,9 @@ pub fn fill(topic: &Topic, from: u64, n: u64) {
         .unwrap();
 }
 
-/// Polls `done` until it holds, failing the test after `limit`; prints how
-/// long it took (seen with `--nocapture`).
-pub fn wait_for(what: &str, limit: Duration, mut done: impl FnMut() -> bool) {
-    let start = Instant::now();
-    while !done() {
-        assert!(start.elapsed() < limit, "timed out waiting for {what}");
-        std::thread::sleep(Duration::from_millis(20));
-    }
-    eprintln!("{what}: {:.1} s", start.elapsed().as_secs_f64());
+/// [`wait_until`](super::wait::wait_until), printing how long the wait took
+/// (seen with `--nocapture`): the bridge tests' progress report.
+pub fn wait_for(what: &str, limit: Duration, done: impl FnMut() -> bool) {
+    let took = super::wait::wait_until(limit, what, done);
+    eprintln!("{what}: {:.1} s", took.as_secs_f64());
 }

@@ -1,89 +1,11 @@
-//! Helpers for the consumer-group tests (`tests/groups.rs`,
-//! `tests/group_crash.rs`): a self-removing temporary directory, a small
-//! deterministic pseudo-random generator, an independent reader and writer of
-//! the committed-offsets file format, and "wait at most this long" helpers
-//! that turn a hang into a test failure.
-
-#![allow(dead_code)] // each test crate uses a different subset
+//! The consumer-group tests' own reader and writer of the committed-offsets
+//! file format, independent of the crate's: the tests check the crate's
+//! files against the format as documented, not against the crate itself.
 
 use std::collections::BTreeMap;
-use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::mpsc;
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::path::Path;
 
-/// How long any single wait may take before the test calls it a hang. Never
-/// a performance bound: only a guard against blocking forever.
-pub const HANG: Duration = Duration::from_secs(10);
-
-/// A fresh, unique directory under `std::env::temp_dir()`, removed when
-/// dropped (kept when `MILLPOND_KEEP_TMP` is set).
-#[derive(Debug)]
-pub struct TempDir {
-    path: PathBuf,
-}
-
-static COUNTER: AtomicU64 = AtomicU64::new(0);
-
-impl TempDir {
-    pub fn new(label: &str) -> TempDir {
-        let n = COUNTER.fetch_add(1, Ordering::Relaxed);
-        let nanos = SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.subsec_nanos());
-        let path = std::env::temp_dir().join(format!("millpond-gtest-{label}-{}-{n}-{nanos}", std::process::id()));
-        std::fs::create_dir_all(&path).unwrap_or_else(|e| panic!("cannot create {}: {e}", path.display()));
-        TempDir { path }
-    }
-
-    pub fn path(&self) -> &Path {
-        &self.path
-    }
-
-    pub fn join(&self, rel: impl AsRef<Path>) -> PathBuf {
-        self.path.join(rel)
-    }
-}
-
-impl Drop for TempDir {
-    fn drop(&mut self) {
-        if std::env::var_os("MILLPOND_KEEP_TMP").is_some() {
-            eprintln!("keeping {}", self.path.display());
-            return;
-        }
-        let _ = std::fs::remove_dir_all(&self.path); // best effort
-    }
-}
-
-/// Knuth's MMIX linear congruential generator (no `rand`).
-#[derive(Debug, Clone)]
-pub struct Lcg(u64);
-
-impl Lcg {
-    pub fn new(seed: u64) -> Lcg {
-        let mut g = Lcg(seed ^ 0x9E37_79B9_7F4A_7C15);
-        g.next_u64();
-        g
-    }
-
-    pub fn next_u64(&mut self) -> u64 {
-        self.0 = self.0.wrapping_mul(6_364_136_223_846_793_005).wrapping_add(1_442_695_040_888_963_407);
-        self.0 ^ (self.0 >> 29)
-    }
-
-    /// In `lo..hi` (`hi > lo`).
-    pub fn range(&mut self, lo: u64, hi: u64) -> u64 {
-        lo + (self.next_u64() >> 11) % (hi - lo)
-    }
-}
-
-/// `<dir>/groups/<group>/<topic>/offsets`.
-pub fn offsets_path(dir: &Path, group: &str, topic: &str) -> PathBuf {
-    dir.join("groups").join(group).join(topic).join("offsets")
-}
-
-/// `<dir>/groups/<group>/<topic>/offsets.prev`.
-pub fn prev_offsets_path(dir: &Path, group: &str, topic: &str) -> PathBuf {
-    dir.join("groups").join(group).join(topic).join("offsets.prev")
-}
+use super::layout::{offsets_path, prev_offsets_path};
 
 /// CRC-32 (IEEE, reflected), written out here so the tests check the
 /// crate's files with an implementation of their own.
@@ -186,22 +108,4 @@ pub fn read_committed(dir: &Path, group: &str, topic: &str) -> BTreeMap<u32, u64
         }
     }
     BTreeMap::new()
-}
-
-/// Runs `f` on a new thread; the answer arrives on the returned receiver.
-pub fn spawn_answer<T: Send + 'static>(f: impl FnOnce() -> T + Send + 'static) -> mpsc::Receiver<T> {
-    let (tx, rx) = mpsc::channel();
-    std::thread::spawn(move || {
-        let _ = tx.send(f()); // the test may have given up waiting
-    });
-    rx
-}
-
-/// Waits at most [`HANG`] for an answer; panics with `what` on a hang.
-pub fn answer_within<T>(rx: &mpsc::Receiver<T>, what: &str) -> T {
-    match rx.recv_timeout(HANG) {
-        Ok(v) => v,
-        Err(mpsc::RecvTimeoutError::Timeout) => panic!("hang: {what} did not happen within {HANG:?}"),
-        Err(mpsc::RecvTimeoutError::Disconnected) => panic!("the thread waiting for {what} panicked"),
-    }
 }
