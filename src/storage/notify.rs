@@ -17,10 +17,90 @@
 //! remembered rather than lost.
 
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering, fence};
 use std::time::Instant;
 
-use parking_lot::{Condvar, Mutex};
+use self::sync::{AtomicBool, AtomicUsize, Condvar, Mutex, Ordering, fence};
+
+/// The primitives the notifier is built from, in one place so that the
+/// `loom_model` tests can check the real code rather than a copy of it.
+///
+/// A normal build re-exports parking_lot's `Mutex` and `Condvar` and std's
+/// atomics: the notifier compiles to exactly what it would with those types
+/// named directly. A test build with `--cfg loom` swaps in loom's, which
+/// record every access so the model can explore every interleaving (and
+/// every value the memory model lets a load return). loom's lock and wait
+/// follow std's API; the wrappers below give them parking_lot's, the one the
+/// code uses. loom is a dev-dependency, so only test builds see it; a
+/// `--cfg loom` build of the library itself keeps the real primitives.
+///
+/// `Arc` stays std's in both: callers elsewhere in the crate (which are not
+/// modelled) hand in `std::sync::Arc<WaitCell>`, and the count of an `Arc`
+/// plays no part in the wait/wake protocol. `Instant` stays std's too; loom
+/// has no clock, so timed sleeps are left out of the model (see
+/// [`WaitCell::sleep`]).
+mod sync {
+    #[cfg(not(all(test, loom)))]
+    pub(super) use parking_lot::{Condvar, Mutex};
+    #[cfg(not(all(test, loom)))]
+    pub(super) use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering, fence};
+
+    #[cfg(all(test, loom))]
+    pub(super) use self::loom_api::{Condvar, Mutex};
+    #[cfg(all(test, loom))]
+    pub(super) use loom::sync::atomic::{AtomicBool, AtomicUsize, Ordering, fence};
+
+    #[cfg(all(test, loom))]
+    mod loom_api {
+        use std::ops::{Deref, DerefMut};
+
+        /// loom's mutex behind parking_lot's `lock()`, which returns the
+        /// guard itself: a poisoned lock means a model thread panicked, and
+        /// that fails the model anyway.
+        #[derive(Debug, Default)]
+        pub(crate) struct Mutex<T>(loom::sync::Mutex<T>);
+
+        impl<T> Mutex<T> {
+            pub(crate) fn lock(&self) -> MutexGuard<'_, T> {
+                MutexGuard(Some(self.0.lock().unwrap()))
+            }
+        }
+
+        /// loom's guard, in an `Option` so that [`Condvar::wait`] can hand it
+        /// to loom's wait by value behind parking_lot's `&mut` (it is `None`
+        /// only inside that call).
+        pub(crate) struct MutexGuard<'a, T>(Option<loom::sync::MutexGuard<'a, T>>);
+
+        impl<T> Deref for MutexGuard<'_, T> {
+            type Target = T;
+            fn deref(&self) -> &T {
+                self.0.as_ref().expect("guard is held outside Condvar::wait")
+            }
+        }
+
+        impl<T> DerefMut for MutexGuard<'_, T> {
+            fn deref_mut(&mut self) -> &mut T {
+                self.0.as_mut().expect("guard is held outside Condvar::wait")
+            }
+        }
+
+        /// loom's condition variable behind parking_lot's `wait(&mut guard)`.
+        /// loom's never wakes spuriously (the real ones may); the loop in
+        /// `WaitCell::sleep` copes with either.
+        #[derive(Debug, Default)]
+        pub(crate) struct Condvar(loom::sync::Condvar);
+
+        impl Condvar {
+            pub(crate) fn notify_one(&self) {
+                self.0.notify_one();
+            }
+
+            pub(crate) fn wait<T>(&self, guard: &mut MutexGuard<'_, T>) {
+                let held = guard.0.take().expect("guard is held outside Condvar::wait");
+                guard.0 = Some(self.0.wait(held).unwrap());
+            }
+        }
+    }
+}
 
 /// A sleeping consumer's bed: a flag and a condition variable.
 #[derive(Debug, Default)]
@@ -38,10 +118,19 @@ impl WaitCell {
     }
 
     /// Sleeps until woken or until `deadline`. Returns `false` on timeout.
+    ///
+    /// Under the loom model only `None` is allowed: loom has no clock (its
+    /// timed wait never times out), so a deadline could only be modelled
+    /// wrongly. The timed branch is compiled out there and a deadline panics,
+    /// so no model can lean on it by mistake. What a deadline adds, an early
+    /// return, cannot lose a wake-up: callers re-check after any return.
     pub(crate) fn sleep(&self, deadline: Option<Instant>) -> bool {
         let mut w = self.woken.lock();
         while !*w {
             match deadline {
+                #[cfg(all(test, loom))]
+                Some(_) => panic!("the loom model has no clock: sleep with no deadline"),
+                #[cfg(not(all(test, loom)))]
                 Some(d) => {
                     if self.cv.wait_until(&mut w, d).timed_out() {
                         let woken = *w;
@@ -114,7 +203,11 @@ impl Notifier {
     }
 }
 
-#[cfg(test)]
+#[cfg(all(test, loom))]
+mod loom_model;
+
+// Timed sleeps on real threads: not for the loom build (see `loom_model`).
+#[cfg(all(test, not(loom)))]
 mod tests {
     use super::*;
     use std::time::Duration;
