@@ -28,7 +28,7 @@ use std::sync::Arc;
 use loom::sync::atomic::{AtomicU64, Ordering};
 use loom::thread;
 
-use super::{Notifier, WaitCell};
+use crate::storage::notify::{Notifier, WaitCell};
 
 /// The preemption bound when `LOOM_MAX_PREEMPTIONS` is not set. loom's
 /// documentation finds a bound of 2 or 3 enough to catch most bugs; at 3 the
