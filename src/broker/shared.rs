@@ -127,6 +127,7 @@ impl Shared {
                 LogSettings::from(&config),
                 self.config.recovery,
                 self.prefault.lock().as_ref().map(|(p, _)| p.clone()),
+                Arc::clone(&self.health),
             )?;
             if let Some(event) = event {
                 self.report.lock().push(event);

@@ -9,6 +9,7 @@ use parking_lot::Mutex;
 
 use crate::error::Result;
 use crate::storage::frame;
+use crate::storage::health::{BackgroundError, BackgroundTask};
 use crate::storage::index::IndexEntry;
 use crate::storage::partition_log::state::{PartitionLog, Slot, Writer};
 use crate::storage::policy::FsyncPolicy;
@@ -221,9 +222,12 @@ impl PartitionLog {
         // cosmetic: a sealed segment without a valid index, or longer than
         // its data, is rebuilt by a checksummed scan when next opened. So a
         // failure here (say, no space for the index) does not fail the
-        // append, whose data is already safe; it is reported.
-        if let Err(e) = old.finish(&self.dir) {
-            log::warn!("millpond: sealing {} without an index (rebuilt when next opened): {e}", old.path.display());
+        // append, whose data is already safe; it is reported (`BackgroundTask::SegmentIndex`, through the broker's health record).
+        match old.finish(&self.dir) {
+            Ok(()) => self.health.resolved(BackgroundTask::SegmentIndex, self.topic_name(), self.partition()),
+            Err(e) => self
+                .health
+                .report(BackgroundError::new(BackgroundTask::SegmentIndex, e).on(self.topic_name(), self.partition())),
         }
         // Publish the new segment, then seal the old one, so a reader that
         // sees `sealed` finds its successor.

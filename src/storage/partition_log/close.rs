@@ -2,6 +2,7 @@
 //! shutting down) or abandoning it (files untouched, for a deleted topic).
 
 use crate::error::{Error, Result};
+use crate::storage::health::{BackgroundError, BackgroundTask};
 use crate::storage::partition_log::state::PartitionLog;
 
 impl PartitionLog {
@@ -11,7 +12,7 @@ impl PartitionLog {
     ///
     /// Only a failed sync is an error: once the data is synced, a failure
     /// to write the active segment's index (say, on a full disk) loses
-    /// nothing, since the next open scans the segment instead; it is logged.
+    /// nothing, since the next open scans the segment instead; it is reported (`BackgroundTask::SegmentIndex`).
     pub(crate) fn close(&self, reason: Error) -> Result<()> {
         let mut w = self.writer.lock();
         if w.closed.is_some() {
@@ -20,11 +21,9 @@ impl PartitionLog {
         let result = if w.poisoned.is_none() {
             self.sync_locked(&mut w).and_then(|()| {
                 if let Err(e) = w.active.finish(&self.dir) {
-                    log::warn!(
-                        "millpond: closed {} without writing its index (its data is synced; the next open \
-                         scans it instead): {e}",
-                        w.active.path.display()
-                    );
+                    // Its data is synced; the next open scans it instead.
+                    let failure = BackgroundError::new(BackgroundTask::SegmentIndex, e);
+                    self.health.report(failure.on(self.topic_name(), self.partition()));
                 }
                 w.active.sync_file()
             })

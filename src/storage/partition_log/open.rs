@@ -10,6 +10,7 @@ use std::time::Instant;
 use parking_lot::{Mutex, RwLock};
 
 use crate::error::{Error, Result};
+use crate::storage::health::Health;
 use crate::storage::padded::CachePadded;
 use crate::storage::partition_log::settings::LogSettings;
 use crate::storage::partition_log::state::{PartitionLog, Slot, Writer};
@@ -91,6 +92,7 @@ impl PartitionLog {
         settings: LogSettings,
         mode: RecoveryMode,
         prefault: Option<Prefaulter>,
+        health: Arc<Health>,
     ) -> Result<(PartitionLog, Option<RecoveryEvent>)> {
         let id = PartitionId { topic, partition };
         let existed = match fsutil::check_real_dir(dir, "open partition directory") {
@@ -191,6 +193,7 @@ impl PartitionLog {
             maintenance_lock: Mutex::new(()),
             rolled: std::sync::atomic::AtomicBool::new(false),
             prefault,
+            health,
             epochs,
             session_start: next_offset,
         };

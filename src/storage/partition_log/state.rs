@@ -12,6 +12,7 @@ use parking_lot::{Mutex, RwLock};
 
 use crate::error::{Error, Result};
 use crate::storage::epochs;
+use crate::storage::health::Health;
 use crate::storage::notify::Notifier;
 use crate::storage::padded::CachePadded;
 use crate::storage::partition_log::settings::LogSettings;
@@ -80,6 +81,9 @@ pub(crate) struct PartitionLog {
     pub(crate) rolled: std::sync::atomic::AtomicBool,
     /// Prepares the active segment's pages ahead of the writer, if enabled.
     pub(crate) prefault: Option<Prefaulter>,
+    /// Where failures that no call returns (a sealed segment left without
+    /// its index) are reported.
+    pub(crate) health: Arc<Health>,
     /// The partition's epochs (see [`epochs`]).
     pub(crate) epochs: epochs::EpochHistory,
     /// The next offset when this session opened the partition: where the
