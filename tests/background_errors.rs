@@ -1,16 +1,13 @@
 //! Failures of background work reach the application as typed values, once
 //! per distinct failure, and never as text on the host's stderr.
 
-use std::process::Command;
+mod support;
+
 use std::sync::{Arc, Mutex};
 
 use millpond::{AutoCommit, BackgroundError, BackgroundTask, Broker, BrokerConfig, Record, TopicConfig};
-
-fn temp_dir(tag: &str) -> std::path::PathBuf {
-    let dir = std::env::temp_dir().join(format!("millpond-bgerr-{tag}-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&dir);
-    dir
-}
+use support::child;
+use support::dir::TempDir;
 
 /// A broker whose background failures are collected.
 fn collecting(dir: &std::path::Path) -> (Broker, Arc<Mutex<Vec<BackgroundError>>>) {
@@ -29,7 +26,8 @@ fn break_group_dir(dir: &std::path::Path, group: &str) {
 
 #[test]
 fn a_commit_that_fails_when_a_member_is_dropped_is_reported_with_its_group_and_topic() {
-    let dir = temp_dir("dropcommit");
+    let tmp = TempDir::new("bgerr-dropcommit");
+    let dir = tmp.join("broker");
     let (broker, seen) = collecting(&dir);
     let topic = broker.create_topic("orders", TopicConfig::default()).unwrap();
     topic.producer().send(Record::new("a")).unwrap();
@@ -48,12 +46,12 @@ fn a_commit_that_fails_when_a_member_is_dropped_is_reported_with_its_group_and_t
     assert_eq!(listed.len(), 1, "the failure is current: {listed:?}");
     assert_eq!(listed[0].task, BackgroundTask::DropCommit);
     drop((topic, broker));
-    std::fs::remove_dir_all(&dir).unwrap();
 }
 
 #[test]
 fn the_same_drop_time_failure_again_is_not_news() {
-    let dir = temp_dir("dropcommit-twice");
+    let tmp = TempDir::new("bgerr-dropcommit-twice");
+    let dir = tmp.join("broker");
     let (broker, seen) = collecting(&dir);
     let topic = broker.create_topic("orders", TopicConfig::default()).unwrap();
     topic.producer().send(Record::new("a")).unwrap();
@@ -68,7 +66,6 @@ fn the_same_drop_time_failure_again_is_not_news() {
     let tasks: Vec<BackgroundTask> = seen.lock().unwrap().iter().map(|e| e.task).collect();
     assert_eq!(tasks, [BackgroundTask::DropCommit], "reported once, not once per member");
     drop((topic, broker));
-    std::fs::remove_dir_all(&dir).unwrap();
 }
 
 /// The child's part of the test below: meet a background failure with no
@@ -86,19 +83,18 @@ fn fail_quietly(dir: &std::path::Path) {
 
 #[test]
 fn a_background_failure_writes_nothing_to_the_hosts_stderr() {
-    if let Ok(dir) = std::env::var("MILLPOND_BGERR_CHILD_DIR") {
-        fail_quietly(std::path::Path::new(&dir));
+    if child::role().as_deref() == Some("fail-quietly") {
+        fail_quietly(&child::dir());
         return;
     }
-    let dir = temp_dir("quiet");
-    let out = Command::new(std::env::current_exe().unwrap())
-        .args(["--exact", "a_background_failure_writes_nothing_to_the_hosts_stderr", "--test-threads=1"])
-        .env("MILLPOND_BGERR_CHILD_DIR", &dir)
-        .output()
-        .unwrap();
+    let tmp = TempDir::new("bgerr-quiet");
+    let out =
+        child::command("a_background_failure_writes_nothing_to_the_hosts_stderr", "fail-quietly", &tmp.join("broker"))
+            .output()
+            .unwrap();
     assert!(out.status.success(), "the child failed: {}", String::from_utf8_lossy(&out.stdout));
     assert!(out.stderr.is_empty(), "the library wrote to stderr: {}", String::from_utf8_lossy(&out.stderr));
     let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(stdout.contains("1 passed"), "the child did not run the failing part: {stdout}");
     assert!(!stdout.contains("millpond:"), "the library wrote to stdout: {stdout}");
-    std::fs::remove_dir_all(&dir).unwrap();
 }

@@ -407,3 +407,41 @@ fn close_on_a_full_disk_succeeds_once_the_data_is_synced() {
     drop(broker);
     drop(mount);
 }
+
+/// The index that `close` could not write on a full disk is no error of
+/// the close, but it is a failure the application hears of: a typed
+/// `BackgroundError` naming the partition, once.
+#[test]
+fn an_index_that_cannot_be_written_at_close_is_reported_as_a_background_error() {
+    let tmp = TempDir::new("tmpfs-close-report");
+    let mount = match Tmpfs::mount(&tmp.join("mnt"), "1m") {
+        Ok(m) => m,
+        Err(why) => {
+            eprintln!("SKIPPED an_index_that_cannot...: mounting a tmpfs is not permitted here: {why}");
+            return;
+        }
+    };
+    let dir = mount.path.join("broker");
+    let seen: std::sync::Arc<std::sync::Mutex<Vec<millpond::BackgroundError>>> = Default::default();
+    let sink = std::sync::Arc::clone(&seen);
+    let config_with_callback =
+        millpond::BrokerConfig::default().on_background_error(move |e| sink.lock().unwrap().push(e.clone()));
+    let broker = Broker::open_with(&dir, config_with_callback).unwrap();
+    let topic = broker.create_topic("t", config()).unwrap();
+    let (_, err) = send_until_error(&topic.producer(), 0, 10_000);
+    expect_disk_full(&err);
+    for i in 0.. {
+        if std::fs::write(mount.path.join(format!("ballast-{i}")), vec![1u8; 512]).is_err() {
+            break;
+        }
+    }
+    drop(topic);
+    broker.close().unwrap();
+    let seen = seen.lock().unwrap().clone();
+    let index: Vec<_> = seen.iter().filter(|e| e.task == millpond::BackgroundTask::SegmentIndex).collect();
+    assert_eq!(index.len(), 1, "one index failure, reported once: {seen:?}");
+    assert_eq!((index[0].topic.as_deref(), index[0].partition), (Some("t"), Some(0)));
+    assert!(matches!(*index[0].error, Error::DiskFull { .. }), "the cause is the full disk: {}", index[0].error);
+    drop(broker);
+    drop(mount);
+}
