@@ -87,8 +87,6 @@
 //! cycle exists): `storage` < `topic` < `group` < `broker` < `client` <
 //! `bridge`, with `error` shared by all.
 
-#![warn(missing_docs)]
-#![deny(unsafe_op_in_unsafe_fn)]
 #![cfg_attr(not(test), warn(clippy::unwrap_used))]
 
 mod bridge;

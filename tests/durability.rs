@@ -33,12 +33,12 @@ mod msync_probe {
 
     /// Makes the next msync on the calling thread fail with EIO, as a disk
     /// error would (only this thread: tests run in parallel).
-    pub fn fail_next_on_this_thread() {
+    pub(crate) fn fail_next_on_this_thread() {
         FAIL_NEXT.with(|f| f.set(true));
     }
 
     /// msync calls made by broker maintenance threads (the `Interval` syncer).
-    pub static BY_MAINTENANCE_THREADS: AtomicU64 = AtomicU64::new(0);
+    pub(crate) static BY_MAINTENANCE_THREADS: AtomicU64 = AtomicU64::new(0);
 
     /// Replaces libc's `msync` for this test binary: counts the call, then
     /// makes the real system call.
@@ -47,7 +47,11 @@ mod msync_probe {
     ///
     /// Same contract as `msync(2)`: the caller passes a mapped range.
     #[unsafe(no_mangle)]
-    pub unsafe extern "C" fn msync(addr: *mut libc::c_void, len: libc::size_t, flags: libc::c_int) -> libc::c_int {
+    pub(crate) unsafe extern "C" fn msync(
+        addr: *mut libc::c_void,
+        len: libc::size_t,
+        flags: libc::c_int,
+    ) -> libc::c_int {
         let _ = ON_THIS_THREAD.try_with(|c| c.set(c.get() + 1)); // not during thread teardown
         if FAIL_NEXT.try_with(|f| f.replace(false)).unwrap_or(false) {
             // SAFETY: errno is thread-local; its location is valid for this thread.
@@ -69,12 +73,12 @@ mod msync_probe {
     }
 
     /// msync calls made so far by the calling thread.
-    pub fn on_this_thread() -> u64 {
+    pub(crate) fn on_this_thread() -> u64 {
         ON_THIS_THREAD.with(Cell::get)
     }
 
     /// msync calls made so far by maintenance threads (all brokers).
-    pub fn by_maintenance() -> u64 {
+    pub(crate) fn by_maintenance() -> u64 {
         BY_MAINTENANCE_THREADS.load(Ordering::SeqCst)
     }
 }

@@ -19,23 +19,23 @@ use memmap2::{MmapMut, MmapOptions};
 use millpond::{Broker, Producer, Topic, TopicConfig};
 
 /// Size of every record's value.
-pub const RECORD_BYTES: usize = 100;
+pub(crate) const RECORD_BYTES: usize = 100;
 /// Records per `send_batch`.
-pub const BATCH: usize = 1_000;
+pub(crate) const BATCH: usize = 1_000;
 /// Bytes a single-record frame takes on disk: 40-byte frame header, 26 bytes
 /// of record overhead, the value.
-pub const SINGLE_FRAME_BYTES: u64 = 40 + 26 + RECORD_BYTES as u64;
+pub(crate) const SINGLE_FRAME_BYTES: u64 = 40 + 26 + RECORD_BYTES as u64;
 /// Bytes a frame of [`BATCH`] records takes on disk.
-pub const BATCH_FRAME_BYTES: u64 = 40 + (26 + RECORD_BYTES as u64) * BATCH as u64;
+pub(crate) const BATCH_FRAME_BYTES: u64 = 40 + (26 + RECORD_BYTES as u64) * BATCH as u64;
 /// Segment size of the bench topics: large, so rolls are rare (but they do
 /// happen inside the timed region, as they would in production).
-pub const SEGMENT_BYTES: u64 = 256 << 20;
+pub(crate) const SEGMENT_BYTES: u64 = 256 << 20;
 /// Disk a rig's topic may use before it is deleted and recreated (outside the
 /// timed region).
-pub const DISK_BUDGET: u64 = 1 << 30;
+pub(crate) const DISK_BUDGET: u64 = 1 << 30;
 
 /// A deterministic, non-zero 100-byte value.
-pub fn payload(seed: u64) -> [u8; RECORD_BYTES] {
+pub(crate) fn payload(seed: u64) -> [u8; RECORD_BYTES] {
     let mut p = [0u8; RECORD_BYTES];
     for (i, b) in p.iter_mut().enumerate() {
         *b = (seed.wrapping_mul(31).wrapping_add(i as u64 * 7) % 251) as u8 + 1;
@@ -46,13 +46,13 @@ pub fn payload(seed: u64) -> [u8; RECORD_BYTES] {
 /// Cheap "use" of a received value: touches its first and last bytes, so a
 /// zero-copy read really reads the mapped memory.
 #[inline(always)]
-pub fn touch(v: &[u8]) -> u64 {
+pub(crate) fn touch(v: &[u8]) -> u64 {
     u64::from(v[0]) + u64::from(v[v.len() - 1])
 }
 
 /// Applies the settings every bench group shares: few samples, a modest
 /// measurement time, equal-sized samples, and throughput in records.
-pub fn configure(group: &mut BenchmarkGroup<'_, WallTime>, records_per_iter: u64) {
+pub(crate) fn configure(group: &mut BenchmarkGroup<'_, WallTime>, records_per_iter: u64) {
     group
         .sample_size(10)
         .warm_up_time(Duration::from_secs(1))
@@ -64,7 +64,7 @@ pub fn configure(group: &mut BenchmarkGroup<'_, WallTime>, records_per_iter: u64
 /// Runs `iters` iterations as chunks of at most `chunk`, timing each with
 /// `timed(n)` and summing. Work between chunks (draining a channel, rotating
 /// a topic) stays outside the measurement.
-pub fn chunked(iters: u64, chunk: u64, mut timed: impl FnMut(u64) -> Duration) -> Duration {
+pub(crate) fn chunked(iters: u64, chunk: u64, mut timed: impl FnMut(u64) -> Duration) -> Duration {
     let mut total = Duration::ZERO;
     let mut left = iters;
     while left > 0 {
@@ -76,10 +76,10 @@ pub fn chunked(iters: u64, chunk: u64, mut timed: impl FnMut(u64) -> Duration) -
 }
 
 /// A unique directory under the system temp dir, removed on drop.
-pub struct TempDir(PathBuf);
+pub(crate) struct TempDir(PathBuf);
 
 impl TempDir {
-    pub fn new(label: &str) -> TempDir {
+    pub(crate) fn new(label: &str) -> TempDir {
         static SEQ: AtomicU64 = AtomicU64::new(0);
         let n = SEQ.fetch_add(1, Ordering::Relaxed);
         let path = std::env::temp_dir().join(format!("millpond-bench-{label}-{}-{n}", std::process::id()));
@@ -88,7 +88,7 @@ impl TempDir {
         TempDir(path)
     }
 
-    pub fn path(&self) -> &Path {
+    pub(crate) fn path(&self) -> &Path {
         &self.0
     }
 }
@@ -102,7 +102,7 @@ impl Drop for TempDir {
 /// A broker in a temporary directory with one single-partition topic, which
 /// is deleted and recreated (outside timing) whenever the next chunk of
 /// writes would take the topic past [`DISK_BUDGET`].
-pub struct Rig {
+pub(crate) struct Rig {
     // Field order matters: the broker must close before its directory goes.
     topic: Topic,
     producer: Producer,
@@ -115,7 +115,7 @@ pub struct Rig {
 }
 
 impl Rig {
-    pub fn new(label: &str) -> Rig {
+    pub(crate) fn new(label: &str) -> Rig {
         let dir = TempDir::new(label);
         let broker = Broker::open(dir.path()).expect("open broker");
         let config = TopicConfig::default().partitions(1).segment_bytes(SEGMENT_BYTES);
@@ -124,11 +124,11 @@ impl Rig {
         Rig { topic, producer, broker, generation: 0, written: 0, config, _dir: dir }
     }
 
-    pub fn topic(&self) -> &Topic {
+    pub(crate) fn topic(&self) -> &Topic {
         &self.topic
     }
 
-    pub fn producer(&self) -> &Producer {
+    pub(crate) fn producer(&self) -> &Producer {
         &self.producer
     }
 
@@ -136,7 +136,7 @@ impl Rig {
     /// past the budget. Returns whether it did (consumers of the old topic
     /// must then be recreated). Call it outside the timed region, with every
     /// consumer of the topic dropped if it may rotate.
-    pub fn reserve(&mut self, bytes: u64) -> bool {
+    pub(crate) fn reserve(&mut self, bytes: u64) -> bool {
         let rotate = self.written > 0 && self.written + bytes > DISK_BUDGET;
         if rotate {
             self.rotate();
@@ -146,7 +146,7 @@ impl Rig {
     }
 
     /// Whether `reserve(bytes)` would recreate the topic.
-    pub fn would_rotate(&self, bytes: u64) -> bool {
+    pub(crate) fn would_rotate(&self, bytes: u64) -> bool {
         self.written > 0 && self.written + bytes > DISK_BUDGET
     }
 
@@ -171,7 +171,7 @@ impl Rig {
 /// of a first touch depends on how recently the kernel freed the page. A
 /// non-fresh sink reuses one file whose pages are already faulted in, so it
 /// measures the copy alone.
-pub struct MmapSink {
+pub(crate) struct MmapSink {
     dir: TempDir,
     map: MmapMut,
     pos: usize,
@@ -182,7 +182,7 @@ pub struct MmapSink {
 }
 
 impl MmapSink {
-    pub fn new(label: &str, fresh: bool) -> MmapSink {
+    pub(crate) fn new(label: &str, fresh: bool) -> MmapSink {
         let dir = TempDir::new(label);
         let map = new_mapping(&dir, 0);
         let mut sink = MmapSink { dir, map, pos: 0, fresh, files: 1, first_live: 0 };
@@ -196,7 +196,7 @@ impl MmapSink {
     /// Makes room for `len` contiguous bytes (outside timing): a new file
     /// for a fresh sink (first deleting the old ones if they reached the
     /// budget), back to the start for a warm one.
-    pub fn reserve(&mut self, len: usize) {
+    pub(crate) fn reserve(&mut self, len: usize) {
         assert!(len <= SEGMENT_BYTES as usize);
         if self.pos + len <= self.map.len() {
             return;
@@ -216,7 +216,7 @@ impl MmapSink {
 
     /// Copies `bytes` at the current position (room must be reserved).
     #[inline]
-    pub fn write(&mut self, bytes: &[u8]) {
+    pub(crate) fn write(&mut self, bytes: &[u8]) {
         self.map[self.pos..self.pos + bytes.len()].copy_from_slice(bytes);
         self.pos += bytes.len();
     }

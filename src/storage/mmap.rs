@@ -1,8 +1,14 @@
 //! The unsafe boundary: a memory-mapped segment file.
 //!
 //! Everything in millpond that touches mapped memory goes through
-//! [`MappedFile`], and every `unsafe` block in the storage engine lives here or
-//! in `segment.rs`, which enforces the contracts stated below.
+//! [`MappedFile`]: the `unsafe` that maps and reads or writes mapped bytes
+//! lives here and in `segment.rs`, which enforces the contracts stated
+//! below, plus the one call into `Segment::append` on the write path
+//! (`partition_log/append.rs`, under the writer lock). The crate's other
+//! `unsafe` blocks are plain system calls that pass no mapped memory:
+//! `posix_fallocate` and `lseek` in `fsutil.rs`, `sched_setscheduler` in
+//! `prefault.rs`. Every block carries a `// SAFETY:` comment (the
+//! `clippy::undocumented_unsafe_blocks` lint enforces it).
 //!
 //! # What makes the mapping sound
 //!

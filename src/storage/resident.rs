@@ -10,7 +10,7 @@ use std::path::Path;
 /// # Panics
 ///
 /// If smaps cannot be read or parsed: this is test code.
-pub fn resident_kib(path: &Path) -> u64 {
+pub(crate) fn resident_kib(path: &Path) -> u64 {
     let smaps = std::fs::read_to_string("/proc/self/smaps").expect("read /proc/self/smaps");
     let name = path.to_str().expect("a UTF-8 path");
     // A mapping's header line starts with its address range, `start-end`.

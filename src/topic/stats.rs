@@ -2,7 +2,7 @@
 
 use crate::topic::state::TopicState;
 
-/// Per-partition figures from [`Topic::stats`].
+/// Per-partition figures from [`Topic::stats`](crate::Topic::stats).
 ///
 /// # Examples
 ///

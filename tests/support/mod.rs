@@ -17,6 +17,10 @@
 // Every test binary compiles this whole module but uses only a part of it,
 // a different part in each: what one binary leaves unused is used by others.
 #![allow(dead_code)]
+// A test binary has no public API: these items are `pub` only so that each
+// test file can import them (the crate's `unreachable_pub` lint is for the
+// library).
+#![allow(unreachable_pub)]
 
 pub mod child;
 pub mod dir;

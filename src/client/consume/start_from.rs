@@ -20,7 +20,7 @@ pub enum StartFrom {
     /// The high watermark: only records appended from now on.
     Latest,
     /// This offset in every partition; an offset outside
-    /// `log start ..= high watermark` is [`Error::OffsetOutOfRange`].
+    /// `log start ..= high watermark` is [`Error::OffsetOutOfRange`](crate::Error::OffsetOutOfRange).
     Offset(u64),
     /// The first record whose timestamp (milliseconds since the Unix epoch) is
     /// at least this, in each partition; the high watermark if there is none.

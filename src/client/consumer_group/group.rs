@@ -210,7 +210,7 @@ impl Group {
 
     /// Joins the group: a new member, which takes its share of the
     /// partitions at its first receive call. Fails with
-    /// [`Error::CorruptMetadata`] if the offsets file and its previous
+    /// [`Error::CorruptMetadata`](crate::Error::CorruptMetadata) if the offsets file and its previous
     /// version are both damaged.
     ///
     /// See [`Group`] for an example.
@@ -337,7 +337,7 @@ impl Group {
 impl Topic {
     /// The consumer group `name` on this topic (Kafka's `group.id`): join it
     /// to share the partitions with the other members and resume from the
-    /// group's committed offsets. Fails with [`Error::InvalidName`] for a
+    /// group's committed offsets. Fails with [`Error::InvalidName`](crate::Error::InvalidName) for a
     /// name outside `[A-Za-z0-9._-]{1,249}` (or `.`/`..`).
     ///
     /// See [`Group`] for an example.

@@ -16,7 +16,7 @@ use crate::storage::message_ref::MessageRef;
 
 /// A member of a consumer group: a consumer with the same receive API as an
 /// independent [`Consumer`], reading only the partitions the group assigns
-/// it, plus commits. Made by [`Group::join`].
+/// it, plus commits. Made by [`Group::join`](crate::Group::join).
 ///
 /// Group changes take effect at the start of each receive call. Dropping the
 /// member leaves the group (committing first under auto-commit);
@@ -89,7 +89,7 @@ impl GroupMember {
     /// Commits the member's position in every partition it owns: everything
     /// received so far counts as processed.
     ///
-    /// See [`Group`] for an example.
+    /// See [`Group`](crate::Group) for an example.
     pub fn commit(&mut self) -> Result<()> {
         self.consumer.sync_group()?;
         let positions = self.consumer.positions();
@@ -243,7 +243,7 @@ impl GroupMember {
 
     /// See [`Consumer::try_recv`].
     ///
-    /// See [`Group`] for an example.
+    /// See [`Group`](crate::Group) for an example.
     pub fn try_recv(&mut self) -> Result<Option<Message>> {
         self.consumer.try_recv()
     }

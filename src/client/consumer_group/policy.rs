@@ -8,10 +8,10 @@ use std::time::Duration;
 /// deletes records it has not read yet.
 ///
 /// Records lost to retention are never skipped silently: with `Earliest`
-/// or `Latest` the member's receive call returns [`Error::Lagged`] once,
+/// or `Latest` the member's receive call returns [`Error::Lagged`](crate::Error::Lagged) once,
 /// naming the offsets it missed, and the next call reads on from the log
 /// start (or the high watermark); with `Fail` it returns
-/// [`Error::OffsetOutOfRange`] and stays where it is until it seeks.
+/// [`Error::OffsetOutOfRange`](crate::Error::OffsetOutOfRange) and stays where it is until it seeks.
 ///
 /// # Examples
 ///
@@ -27,8 +27,8 @@ pub enum OffsetReset {
     Earliest,
     /// The high watermark: only records appended from now on.
     Latest,
-    /// Refuse: the receive call returns [`Error::NoCommittedOffset`] or
-    /// [`Error::OffsetOutOfRange`].
+    /// Refuse: the receive call returns [`Error::NoCommittedOffset`](crate::Error::NoCommittedOffset) or
+    /// [`Error::OffsetOutOfRange`](crate::Error::OffsetOutOfRange).
     Fail,
 }
 
@@ -47,7 +47,7 @@ pub enum OffsetReset {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 #[non_exhaustive]
 pub enum AutoCommit {
-    /// Never; call [`GroupMember::commit`] or [`GroupMember::commit_offsets`].
+    /// Never; call [`GroupMember::commit`](crate::GroupMember::commit) or [`GroupMember::commit_offsets`](crate::GroupMember::commit_offsets).
     Off,
     /// At the start of a receive call, when this long has passed since the
     /// last commit, and when the member is dropped.

@@ -16,7 +16,7 @@ pub enum RebalanceKind {
     Assigned,
 }
 
-/// What a rebalance listener ([`GroupMember::on_rebalance`]) is told.
+/// What a rebalance listener ([`GroupMember::on_rebalance`](crate::GroupMember::on_rebalance)) is told.
 ///
 /// On [`RebalanceKind::Revoked`], the member still owns the partitions, so
 /// the listener can [`commit`](RebalanceEvent::commit) offsets for them (for

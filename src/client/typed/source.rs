@@ -7,7 +7,7 @@ use crate::client::consumer_group::member::GroupMember;
 use crate::error::Result;
 use crate::storage::message::Message;
 
-/// Where a [`TypedConsumer`] gets its messages: an independent [`Consumer`]
+/// Where a [`TypedConsumer`](crate::TypedConsumer) gets its messages: an independent [`Consumer`]
 /// or a [`GroupMember`]. Sealed: those two are all there is.
 ///
 /// # Examples

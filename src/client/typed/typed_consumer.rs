@@ -13,7 +13,7 @@ use crate::error::{Error, Result};
 use crate::storage::message::Message;
 
 /// Receives values of type `T`, decoded by a [`Codec`], from a [`Consumer`]
-/// or a [`GroupMember`].
+/// or a [`GroupMember`](crate::GroupMember).
 ///
 /// A record that fails to decode is returned as [`Error::Decode`] with its
 /// partition and offset; the consumer has already moved past it, so the

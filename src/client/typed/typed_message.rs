@@ -5,7 +5,7 @@ use crate::storage::message::Message;
 /// A decoded value with the message it came from (partition, offset, key,
 /// headers, timestamp).
 ///
-/// See [`TypedConsumer`] for an example.
+/// See [`TypedConsumer`](crate::TypedConsumer) for an example.
 #[derive(Debug, Clone)]
 pub struct TypedMessage<T> {
     /// The decoded value.
