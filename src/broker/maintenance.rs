@@ -1,8 +1,9 @@
 //! The broker's maintenance thread: every [`TICK`] (sooner for an
 //! `FsyncPolicy::Interval` shorter than two ticks) it syncs `Interval`
-//! partitions that are due, applies retention (every tick, and right after
-//! a segment rolls), and compacts compacted topics (every
-//! [`COMPACT_EVERY`], and right after a roll). Failures have no caller to
+//! partitions that are due; it applies retention every [`RETAIN_EVERY`]
+//! (and right after a segment rolls), and compacts compacted topics every
+//! [`COMPACT_EVERY`] (and right after a roll). The first round, right after
+//! the thread starts, only syncs and follows rolls. Failures have no caller to
 //! return to: they go to the broker's health record (once per distinct
 //! failure; see `storage/health.rs`) and the work is retried next time.
 
@@ -17,8 +18,10 @@ use crate::storage::policy::FsyncPolicy;
 use crate::storage::record::now_millis;
 use crate::topic::state::TopicState;
 
-/// How often the thread wakes, at most, and applies retention.
+/// How long the thread sleeps between rounds, at most.
 pub(crate) const TICK: Duration = Duration::from_millis(250);
+/// How often retention is applied, besides after each roll.
+pub(crate) const RETAIN_EVERY: Duration = Duration::from_millis(250);
 /// How often compacted topics are compacted, besides after each roll.
 pub(crate) const COMPACT_EVERY: Duration = Duration::from_secs(30);
 
@@ -37,7 +40,11 @@ impl Shared {
         if !needed || slot.is_some() {
             return;
         }
-        let mut state = Maintenance { shared: Arc::downgrade(self), last_compaction: Instant::now() };
+        let mut state = Maintenance {
+            shared: Arc::downgrade(self),
+            last_retention: Instant::now(),
+            last_compaction: Instant::now(),
+        };
         match Worker::periodic("millpond-maintenance".into(), "maintenance", move || state.tick()) {
             Ok(worker) => *slot = Some(worker),
             Err(e) => self.health.report(BackgroundError::new(BackgroundTask::StartThread, e)),
@@ -49,6 +56,7 @@ impl Shared {
 struct Maintenance {
     /// Weak: the thread must not keep a dropped broker open.
     shared: Weak<Shared>,
+    last_retention: Instant,
     last_compaction: Instant,
 }
 
@@ -60,25 +68,38 @@ impl Maintenance {
         let topics: Vec<Arc<TopicState>> = shared.topics.read().values().cloned().collect();
         let health = Arc::clone(&shared.health);
         drop(shared); // closing the broker need not wait for this round
-        let compaction_due = self.last_compaction.elapsed() >= COMPACT_EVERY;
+        let due = Due {
+            retention: self.last_retention.elapsed() >= RETAIN_EVERY,
+            compaction: self.last_compaction.elapsed() >= COMPACT_EVERY,
+        };
         let mut sleep = TICK;
         for t in &topics {
             if let FsyncPolicy::Interval(d) = t.config.fsync {
                 sleep = sleep.min(d / 2).max(Duration::from_millis(1));
             }
             for p in &t.partitions {
-                maintain(&health, t, p, compaction_due);
+                maintain(&health, t, p, due);
             }
         }
-        if compaction_due {
+        if due.retention {
+            self.last_retention = Instant::now();
+        }
+        if due.compaction {
             self.last_compaction = Instant::now();
         }
         Some(sleep)
     }
 }
 
+/// Which periodic work this round does on every partition.
+#[derive(Clone, Copy)]
+struct Due {
+    retention: bool,
+    compaction: bool,
+}
+
 /// Syncs, applies retention to and compacts one partition, as due.
-fn maintain(health: &Health, t: &TopicState, p: &PartitionLog, compaction_due: bool) {
+fn maintain(health: &Health, t: &TopicState, p: &PartitionLog, due: Due) {
     let at = |task, e| BackgroundError::new(task, e).on(&t.name, p.partition());
     // A sync failure also poisons the partition, which then reports it
     // on every send and flush.
@@ -86,13 +107,13 @@ fn maintain(health: &Health, t: &TopicState, p: &PartitionLog, compaction_due: b
         health.report(at(BackgroundTask::Sync, e));
     }
     let rolled = p.take_rolled();
-    if p.has_retention() {
+    if p.has_retention() && (rolled || due.retention) {
         match p.apply_retention(now_millis()) {
             Ok(_) => health.resolved(BackgroundTask::Retention, &t.name, p.partition()),
             Err(e) => health.report(at(BackgroundTask::Retention, e)),
         }
     }
-    if p.is_compacted() && (rolled || compaction_due) {
+    if p.is_compacted() && (rolled || due.compaction) {
         match p.compact(now_millis()) {
             Ok(_) => health.resolved(BackgroundTask::Compaction, &t.name, p.partition()),
             Err(e) => health.report(at(BackgroundTask::Compaction, e)),
