@@ -1,15 +1,22 @@
-//! The performance table: millpond against crossbeam-channel (and a raw
-//! memcpy into a mapped file) on the same workloads, in the same run.
+//! The performance table: millpond against crossbeam-channel (the in-memory
+//! baseline), commitlog 0.2 (the persistent one: a segmented, indexed log
+//! written with `write(2)`) and a raw memcpy into a mapped file, on the same
+//! workloads, in the same run.
 //!
 //! `cargo run --release --example bench` prints one row per workload with
-//! both rates and their ratio. 100-byte records throughout. Pass `quick` for
-//! a smaller run. The figures are only meaningful in release mode on an
-//! otherwise idle machine; `cargo test` runs a tiny version that checks every
-//! workload delivers every record, not the speed.
+//! every figure and its ratio against each baseline. 100-byte records
+//! throughout. Pass `quick` for a smaller run. The figures are only
+//! meaningful in release mode on an otherwise idle machine; `cargo test`
+//! runs a tiny version that checks every workload delivers every record, not
+//! the speed.
 
+use std::ffi::OsString;
+use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
+use commitlog::message::MessageSet;
+use commitlog::{CommitLog, LogOptions, ReadLimit};
 use hdrhistogram::Histogram;
 use millpond::{Broker, BrokerConfig, FsyncPolicy, Record, StartFrom, TopicConfig, WaitStrategy};
 
@@ -32,8 +39,17 @@ struct Row {
     workload: &'static str,
     millpond: String,
     baseline: String,
-    ratio: f64,
+    /// millpond's figure against each baseline of the row, with what it is
+    /// against ("crossbeam", "commitlog", ...).
+    ratios: Vec<(f64, &'static str)>,
     target: &'static str,
+}
+
+impl Row {
+    fn ratio_text(&self) -> String {
+        let parts: Vec<String> = self.ratios.iter().map(|(r, against)| format!("{r:.2}× {against}")).collect();
+        parts.join(", ")
+    }
 }
 
 fn rate(n: u64, d: Duration) -> f64 {
@@ -42,6 +58,29 @@ fn rate(n: u64, d: Duration) -> f64 {
 
 fn mps(r: f64) -> String {
     format!("{:.2} M/s", r / 1e6)
+}
+
+fn ms(d: f64) -> String {
+    format!("{:.2} ms", d * 1e3)
+}
+
+/// Runs `f` `runs` times and returns the median of each of its `K` figures.
+/// `f` measures every side of a row once, so the sides are interleaved and
+/// share whatever the machine is doing.
+fn medians<const K: usize>(
+    runs: usize,
+    mut f: impl FnMut() -> Result<[f64; K], BoxError>,
+) -> Result<[f64; K], BoxError> {
+    let mut all: [Vec<f64>; K] = std::array::from_fn(|_| Vec::with_capacity(runs));
+    for _ in 0..runs {
+        for (v, x) in all.iter_mut().zip(f()?) {
+            v.push(x);
+        }
+    }
+    Ok(all.map(|mut v| {
+        v.sort_by(f64::total_cmp);
+        v[v.len() / 2]
+    }))
 }
 
 fn fresh(dir: &Path) -> Result<Broker, BoxError> {
@@ -83,34 +122,32 @@ fn send_rate(dir: &Path, n: u64, config: BrokerConfig) -> Result<f64, BoxError> 
     Ok(ours)
 }
 
-/// Row 1: one producer, one `send` per record; and the same with the
-/// pre-fault thread (`BrokerConfig::prefault_bytes`), to show what it is worth.
+/// Row 1: one producer, one `send` per record, against crossbeam's `send`
+/// and commitlog's `append_msg`; and the same with the pre-fault thread
+/// (`BrokerConfig::prefault_bytes`), to show what it is worth.
 fn append_single(dir: &Path, n: u64) -> Result<(Row, Row), BoxError> {
-    // Medians of three runs each, the three configurations interleaved.
-    let (mut ours, mut prepared, mut theirs) = (Vec::new(), Vec::new(), Vec::new());
-    for _ in 0..3 {
-        ours.push(send_rate(dir, n, BrokerConfig::default())?);
-        prepared.push(send_rate(dir, n, BrokerConfig::default().prefault_bytes(4 << 20))?);
-        theirs.push(crossbeam_send_rate(n)?);
-    }
-    let median = |mut v: Vec<f64>| {
-        v.sort_by(f64::total_cmp);
-        v[v.len() / 2]
-    };
-    let (ours, prepared, theirs) = (median(ours), median(prepared), median(theirs));
+    // Medians of three runs each, the four configurations interleaved.
+    let [ours, prepared, theirs, logged] = medians(3, || {
+        Ok([
+            send_rate(dir, n, BrokerConfig::default())?,
+            send_rate(dir, n, BrokerConfig::default().prefault_bytes(4 << 20))?,
+            crossbeam_send_rate(n)?,
+            commitlog_send_rate(&commitlog_dir(dir), n)?,
+        ])
+    })?;
     Ok((
         Row {
-            workload: "append, 1 producer, send per record",
+            workload: "append, 1 producer, send per record (median of 3)",
             millpond: mps(ours),
-            baseline: format!("{} crossbeam send", mps(theirs)),
-            ratio: ours / theirs,
-            target: ">= 1.0",
+            baseline: format!("{} crossbeam send; {} commitlog append_msg", mps(theirs), mps(logged)),
+            ratios: vec![(ours / theirs, "crossbeam"), (ours / logged, "commitlog")],
+            target: ">= 1.0 crossbeam",
         },
         Row {
             workload: "  the same with prefault_bytes(4 MiB)",
             millpond: mps(prepared),
             baseline: format!("{} without (the default)", mps(ours)),
-            ratio: prepared / ours,
+            ratios: vec![(prepared / ours, "without")],
             target: "(what pre-faulting is worth)",
         },
     ))
@@ -131,6 +168,130 @@ fn crossbeam_send_rate(n: u64) -> Result<f64, BoxError> {
     Ok(theirs)
 }
 
+/// Where a run's commitlog lives: beside the broker's directory, not in it.
+fn commitlog_dir(dir: &Path) -> PathBuf {
+    let mut name = OsString::from(dir.as_os_str());
+    name.push("-commitlog");
+    PathBuf::from(name)
+}
+
+/// A commitlog with its default options (segments of up to 1 GB, grown by
+/// writes rather than preallocated) in `dir`, emptied first.
+fn commitlog_fresh(dir: &Path) -> Result<CommitLog, BoxError> {
+    let _ = std::fs::remove_dir_all(dir); // start empty
+    settle();
+    Ok(CommitLog::new(LogOptions::new(dir))?)
+}
+
+/// `n` records of `[7; RECORD]`, one `append_msg` each.
+fn commitlog_append(log: &mut CommitLog, n: u64) -> Result<(), BoxError> {
+    let value = [7u8; RECORD];
+    for _ in 0..n {
+        log.append_msg(value)?;
+    }
+    Ok(())
+}
+
+/// `n` single `append_msg` calls into a fresh commitlog; the rate.
+fn commitlog_send_rate(dir: &Path, n: u64) -> Result<f64, BoxError> {
+    let mut log = commitlog_fresh(dir)?;
+    let start = Instant::now();
+    commitlog_append(&mut log, n)?;
+    let theirs = rate(n, start.elapsed());
+    if log.next_offset() != n {
+        return Err("commitlog lost records".into());
+    }
+    Ok(theirs)
+}
+
+/// Reads all of `log` from offset 0 in batches of about 1,000 records (its
+/// `read` takes a byte limit; a 100-byte record is 120 bytes framed) and
+/// checks it read `n` records; the rate. Each read copies the bytes out of
+/// the file and checks every record's CRC.
+fn commitlog_read_rate(log: &CommitLog, n: u64) -> Result<f64, BoxError> {
+    let limit = ReadLimit::max_bytes(1000 * (RECORD + 20));
+    let start = Instant::now();
+    let (mut next, mut got, mut bytes) = (0u64, 0u64, 0usize);
+    loop {
+        let batch = log.read(next, limit)?;
+        if batch.is_empty() {
+            break;
+        }
+        for m in batch.iter() {
+            bytes += touch(m.payload());
+            got += 1;
+            next = m.offset() + 1;
+        }
+    }
+    let theirs = rate(got, start.elapsed());
+    if got != n || bytes != n as usize * TOUCHED {
+        return Err(format!("commitlog read {got} of {n} records").into());
+    }
+    Ok(theirs)
+}
+
+/// Makes everything written to `log` durable, as millpond's `flush` does:
+/// commitlog's `flush` msyncs the index only (the segment is written with
+/// `write(2)`, and its `File::flush` does not sync), so each of its files,
+/// then its directory, is fsynced after it.
+fn commitlog_sync(log: &mut CommitLog, dir: &Path) -> Result<(), BoxError> {
+    log.flush()?;
+    for entry in std::fs::read_dir(dir)? {
+        std::fs::File::open(entry?.path())?.sync_all()?;
+    }
+    std::fs::File::open(dir)?.sync_all()?;
+    Ok(())
+}
+
+/// The files under `dir`, recursively: (their sizes, the bytes the file
+/// system allocated for them).
+fn disk_usage(dir: &Path) -> Result<(u64, u64), BoxError> {
+    let (mut len, mut allocated) = (0, 0);
+    for entry in std::fs::read_dir(dir)? {
+        let entry = entry?;
+        let meta = entry.metadata()?;
+        if meta.is_dir() {
+            let (l, a) = disk_usage(&entry.path())?;
+            len += l;
+            allocated += a;
+        } else {
+            len += meta.len();
+            allocated += meta.blocks() * 512;
+        }
+    }
+    Ok((len, allocated))
+}
+
+/// `n` records of `[7; RECORD]` memcpied into a fresh mapped file with no
+/// framing at all; with `durable`, then msynced and fsynced. The rate,
+/// sync included.
+fn raw_mmap_rate(dir: &Path, n: u64, durable: bool) -> Result<f64, BoxError> {
+    std::fs::create_dir_all(dir)?;
+    let raw_path = dir.join("raw.bin");
+    let file = std::fs::OpenOptions::new().read(true).write(true).create(true).truncate(true).open(&raw_path)?;
+    file.set_len(n * RECORD as u64)?;
+    // SAFETY: the file was just created by this process and nothing else
+    // maps or writes it while the map lives.
+    let mut map = unsafe { memmap2::MmapMut::map_mut(&file)? };
+    let value = [7u8; RECORD];
+    let start = Instant::now();
+    for chunk in map.chunks_exact_mut(RECORD) {
+        chunk.copy_from_slice(&value);
+    }
+    if durable {
+        map.flush()?;
+        file.sync_all()?;
+    }
+    let theirs = rate(n, start.elapsed());
+    let copied = map.chunks_exact(RECORD).filter(|c| *c == value).count() as u64;
+    drop(map);
+    std::fs::remove_file(raw_path)?;
+    if copied != n {
+        return Err("raw memcpy lost records".into());
+    }
+    Ok(theirs)
+}
+
 /// Row 2: `send_batch` of 1,000 against a raw memcpy into a mapped file.
 fn append_batch(dir: &Path, n: u64) -> Result<Row, BoxError> {
     let broker = fresh(dir)?;
@@ -147,25 +308,12 @@ fn append_batch(dir: &Path, n: u64) -> Result<Row, BoxError> {
     if topic.high_watermark(0)? != rounds * 1000 {
         return Err("batch append lost records".into());
     }
-    let raw_path = dir.join("raw.bin");
-    let file = std::fs::OpenOptions::new().read(true).write(true).create(true).truncate(true).open(&raw_path)?;
-    let len = (rounds * 1000) as usize * RECORD;
-    file.set_len(len as u64)?;
-    // SAFETY: the file was just created by this process and nothing else
-    // maps or writes it while the map lives.
-    let mut map = unsafe { memmap2::MmapMut::map_mut(&file)? };
-    let start = Instant::now();
-    for chunk in map.chunks_exact_mut(RECORD) {
-        chunk.copy_from_slice(&value);
-    }
-    let theirs = rate(rounds * 1000, start.elapsed());
-    drop(map);
-    std::fs::remove_file(raw_path)?;
+    let theirs = raw_mmap_rate(dir, rounds * 1000, false)?;
     Ok(Row {
         workload: "append, send_batch of 1,000",
         millpond: mps(ours),
         baseline: format!("{} raw memcpy into mmap", mps(theirs)),
-        ratio: ours / theirs,
+        ratios: vec![(ours / theirs, "raw memcpy")],
         target: ">= 0.5",
     })
 }
@@ -182,7 +330,8 @@ const TOUCHED: usize = RECORD + 7 + 7;
 
 /// Row 3: reading back a backlog in batches (`poll_ref`), one borrowed
 /// record at a time (`try_recv_ref`) and one owned record at a time
-/// (`try_recv`).
+/// (`try_recv`); against crossbeam's `recv` and commitlog's `read` of the
+/// same backlog in batches.
 fn read_backlog(dir: &Path, n: u64) -> Result<[Row; 3], BoxError> {
     let broker = fresh(dir)?;
     let topic = broker.create_topic("backlog", big_segments())?;
@@ -245,26 +394,33 @@ fn read_backlog(dir: &Path, n: u64) -> Result<[Row; 3], BoxError> {
     if sum != total as usize * TOUCHED {
         return Err("crossbeam read lost records".into());
     }
+    drop((rx, broker));
+    let log_dir = commitlog_dir(dir);
+    let mut log = commitlog_fresh(&log_dir)?;
+    commitlog_append(&mut log, total)?;
+    let logged = commitlog_read_rate(&log, total)?;
+    let against = |r: f64| vec![(r / theirs, "crossbeam"), (r / logged, "commitlog")];
+    let baseline = format!("{} crossbeam recv; {} commitlog read", mps(theirs), mps(logged));
     Ok([
         Row {
             workload: "read a backlog, 1 consumer (poll_ref of 1,000)",
             millpond: mps(batched),
-            baseline: format!("{} crossbeam recv", mps(theirs)),
-            ratio: batched / theirs,
-            target: ">= 1.0",
+            baseline: baseline.clone(),
+            ratios: against(batched),
+            target: ">= 1.0 crossbeam",
         },
         Row {
             workload: "  the same, one try_recv_ref per record",
             millpond: mps(ours),
-            baseline: format!("{} crossbeam recv", mps(theirs)),
-            ratio: ours / theirs,
+            baseline: baseline.clone(),
+            ratios: against(ours),
             target: "(borrowed, no batch)",
         },
         Row {
             workload: "  the same, one try_recv per record",
             millpond: mps(owned),
-            baseline: format!("{} crossbeam recv", mps(theirs)),
-            ratio: owned / theirs,
+            baseline,
+            ratios: against(owned),
             target: "(owned: an Arc per message)",
         },
     ])
@@ -438,7 +594,7 @@ fn pct(h: &Histogram<u64>) -> String {
 }
 
 /// Row 8: opening a topic with many sealed segments.
-fn open_time(dir: &Path, segments: u64) -> Result<Duration, BoxError> {
+fn open_time(dir: &Path, segments: u64) -> Result<f64, BoxError> {
     let broker = fresh(dir)?;
     let cfg = TopicConfig::default().segment_bytes(64 << 10).max_record_bytes(4096);
     let topic = broker.create_topic("segments", cfg)?;
@@ -452,18 +608,148 @@ fn open_time(dir: &Path, segments: u64) -> Result<Duration, BoxError> {
     broker.close()?;
     drop((topic, broker));
     // The median of several opens: one sub-millisecond timing is noise.
-    let mut times = Vec::new();
-    for _ in 0..15 {
+    let [time] = medians(15, || {
         let start = Instant::now();
         let broker = Broker::open(dir)?;
-        times.push(start.elapsed());
+        let time = start.elapsed().as_secs_f64();
         if broker.topic("segments")?.stats().partitions[0].segments as u64 != segments + 1 {
             return Err("reopen lost segments".into());
         }
         broker.close()?;
+        Ok([time])
+    })?;
+    Ok(time)
+}
+
+/// Opening from nothing: a broker on an empty directory plus one topic with
+/// the default config (its first segment preallocated), against commitlog
+/// creating its log; [millpond, of which `Broker::open`, commitlog] in
+/// seconds, medians of 15 interleaved runs.
+fn open_fresh(dir: &Path) -> Result<[f64; 3], BoxError> {
+    let log_dir = commitlog_dir(dir);
+    settle();
+    medians(15, || {
+        let _ = std::fs::remove_dir_all(dir);
+        let start = Instant::now();
+        let broker = Broker::open(dir)?;
+        let opened = start.elapsed().as_secs_f64();
+        let topic = broker.create_topic("fresh", TopicConfig::default())?;
+        let ours = start.elapsed().as_secs_f64();
+        if topic.high_watermark(0)? != 0 || broker.topics().len() != 1 {
+            return Err("fresh broker is not empty".into());
+        }
+        broker.close()?;
+        let _ = std::fs::remove_dir_all(&log_dir);
+        let start = Instant::now();
+        let log = CommitLog::new(LogOptions::new(&log_dir))?;
+        let theirs = start.elapsed().as_secs_f64();
+        if log.next_offset() != 0 {
+            return Err("fresh commitlog is not empty".into());
+        }
+        Ok([ours, opened, theirs])
+    })
+}
+
+/// What one durable-append run measured.
+struct Durable {
+    /// Rates of `n` appends plus the sync: millpond, commitlog, raw memcpy.
+    rates: [f64; 3],
+    /// millpond: the partition's committed bytes (`stats().bytes()`) and
+    /// the bytes allocated for the topic's files.
+    ours: (u64, u64),
+    /// commitlog: its files' sizes (segment + index) and allocated bytes.
+    theirs: (u64, u64),
+}
+
+/// One durable-append run: `n` single sends into a topic with the default
+/// config then `flush()` (msync + fsync); `n` `append_msg` then flush and
+/// fsync (see `commitlog_sync`); `n` records memcpied into a mapped file
+/// then msync + fsync. Afterwards, what each left on disk.
+fn durable_run(dir: &Path, n: u64) -> Result<Durable, BoxError> {
+    let broker = fresh(dir)?;
+    let topic = broker.create_topic("durable", TopicConfig::default())?;
+    let producer = topic.producer();
+    let value = [7u8; RECORD];
+    let start = Instant::now();
+    for _ in 0..n {
+        producer.send(Record::new(&value))?;
     }
-    times.sort();
-    Ok(times[times.len() / 2])
+    producer.flush()?;
+    let ours = rate(n, start.elapsed());
+    let stats = topic.stats();
+    if stats.records() != n || topic.high_watermark(0)? != n {
+        return Err("durable append lost records".into());
+    }
+    let (_, allocated) = disk_usage(&dir.join("topics").join("durable"))?;
+    let ours_disk = (stats.bytes(), allocated);
+    drop((producer, topic, broker));
+
+    let log_dir = commitlog_dir(dir);
+    let mut log = commitlog_fresh(&log_dir)?;
+    let start = Instant::now();
+    commitlog_append(&mut log, n)?;
+    commitlog_sync(&mut log, &log_dir)?;
+    let theirs = rate(n, start.elapsed());
+    if log.next_offset() != n {
+        return Err("commitlog durable append lost records".into());
+    }
+    let theirs_disk = disk_usage(&log_dir)?;
+    drop(log);
+
+    settle();
+    let raw = raw_mmap_rate(dir, n, true)?;
+    Ok(Durable { rates: [ours, theirs, raw], ours: ours_disk, theirs: theirs_disk })
+}
+
+/// The durable-append row and the bytes-on-disk row: three interleaved
+/// runs, median rates; the sizes are those of the last run (they are the
+/// same every run but for the file system's allocation).
+fn durable(dir: &Path, n: u64) -> Result<(Row, Row), BoxError> {
+    let mut last = None;
+    let [ours, theirs, raw] = medians(3, || {
+        let run = durable_run(dir, n)?;
+        let rates = run.rates;
+        last = Some(run);
+        Ok(rates)
+    })?;
+    let run = last.ok_or("no durable run")?;
+    let per = |b: u64| b as f64 / n as f64;
+    let (committed, allocated) = (per(run.ours.0), per(run.ours.1));
+    let (their_len, their_allocated) = (per(run.theirs.0), per(run.theirs.1));
+    // Both store every record's bytes and a frame around them.
+    if committed <= RECORD as f64 || their_len <= RECORD as f64 {
+        return Err(format!("{committed} / {their_len} bytes a record: less than the records").into());
+    }
+    let ours_text = if run.ours.0 == run.ours.1 {
+        format!("{committed:.1} B committed")
+    } else {
+        format!("{committed:.1} B committed ({allocated:.1} B allocated)")
+    };
+    let theirs_text = if run.theirs.0 == run.theirs.1 {
+        format!("{their_len:.1} B commitlog segment + index")
+    } else {
+        format!("{their_len:.1} B commitlog segment + index ({their_allocated:.1} B allocated)")
+    };
+    Ok((
+        Row {
+            workload: "append, send per record, then flush (fsync) (median of 3)",
+            millpond: mps(ours),
+            baseline: format!(
+                "{} commitlog append_msg + flush + fsync; {} raw memcpy into mmap + msync + fsync",
+                mps(theirs),
+                mps(raw)
+            ),
+            ratios: vec![(ours / theirs, "commitlog"), (ours / raw, "raw memcpy")],
+            target: "(the rate includes the sync)",
+        },
+        Row {
+            workload: "bytes on disk per record",
+            millpond: ours_text,
+            baseline: format!("{theirs_text}; {RECORD} B raw"),
+            ratios: vec![(committed / their_len, "commitlog"), (committed / RECORD as f64, "raw")],
+            target: "(lower is better)",
+        },
+    ))
 }
 
 /// The process's anonymous resident memory (heap), in KiB.
@@ -496,12 +782,14 @@ fn run(dir: &Path, s: Sizes) -> Result<Vec<Row>, BoxError> {
     let (single, prepared) = append_single(dir, s.records)?;
     let mut rows = vec![single, prepared, append_batch(dir, s.records)?];
     rows.extend(read_backlog(dir, s.records)?);
+    let (synced, disk) = durable(dir, s.records)?;
+    rows.extend([synced, disk]);
     let (o, t) = concurrent(dir, s.records, 1, 1)?;
     rows.push(Row {
         workload: "1 producer -> 1 consumer, concurrent",
         millpond: mps(o),
         baseline: format!("{} crossbeam", mps(t)),
-        ratio: o / t,
+        ratios: vec![(o / t, "crossbeam")],
         target: ">= 1.0",
     });
     let (o, t) = concurrent(dir, s.records, 4, 2)?;
@@ -509,7 +797,7 @@ fn run(dir: &Path, s: Sizes) -> Result<Vec<Row>, BoxError> {
         workload: "4 producers -> 2 consumers",
         millpond: mps(o),
         baseline: format!("{} crossbeam 4 tx / 2 rx", mps(t)),
-        ratio: o / t,
+        ratios: vec![(o / t, "crossbeam")],
         target: ">= 1.0",
     });
     let (o, t) = median_latency(dir, s, WaitStrategy::SpinThenPark)?;
@@ -517,7 +805,7 @@ fn run(dir: &Path, s: Sizes) -> Result<Vec<Row>, BoxError> {
         workload: "latency at 100k/s, blocking (p99; median of 3 runs)",
         millpond: pct(&o),
         baseline: format!("crossbeam recv: {}", pct(&t)),
-        ratio: t.value_at_quantile(0.99) as f64 / o.value_at_quantile(0.99) as f64,
+        ratios: vec![(t.value_at_quantile(0.99) as f64 / o.value_at_quantile(0.99) as f64, "crossbeam's p99 / ours")],
         target: "p50, p99 <= crossbeam",
     });
     let (o, t) = median_latency(dir, s, WaitStrategy::BusySpin)?;
@@ -525,24 +813,32 @@ fn run(dir: &Path, s: Sizes) -> Result<Vec<Row>, BoxError> {
         workload: "latency at 100k/s, busy-spin (p50; median of 3 runs)",
         millpond: pct(&o),
         baseline: format!("crossbeam recv: {}", pct(&t)),
-        ratio: 1000.0 / o.value_at_quantile(0.5) as f64,
+        ratios: vec![(1000.0 / o.value_at_quantile(0.5) as f64, "1 µs / p50")],
         target: "p50 <= 1 µs (ratio = 1 µs / p50)",
     });
     let few = open_time(dir, 10)?;
     let many = open_time(dir, 100)?;
     rows.push(Row {
         workload: "open a topic with 100 sealed segments",
-        millpond: format!("{:.2} ms", many.as_secs_f64() * 1e3),
-        baseline: format!("{:.2} ms with 10 segments", few.as_secs_f64() * 1e3),
-        ratio: few.as_secs_f64() / many.as_secs_f64(),
+        millpond: ms(many),
+        baseline: format!("{} with 10 segments", ms(few)),
+        ratios: vec![(few / many, "10 segments' time / ours")],
         target: "~1.0 (independent of count)",
+    });
+    let [o, opened, t] = open_fresh(dir)?;
+    rows.push(Row {
+        workload: "open a fresh broker + create_topic (median of 15)",
+        millpond: format!("{} (Broker::open {})", ms(o), ms(opened)),
+        baseline: format!("{} commitlog CommitLog::new", ms(t)),
+        ratios: vec![(o / t, "commitlog's time")],
+        target: "(lower is better)",
     });
     let (small, big) = memory(dir, 1000, s.big_backlog)?;
     rows.push(Row {
         workload: "heap growth (RssAnon) with the backlog",
         millpond: format!("{big} KiB for {} records", s.big_backlog),
         baseline: format!("{small} KiB for 1,000 records"),
-        ratio: (small.max(1) as f64) / (big.max(1) as f64),
+        ratios: vec![((small.max(1) as f64) / (big.max(1) as f64), "1,000 records' growth / ours")],
         target: "~1.0 (flat)",
     });
     Ok(rows)
@@ -597,12 +893,18 @@ fn print(rows: &[Row]) {
     println!("| workload (100-byte records) | millpond | baseline, same run | ratio | target |");
     println!("| --- | --- | --- | --- | --- |");
     for r in rows {
-        println!("| {} | {} | {} | {:.2} | {} |", r.workload, r.millpond, r.baseline, r.ratio, r.target);
+        println!("| {} | {} | {} | {} | {} |", r.workload, r.millpond, r.baseline, r.ratio_text(), r.target);
     }
 }
 
 fn temp_dir(tag: &str) -> PathBuf {
     std::env::temp_dir().join(format!("millpond-bench-{tag}-{}", std::process::id()))
+}
+
+/// Removes a run's directories: the broker's and the commitlog's beside it.
+fn tidy(dir: &Path) {
+    let _ = std::fs::remove_dir_all(dir); // tidy-up only
+    let _ = std::fs::remove_dir_all(commitlog_dir(dir));
 }
 
 fn main() -> Result<(), BoxError> {
@@ -614,16 +916,16 @@ fn main() -> Result<(), BoxError> {
     };
     let dir = temp_dir("main");
     let rows = run(&dir, sizes);
-    let _ = std::fs::remove_dir_all(&dir); // tidy-up only
+    tidy(&dir);
     let rows = rows?;
     println!(
-        "millpond {} on {} cores; crossbeam-channel in the same run",
+        "millpond {} on {} cores; crossbeam-channel and commitlog 0.2 in the same run",
         env!("CARGO_PKG_VERSION"),
         std::thread::available_parallelism().map_or(1, |n| n.get())
     );
     print(&rows);
     let costs = fsync_costs(&dir, sizes.records / 4);
-    let _ = std::fs::remove_dir_all(&dir); // tidy-up only
+    tidy(&dir);
     print_fsync(&costs?);
     Ok(())
 }
@@ -635,10 +937,14 @@ mod tests {
         let dir = super::temp_dir("test");
         let sizes = super::Sizes { records: 20_000, latency_records: 2_000, latency_rate: 20_000, big_backlog: 20_000 };
         let rows = super::run(&dir, sizes);
-        let _ = std::fs::remove_dir_all(&dir);
+        super::tidy(&dir);
         let rows = rows.unwrap();
-        assert_eq!(rows.len(), 12);
-        assert!(rows.iter().all(|r| r.ratio.is_finite() && r.ratio > 0.0));
+        assert_eq!(rows.len(), 15);
+        assert!(rows.iter().all(|r| !r.ratios.is_empty() && r.ratios.iter().all(|(x, _)| x.is_finite() && *x > 0.0)));
+        // Every row that has commitlog as a baseline says so in its ratios.
+        let against_commitlog =
+            rows.iter().filter(|r| r.ratios.iter().any(|(_, a)| a.starts_with("commitlog"))).count();
+        assert_eq!(against_commitlog, 7);
         super::print(&rows);
         let costs = super::fsync_costs(&dir, 2_000);
         let _ = std::fs::remove_dir_all(&dir);
