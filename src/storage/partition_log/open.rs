@@ -138,14 +138,18 @@ impl PartitionLog {
         }
         bases.sort_unstable();
         Self::drop_unwritten_trailing_segments(dir, &id, &settings, &mut bases)?;
+        // A fresh partition's new directory entries (its first segment, and
+        // the directory itself if it is new) are made durable by its first
+        // sync, not here: until something is synced there is nothing a
+        // machine crash could lose, and opening stays cheap. After such a
+        // crash, a partition without its directory or segment is created
+        // afresh, empty, as here.
+        let mut fresh = (false, false);
         let (active, event) = match bases.last() {
             None => {
                 let seg = Segment::create(dir, 0, settings.segment_bytes, id.clone())?;
                 bases.push(0);
-                fsutil::fsync_dir(dir)?;
-                if !existed && let Some(parent) = dir.parent() {
-                    fsutil::fsync_dir(parent)?;
-                }
+                fresh = (true, !existed);
                 (seg, None)
             }
             Some(&last) => {
@@ -173,7 +177,8 @@ impl PartitionLog {
             next_offset,
             unsynced_records: 0,
             pending: Vec::new(),
-            dir_dirty: false,
+            dir_dirty: fresh.0,
+            parent_dirty: fresh.1,
             last_sync: Instant::now(),
             closed: None,
             poisoned: None,

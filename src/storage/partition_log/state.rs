@@ -45,6 +45,9 @@ pub(crate) struct Writer {
     pub(crate) pending: Vec<PathBuf>,
     /// Whether files were created in the directory since the last sync.
     pub(crate) dir_dirty: bool,
+    /// The partition directory itself is new: the next sync also syncs the
+    /// topic directory that holds it.
+    pub(crate) parent_dirty: bool,
     pub(crate) last_sync: Instant,
     /// Set when the broker closed or the topic was deleted.
     pub(crate) closed: Option<Error>,

@@ -29,6 +29,12 @@ impl PartitionLog {
                 fsutil::fsync_dir(&self.dir)?;
                 w.dir_dirty = false;
             }
+            if w.parent_dirty {
+                if let Some(parent) = self.dir.parent() {
+                    fsutil::fsync_dir(parent)?;
+                }
+                w.parent_dirty = false;
+            }
             Ok(())
         })();
         match result {
@@ -69,5 +75,60 @@ impl PartitionLog {
             return Ok(());
         }
         self.sync_locked(&mut w)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+    use std::time::Duration;
+
+    use crate::storage::partition_log::settings::LogSettings;
+    use crate::storage::partition_log::state::PartitionLog;
+    use crate::storage::policy::{CleanupPolicy, FsyncPolicy, RecoveryMode};
+
+    #[test]
+    fn a_fresh_partitions_directories_are_synced_by_its_first_sync_not_by_opening() {
+        let root = std::env::temp_dir().join(format!("millpond-unit-lazy-dir-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&root);
+        std::fs::create_dir_all(&root).unwrap();
+        let settings = LogSettings {
+            segment_bytes: 1 << 20,
+            index_interval: 4096,
+            fsync: FsyncPolicy::Never,
+            retention_bytes: None,
+            retention: None,
+            cleanup: CleanupPolicy::Delete,
+            tombstone_retention: Duration::from_secs(1),
+        };
+        let open = || {
+            PartitionLog::open(
+                &root.join("0"),
+                Arc::from("t"),
+                0,
+                settings,
+                RecoveryMode::default(),
+                None,
+                Arc::default(),
+            )
+        };
+        let (log, _) = open().unwrap();
+        {
+            let w = log.writer.lock();
+            assert!(w.dir_dirty && w.parent_dirty, "opening a fresh partition left its directories to the first sync");
+        }
+        log.flush().unwrap();
+        {
+            let w = log.writer.lock();
+            assert!(!w.dir_dirty && !w.parent_dirty, "the first sync made the new directory entries durable");
+        }
+        log.close(crate::error::Error::Closed).unwrap();
+        drop(log);
+        let (again, _) = open().unwrap();
+        let w = again.writer.lock();
+        assert!(!w.dir_dirty && !w.parent_dirty, "reopening an existing partition has nothing new to sync");
+        drop(w);
+        drop(again);
+        std::fs::remove_dir_all(&root).unwrap();
     }
 }
