@@ -408,13 +408,13 @@ impl TopicConfig {
                 self.segment_bytes
             ));
         }
-        let max_frame = crate::storage::frame::max_single_record_frame(self.max_record_bytes as usize);
+        let headers = crate::storage::segment_header::LEN + crate::storage::frame::MAX_HEADER_LEN;
+        let max_frame = crate::storage::frame::max_single_record_frame(self.max_record_bytes as usize)
+            + crate::storage::segment_header::LEN;
         if self.max_record_bytes == 0 || max_frame as u64 > self.segment_bytes {
             return bad(format!(
-                "max_record_bytes must be at least 1 and, plus the {}-byte frame header, fit in segment_bytes ({}); got {} (lower max_record_bytes along with segment_bytes)",
-                crate::storage::frame::HEADER_LEN,
-                self.segment_bytes,
-                self.max_record_bytes
+                "max_record_bytes must be at least 1 and, plus {headers} bytes of segment and frame headers, fit in segment_bytes ({}); got {} (lower max_record_bytes along with segment_bytes)",
+                self.segment_bytes, self.max_record_bytes
             ));
         }
         if self.index_interval_bytes == 0 {
