@@ -14,7 +14,7 @@
 //! | --- | --- | --- |
 //! | 1..5 | `body_len`: varint | bytes after the `crc` field, at least 1 |
 //! | 1 | `len_check: u8` | `fmix32(body_len ^ LEN_MASK) % 255 + 1` (murmur3's finalizer): never 0, so zero-filled space never checks; a torn or garbage length is caught before it is trusted |
-//! | 4 | `crc: u32` LE | `crc32(every byte after this field, to the end of the frame) ^ CRC_MASK` |
+//! | 4 | `crc: u32` LE | CRC-32 of every byte after this field to the end of the frame, started from the segment header's CRC instead of 0, `^ CRC_MASK` |
 //! | 1 | `attributes: u8` | version ([`VERSION`] = 2) in the high 4 bits, flags in the low 4: bit 0 = [single record](FLAG_SINGLE); other bits 0. Never 0 |
 //! | 1..10 | `base_offset_delta`: varint | the frame's base offset minus the segment's base offset |
 //! | 1..5 | `record_count`: varint | at least 1; omitted for a single-record frame (1) |
@@ -22,6 +22,11 @@
 //! | 1..10 | `base_timestamp_delta`: zigzag varint | the frame's base timestamp minus the segment's base timestamp (wrapping) |
 //! | 1..10 | `max_timestamp_delta`: varint | the frame's largest timestamp minus its base timestamp (wrapping); omitted for a single-record frame (0) |
 //! | .. | records | `record_count` records, below |
+//!
+//! Starting the CRC from the segment header's binds every frame to its
+//! segment: offsets and timestamps are stored relative to the segment, so
+//! a frame copied into another segment would otherwise validate there at
+//! other offsets; instead it fails its CRC, and is never served.
 //!
 //! A frame's header is 9 to 51 bytes ([`MAX_HEADER_LEN`]); for one record
 //! in a fresh segment, 9 to 15. Both checks involve a non-zero constant, so
@@ -75,6 +80,14 @@ const CRC_MASK: u32 = 0x706F_6E64; // "pond"
 pub(crate) struct Origin {
     pub base_offset: u64,
     pub base_timestamp: i64,
+    /// Where every frame CRC of the segment starts: the segment header's CRC.
+    pub crc_seed: u32,
+}
+
+fn frame_crc(seed: u32, covered: &[u8]) -> u32 {
+    let mut h = crc32fast::Hasher::new_with_initial(seed);
+    h.update(covered);
+    h.finalize() ^ CRC_MASK
 }
 
 /// The validated header of a frame.
@@ -87,6 +100,8 @@ pub(crate) struct FrameHeader {
     pub header_len: u32,
     /// Where the bytes the CRC covers start.
     crc_from: u32,
+    /// The CRC's starting value (the segment's).
+    crc_seed: u32,
     pub crc: u32,
     pub single: bool,
     pub base_offset: u64,
@@ -462,6 +477,7 @@ pub(crate) fn read_header(bytes: &[u8], origin: Origin) -> Result<FrameHeader, F
         len: len as u32,
         header_len: r.at as u32,
         crc_from: crc_from as u32,
+        crc_seed: origin.crc_seed,
         crc,
         single,
         base_offset,
@@ -489,7 +505,7 @@ pub(crate) fn read_header(bytes: &[u8], origin: Origin) -> Result<FrameHeader, F
 /// Checks the CRC of a whole frame (`frame` is at least `header.frame_len()` bytes).
 pub(crate) fn check_crc(header: &FrameHeader, frame: &[u8]) -> Result<(), FrameError> {
     let covered = frame.get(header.crc_from as usize..header.frame_len()).ok_or(FrameError::Short)?;
-    if crc32fast::hash(covered) ^ CRC_MASK == header.crc { Ok(()) } else { Err(FrameError::BadCrc) }
+    if frame_crc(header.crc_seed, covered) == header.crc { Ok(()) } else { Err(FrameError::BadCrc) }
 }
 
 /// The records of a frame: the bytes [`decode_record`] reads.
@@ -665,12 +681,13 @@ fn encode<'r>(
     }
     let len = put.at;
     debug_assert_eq!(len, crc_from + body_len as usize);
-    let crc = crc32fast::hash(&out[crc_from..len]) ^ CRC_MASK;
+    let crc = frame_crc(origin.crc_seed, &out[crc_from..len]);
     out[crc_at..crc_at + 4].copy_from_slice(&crc.to_le_bytes());
     FrameHeader {
         len: len as u32,
         header_len: header_len as u32,
         crc_from: crc_from as u32,
+        crc_seed: origin.crc_seed,
         crc,
         single,
         base_offset,
@@ -753,7 +770,7 @@ mod tests {
     use super::*;
     use proptest::prelude::*;
 
-    const ORIGIN: Origin = Origin { base_offset: 90, base_timestamp: 1_000 };
+    const ORIGIN: Origin = Origin { base_offset: 90, base_timestamp: 1_000, crc_seed: 0x1234_5678 };
 
     fn encode_at(records: &[Record<'_>], base: u64, origin: Origin) -> Vec<u8> {
         let len = MAX_HEADER_LEN + records.iter().map(record_len).sum::<usize>();
@@ -764,7 +781,7 @@ mod tests {
     }
 
     fn encode(records: &[Record<'_>], base: u64) -> Vec<u8> {
-        encode_at(records, base, Origin { base_offset: base, base_timestamp: 0 })
+        encode_at(records, base, Origin { base_offset: base, ..Origin::default() })
     }
 
     fn body_of(bytes: &[u8], origin: Origin) -> (FrameHeader, &[u8]) {
@@ -803,7 +820,7 @@ mod tests {
     fn a_single_100_byte_record_costs_at_most_120_bytes() {
         let value = [7u8; 100];
         // Far from the segment's origin: wide offset and timestamp deltas.
-        let origin = Origin { base_offset: 0, base_timestamp: 1_700_000_000_000 };
+        let origin = Origin { base_offset: 0, base_timestamp: 1_700_000_000_000, crc_seed: 7 };
         let bytes = encode_at(&[Record::new(&value[..]).timestamp(1_700_000_000_000 + 3_600_000)], 5_000_000, origin);
         assert!(bytes.len() <= 120, "{} bytes", bytes.len());
         let (h, body) = body_of(&bytes, origin);
@@ -813,6 +830,14 @@ mod tests {
         assert_eq!((r.offset_delta, r.key, r.value.map(|v| v.1)), (0, None, Some(100)));
         // In a fresh segment: 112 bytes.
         assert_eq!(encode(&[Record::new(&value[..]).timestamp(0)], 0).len(), 112);
+    }
+
+    #[test]
+    fn a_frame_copied_into_another_segment_fails_its_crc() {
+        let bytes = encode_at(&[Record::new(b"x").timestamp(5)], 95, ORIGIN);
+        assert!(validate_frame(&bytes, ORIGIN).is_ok());
+        let elsewhere = Origin { base_offset: 0, crc_seed: 0x8765_4321, ..ORIGIN };
+        assert_eq!(validate_frame(&bytes, elsewhere), Err(FrameError::BadCrc));
     }
 
     #[test]
@@ -883,7 +908,7 @@ mod tests {
         let at = h.header_len as usize + 3;
         assert_eq!(frame[at], 4);
         frame[at] = 100;
-        let crc = crc32fast::hash(&frame[h.crc_from as usize..]) ^ CRC_MASK;
+        let crc = frame_crc(0, &frame[h.crc_from as usize..]);
         frame[h.crc_from as usize - 4..h.crc_from as usize].copy_from_slice(&crc.to_le_bytes());
         assert!(matches!(validate_frame(&frame, origin), Err(FrameError::BadRecord(_))));
     }
@@ -895,7 +920,7 @@ mod tests {
             let _ = validate_frame(&bytes, ORIGIN);
             for single in [false, true] {
                 let h = FrameHeader {
-                    len: bytes.len() as u32, header_len: 0, crc_from: 0, crc: 0, single, base_offset: 0,
+                    len: bytes.len() as u32, header_len: 0, crc_from: 0, crc_seed: 0, crc: 0, single, base_offset: 0,
                     record_count: 1, last_offset_delta: 0, base_timestamp: 0, max_timestamp: 0,
                 };
                 let _ = decode_record(&bytes, 0, &h);
@@ -920,7 +945,7 @@ mod tests {
                 for (n, hv) in hs { r = r.header(n.as_str(), hv.as_slice()); }
                 r.timestamp(*ts)
             }).collect();
-            let origin = Origin { base_offset: base / 2, base_timestamp: seg_ts };
+            let origin = Origin { base_offset: base / 2, base_timestamp: seg_ts, crc_seed: seg_ts as u32 };
             let bytes = encode_at(&records, base, origin);
             prop_assert!(bytes.len() <= MAX_HEADER_LEN + records.iter().map(record_len).sum::<usize>());
             let (h, body) = body_of(&bytes, origin);

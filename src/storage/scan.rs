@@ -122,7 +122,7 @@ mod tests {
     const START: usize = 64;
 
     fn origin(base: u64) -> Origin {
-        Origin { base_offset: base, base_timestamp: 0 }
+        Origin { base_offset: base, ..Origin::default() }
     }
 
     fn scan(bytes: &[u8], base: u64, limit: Option<u64>, interval: u32) -> Scan {
@@ -193,7 +193,7 @@ mod tests {
     }
 
     fn seg_frame_len(seg: &[u8]) -> usize {
-        frame::read_header(&seg[START..], Origin { base_offset: 5, base_timestamp: 0 }).map_or(0, |h| h.frame_len())
+        frame::read_header(&seg[START..], Origin { base_offset: 5, ..Origin::default() }).map_or(0, |h| h.frame_len())
     }
 
     #[test]

@@ -276,7 +276,7 @@ impl Segment {
             base_offset: base,
             path,
             id,
-            origin: Origin { base_offset: base, base_timestamp: now },
+            origin: header.origin(),
             file: Some(file),
             map,
             published: Published::new(DATA_START, base, i64::MIN),
@@ -470,7 +470,7 @@ impl Segment {
         // SAFETY: a sealed segment is never written again; the range is the whole mapping.
         let bytes = unsafe { map.slice(0, map.len()) };
         let header = check_header(bytes, &path, &id, base)?;
-        let origin = header.map_or(Origin { base_offset: base, base_timestamp: 0 }, |h| h.origin());
+        let origin = header.map_or(Origin { base_offset: base, ..Origin::default() }, |h| h.origin());
         let (index, corrupt_at) = match index {
             Some(index) if header.is_some() => (index, None),
             _ if header.is_none() => {

@@ -62,7 +62,9 @@ pub(crate) enum Refusal {
 impl SegmentHeader {
     /// What the segment's frames are relative to.
     pub(crate) fn origin(&self) -> Origin {
-        Origin { base_offset: self.base_offset, base_timestamp: self.base_timestamp }
+        let bytes = self.encode();
+        let crc_seed = u32::from_le_bytes([bytes[LEN - 4], bytes[LEN - 3], bytes[LEN - 2], bytes[LEN - 1]]);
+        Origin { base_offset: self.base_offset, base_timestamp: self.base_timestamp, crc_seed }
     }
 
     /// The header's bytes.
