@@ -232,7 +232,8 @@ fn version_1_segment_is_an_unsupported_format_and_left_as_it_is() {
     v1[4..12].copy_from_slice(&[0x5a; 8]);
     v1[12] = 0xB1;
     std::fs::write(&seg, &v1).unwrap();
-    for config in [BrokerConfig::default(), BrokerConfig::default().recovery(millpond::RecoveryMode::FailOnCorruptTail)] {
+    for config in [BrokerConfig::default(), BrokerConfig::default().recovery(millpond::RecoveryMode::FailOnCorruptTail)]
+    {
         match Broker::open_with(dir.path(), config) {
             Err(e @ Error::UnsupportedFormat { .. }) => {
                 let Error::UnsupportedFormat { path, found, supported } = &e else { unreachable!() };

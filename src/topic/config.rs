@@ -54,7 +54,7 @@ pub enum Backlog {
 /// | --- | --- | --- |
 /// | `partitions` | 1 | number of partitions (1..=10,000) |
 /// | `segment_bytes` | 64 MiB | size a segment file is preallocated to; a batch larger than a segment is split across segments |
-/// | `max_record_bytes` | 1 MiB | largest encoded record (key + value + headers + 26 bytes); plus 40 bytes it must fit in `segment_bytes` |
+/// | `max_record_bytes` | 1 MiB | largest encoded record (key + value + headers, their varint lengths, and 20 bytes for the record's length, offset and timestamp fields); plus 115 bytes (the segment header and the largest frame header) it must fit in `segment_bytes` |
 /// | `index_interval_bytes` | 4 KiB | bytes between entries of the sparse offset index |
 /// | `fsync` | [`FsyncPolicy::Never`] | durability against machine crashes |
 /// | `retention_bytes` | none | per partition: delete the oldest sealed segments while the rest still hold at least this many bytes |

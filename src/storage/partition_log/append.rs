@@ -195,9 +195,10 @@ impl PartitionLog {
         // stored after this) also sees a high watermark covering it: no
         // consumer ever holds a record at or past the high watermark.
         self.high_watermark.store(base + records.len() as u64, Ordering::Release);
-        // SAFETY: we hold the writer lock (`w` is its guard's contents) and
-        // the caller checked `len <= w.active.free()`.
         let origin = w.active.origin();
+        // SAFETY: we hold the writer lock (`w` is its guard's contents) and
+        // the caller checked `len <= w.active.free()`; the frame takes at
+        // most `len` bytes (its header at most `MAX_HEADER_LEN`).
         let (pos, header) =
             unsafe { w.active.append(len, |buf| frame::encode_frame(buf, origin, base, records.iter().copied(), now)) };
         if w.last_index_pos.is_none_or(|last| pos - last >= self.settings.index_interval) {
