@@ -335,6 +335,27 @@ pub enum Error {
         reason: String,
     },
 
+    /// A file was written in an on-disk format this release does not read
+    /// (a segment or `topic.meta` of millpond 0.1, format version 1). It is
+    /// never misread and never changed.
+    ///
+    /// To migrate, read the old directory with millpond 0.1 and produce its
+    /// records again into a new directory with this release (a small program
+    /// that consumes every topic and sends each record, or the Kafka bridge).
+    #[error(
+        "{path} is in on-disk format version {found}, but this release reads version {supported}; \
+         read the directory with the millpond release that wrote it and produce its records again \
+         into a new directory (see the CHANGELOG's migration note)"
+    )]
+    UnsupportedFormat {
+        /// The file.
+        path: PathBuf,
+        /// The version the file was written in.
+        found: u16,
+        /// The version this release reads.
+        supported: u16,
+    },
+
     /// A metadata file (topic config, index, committed offsets) is unreadable.
     #[error("corrupt metadata file {path}: {reason}")]
     CorruptMetadata {

@@ -11,6 +11,7 @@ use std::time::Duration;
 use millpond::{Broker, BrokerConfig, Error, FsyncPolicy, Record, StartFrom, Topic, TopicConfig};
 use support::child::{self, Monitored};
 use support::dir::TempDir;
+use support::frames::{SEGMENT_OVERHEAD, record_size};
 use support::layout::{meta_path, partition_dir};
 use support::rng::pattern;
 use support::tree::tree;
@@ -88,16 +89,20 @@ fn record_over_max_record_bytes_is_refused_and_nothing_appended() {
     let topic = broker.create_topic("t", TopicConfig::default().partitions(2).max_record_bytes(1000)).unwrap();
     let p = topic.producer();
     p.send(Record::new("first").partition(0)).unwrap();
-    // 26 bytes of record overhead: a 974-byte value is exactly the limit.
-    p.send(Record::new(vec![7u8; 974]).partition(1)).unwrap();
+    // The size counted (`support::frames::record_size`): 20 bytes for the
+    // length, offset and timestamp fields at their widest, a byte for the
+    // missing key, two for the value's length, one for the header count: a
+    // 976-byte value is exactly the limit.
+    assert_eq!(record_size(None, Some(976), &[]), 1000);
+    p.send(Record::new(vec![7u8; 976]).partition(1)).unwrap();
     let before = (watermarks(&topic), contents(&topic));
     assert_eq!(before.0, [1, 1]);
 
     let cases: Vec<(Record<'_>, usize)> = vec![
-        (Record::new(vec![7u8; 975]), 1001),
-        (Record::new(vec![7u8; 970]).key(vec![1u8; 5]), 1001),
-        (Record::new(vec![7u8; 900]).header("h", vec![0u8; 100]), 1033),
-        (Record::new(vec![0u8; 1 << 20]), (1 << 20) + 26),
+        (Record::new(vec![7u8; 977]), 1001),
+        (Record::new(vec![7u8; 970]).key(vec![1u8; 7]), 1001),
+        (Record::new(vec![7u8; 900]).header("h", vec![0u8; 100]), 1027),
+        (Record::new(vec![0u8; 1 << 20]), (1 << 20) + 25),
     ];
     for (record, size) in cases {
         match p.send(record.clone()) {
@@ -213,9 +218,10 @@ fn invalid_configs_are_refused_and_create_nothing() {
         TopicConfig::default().segment_bytes(4095).max_record_bytes(100),
         TopicConfig::default().segment_bytes((1 << 31) + 1),
         TopicConfig::default().max_record_bytes(0),
-        // max_record_bytes (plus the 40-byte frame header) must fit in a segment.
+        // max_record_bytes, plus the 64-byte segment header and a frame
+        // header of at most 51 bytes, must fit in a segment.
         TopicConfig::default().segment_bytes(8192).max_record_bytes(8192),
-        TopicConfig::default().segment_bytes(8192).max_record_bytes(8153),
+        TopicConfig::default().segment_bytes(8192).max_record_bytes(8192 - SEGMENT_OVERHEAD as u32 + 1),
         TopicConfig::default().segment_bytes(8192).max_record_bytes(u32::MAX),
         TopicConfig::default().index_interval_bytes(0),
         TopicConfig::default().fsync(FsyncPolicy::EveryN(0)),
@@ -229,8 +235,10 @@ fn invalid_configs_are_refused_and_create_nothing() {
         assert_eq!(tree(dir.path()), before, "{cfg:?} left something on disk");
     }
     // The boundaries are accepted.
-    broker.create_topic("edge", TopicConfig::default().segment_bytes(8192).max_record_bytes(8152)).unwrap();
-    broker.create_topic("min", TopicConfig::default().segment_bytes(4096).max_record_bytes(4056)).unwrap();
+    let edge = 8192 - SEGMENT_OVERHEAD as u32;
+    broker.create_topic("edge", TopicConfig::default().segment_bytes(8192).max_record_bytes(edge)).unwrap();
+    let min = 4096 - SEGMENT_OVERHEAD as u32;
+    broker.create_topic("min", TopicConfig::default().segment_bytes(4096).max_record_bytes(min)).unwrap();
 }
 
 /// Creates a topic with some records, closes the broker and returns the

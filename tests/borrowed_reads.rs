@@ -8,6 +8,7 @@ use std::time::{Duration, Instant};
 
 use millpond::{AutoCommit, Broker, Error, Message, MessageRef, Record, StartFrom, TopicConfig};
 use support::dir::TempDir;
+use support::frames::frames;
 use support::layout::segment_files;
 use support::rng::{Lcg, pattern};
 
@@ -198,41 +199,45 @@ fn poll_ref_waits_for_the_first_record_then_takes_what_is_there() {
     sender.join().unwrap();
 }
 
-/// A topic "t" of 60 one-record frames (value `[i; 50]`) whose first,
-/// sealed segment has the third frame damaged. Returns the frame length.
+/// A topic "t" of 120 one-record frames (value `[i; 50]`) whose first,
+/// sealed segment has the third frame damaged. Returns that frame's position.
 fn write_with_damaged_third_frame(tmp: &TempDir) -> usize {
     {
         let broker = Broker::open(tmp.path()).unwrap();
         let cfg = TopicConfig::default().segment_bytes(4096).max_record_bytes(1024);
         let topic = broker.create_topic("t", cfg).unwrap();
         let producer = topic.producer();
-        for i in 0..60u8 {
+        // 120 (60 in format 1): about 66 of these frames fill a 4 KiB segment.
+        for i in 0..120u8 {
             producer.send(Record::new(vec![i; 50])).unwrap(); // one frame each
         }
         broker.close().unwrap();
     }
-    // Frames are all the same size (a 40-byte header, a 26-byte record
-    // header and the value); damage the third one's value.
-    let first = &segment_files(tmp.path(), "t", 0)[0];
+    // One frame per record (their headers' varints vary a little in
+    // width); damage the third one's value.
+    let segments = segment_files(tmp.path(), "t", 0);
+    assert!(segments.len() >= 2, "precondition: the first segment is sealed");
+    let first = &segments[0];
     let mut bytes = std::fs::read(first).unwrap();
-    let frame_len = 40 + 26 + 50;
-    assert_eq!(bytes.len() % frame_len, 0, "a sealed segment holds whole frames");
-    bytes[3 * frame_len - 10] ^= 0xff;
+    let walked = frames(&bytes);
+    assert_eq!(walked.last().unwrap().end(), bytes.len(), "a sealed segment holds whole frames");
+    let third = walked[2];
+    bytes[third.end() - 10] ^= 0xff;
     std::fs::write(first, &bytes).unwrap();
-    frame_len
+    third.start
 }
 
 #[test]
 fn poll_ref_ends_a_batch_before_a_damaged_frame_and_reports_it_next() {
     let tmp = TempDir::new("ref-damage");
-    let frame_len = write_with_damaged_third_frame(&tmp);
+    let third_frame_at = write_with_damaged_third_frame(&tmp);
     let broker = Broker::open(tmp.path()).unwrap();
     let topic = broker.topic("t").unwrap();
     let mut c = topic.consumer(StartFrom::Earliest).unwrap();
     let got: Vec<u64> = c.poll_ref(10, Duration::ZERO).unwrap().map(|m| m.offset()).collect();
     assert_eq!(got, [0, 1], "the batch ends before the damaged frame");
     match c.poll_ref(10, Duration::ZERO) {
-        Err(Error::Corrupt { position, .. }) => assert_eq!(position, 2 * frame_len as u64),
+        Err(Error::Corrupt { position, .. }) => assert_eq!(position, third_frame_at as u64),
         other => panic!("expected Corrupt, got {other:?}"),
     }
     assert_eq!(c.position(0).unwrap(), 2, "the position stays before the damage");

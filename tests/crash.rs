@@ -26,6 +26,7 @@ use std::time::{Duration, Instant};
 use millpond::{Broker, FsyncPolicy, Message, Record, RecordId, StartFrom, TopicConfig};
 use support::child::{self, Monitored};
 use support::dir::TempDir;
+use support::frames::SEGMENT_OVERHEAD;
 use support::layout::{active_segment, index_files, segment_files};
 use support::rng::{Lcg, pattern};
 use support::soak;
@@ -47,7 +48,7 @@ const MAX_SEGMENTS: usize = 600;
 const PREFIX: usize = 16;
 
 fn topic_config(segment_bytes: u64, fsync: &str) -> TopicConfig {
-    let max_record = (segment_bytes - 40).min(1 << 20) as u32;
+    let max_record = (segment_bytes - SEGMENT_OVERHEAD as u64).min(1 << 20) as u32;
     let fsync = match fsync {
         "never" => FsyncPolicy::Never,
         "every" => FsyncPolicy::EveryN(64),

@@ -354,6 +354,10 @@ fn read_content(broker: &Broker) -> Result<Content, String> {
             Err(millpond::Error::UnknownTopic { .. }) => continue,
             Err(e) => return Err(format!("topic {name}: {e}")),
         };
+        // Retention first, so what is read does not depend on whether the
+        // broker's maintenance thread has applied it yet (it runs 250 ms
+        // after the open): the strict and the default open must agree.
+        topic.enforce_retention().map_err(|e| format!("retention of {name}: {e}"))?;
         for p in 0..parts {
             let ls = topic.log_start(p).map_err(|e| e.to_string())?;
             let hw = topic.high_watermark(p).map_err(|e| e.to_string())?;

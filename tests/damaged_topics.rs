@@ -186,13 +186,14 @@ fn strict_config_refuses_to_open_a_directory_with_a_damaged_topic() {
     assert_eq!(broker.topics(), ["a"]);
 }
 
-/// Rewrites a version-2 `topic.meta` of topic `name` as the version-1 file
-/// the previous release wrote: the same config, without the trailing name.
-fn as_version_1(v2: &[u8], name: &str) -> Vec<u8> {
-    assert_eq!(&v2[4..6], &2u16.to_le_bytes(), "a version-2 file");
+/// Rewrites a version-3 `topic.meta` of topic `name` as the version-1 file
+/// millpond 0.1 wrote: the same config, without the trailing name and id.
+fn as_version_1(v3: &[u8], name: &str) -> Vec<u8> {
+    assert_eq!(&v3[4..6], &3u16.to_le_bytes(), "a version-3 file");
     let suffix: Vec<u8> = [&[name.len() as u8][..], name.as_bytes()].concat();
-    let payload = v2[16..].strip_suffix(suffix.as_slice()).expect("v2 ends with the topic name");
-    let mut out = v2[..16].to_vec();
+    let without_id = &v3[16..v3.len() - 16];
+    let payload = without_id.strip_suffix(suffix.as_slice()).expect("v3 ends with the topic name and id");
+    let mut out = v3[..16].to_vec();
     out[4..6].copy_from_slice(&1u16.to_le_bytes());
     out[8..12].copy_from_slice(&(payload.len() as u32).to_le_bytes());
     out[12..16].copy_from_slice(&crc32fast::hash(payload).to_le_bytes());
@@ -201,16 +202,48 @@ fn as_version_1(v2: &[u8], name: &str) -> Vec<u8> {
 }
 
 #[test]
-fn version_1_topic_meta_of_the_previous_release_still_opens() {
-    let dir = broker_with("damaged-v1", &["t"], cfg());
+fn version_1_topic_meta_of_the_previous_release_is_an_unsupported_format() {
+    // Format 1 directories (millpond 0.1) are never misread: the topic is
+    // reported with a typed error naming the version, and left as it is.
+    let dir = broker_with("damaged-v1", &["t", "u"], cfg());
     let v1 = as_version_1(&std::fs::read(meta(dir.path(), "t")).unwrap(), "t");
     std::fs::write(meta(dir.path(), "t"), &v1).unwrap();
     let broker = Broker::open(dir.path()).unwrap();
-    assert_eq!(broker.damaged_topics().len(), 0);
-    assert_eq!(broker.topic("t").unwrap().config(), &cfg());
-    assert_eq!(values(&broker, "t"), expected("t"));
+    let damaged = broker.damaged_topics();
+    assert_eq!(damaged.len(), 1);
+    match &*damaged[0].error {
+        Error::UnsupportedFormat { path, found: 1, supported: 3 } => assert_eq!(path, &meta(dir.path(), "t")),
+        other => panic!("expected UnsupportedFormat, got {other:?}"),
+    }
+    assert!(damaged[0].error.to_string().contains("version 1"), "{}", damaged[0].error);
+    assert_eq!(values(&broker, "u"), expected("u"), "the other topic opens");
     broker.close().unwrap();
     assert_eq!(std::fs::read(meta(dir.path(), "t")).unwrap(), v1, "opening does not rewrite it");
+}
+
+#[test]
+fn version_1_segment_is_an_unsupported_format_and_left_as_it_is() {
+    let dir = broker_with("damaged-v1-segment", &["t"], cfg());
+    // A format-1 segment starts with a frame: `body_len`, `len_check`,
+    // `crc`, then the magic byte 0xB1 at byte 12.
+    let seg = support::layout::segment_path(dir.path(), "t", 0, 0);
+    let mut v1 = vec![0u8; 4096];
+    v1[0] = 60;
+    v1[4..12].copy_from_slice(&[0x5a; 8]);
+    v1[12] = 0xB1;
+    std::fs::write(&seg, &v1).unwrap();
+    for config in [BrokerConfig::default(), BrokerConfig::default().recovery(millpond::RecoveryMode::FailOnCorruptTail)]
+    {
+        match Broker::open_with(dir.path(), config) {
+            Err(e @ Error::UnsupportedFormat { .. }) => {
+                let Error::UnsupportedFormat { path, found, supported } = &e else { unreachable!() };
+                assert_eq!((path, *found, *supported), (&seg, 1, 2));
+                assert!(e.to_string().contains("version 1"), "{e}");
+            }
+            other => panic!("expected UnsupportedFormat, got {other:?}"),
+        }
+        assert_eq!(std::fs::read(&seg).unwrap(), v1, "the segment is left as it is");
+    }
 }
 
 #[test]

@@ -1100,7 +1100,8 @@ fn misplaced_segment_never_moves_a_reader_backwards() {
     let per_segment = {
         let broker = Broker::open(tmp.path()).unwrap();
         let topic = broker.create_topic("t", small(TopicConfig::default())).unwrap();
-        send_all(&topic.producer(), &(0..50).map(|i| fixed(i, TS)).collect::<Vec<_>>());
+        // 80 (50 in format 1, whose frames were larger): four segments.
+        send_all(&topic.producer(), &(0..80).map(|i| fixed(i, TS)).collect::<Vec<_>>());
         broker.close().unwrap();
         segment_bases(tmp.path(), "t", 0)[1]
     };

@@ -23,6 +23,7 @@ use millpond::{AutoCommit, Broker, Record, StartFrom, TopicConfig};
 use proptest::prelude::*;
 use proptest::test_runner::{Config, TestRunner};
 use support::dir::TempDir;
+use support::frames::frame_bounds;
 use support::layout::{index_path, meta_path, offsets_path, segment_bases, segment_path};
 use support::records::{Spec, Stored};
 use support::tree::copy_tree;
@@ -65,8 +66,9 @@ impl Template {
         let mut model = HashMap::new();
         let mut i = 0;
         // Partition 0: single sends and batches (multi-record frames), over
-        // several segments. Partition 1: a few records.
-        while i < 160 {
+        // several segments (format 2's frames are small: 240 records make
+        // four). Partition 1: a few records.
+        while i < 240 {
             if i % 20 < 10 {
                 let s = spec(i, 0);
                 let id = p.send(s.record()).unwrap();
@@ -221,23 +223,6 @@ fn mutation() -> impl Strategy<Value = Mutation> {
         (any::<u32>(), 1..600u16).prop_map(|(p, n)| Mutation::Zero(p, n)),
         (any::<u16>(), any::<u16>()).prop_map(|(a, b)| Mutation::SpliceFrame(a, b)),
     ]
-}
-
-/// `(start, len)` of the frames at the start of a segment's bytes (by their
-/// length fields; stops at anything implausible).
-fn frame_bounds(bytes: &[u8]) -> Vec<(usize, usize)> {
-    let mut out = Vec::new();
-    let mut pos = 0;
-    while pos + 40 <= bytes.len() {
-        let body = u32::from_le_bytes(bytes[pos..pos + 4].try_into().unwrap()) as usize;
-        let len = 40 + body;
-        if body == 0 || pos + len > bytes.len() {
-            break;
-        }
-        out.push((pos, len));
-        pos += len;
-    }
-    out
 }
 
 fn apply(m: &Mutation, bytes: &mut Vec<u8>, donor: &[u8]) {

@@ -17,14 +17,17 @@ use std::collections::HashMap;
 use millpond::{Broker, Consumer, Message, Producer, Record, RecordId, StartFrom, Topic, TopicConfig, now_millis};
 use proptest::prelude::*;
 use support::dir::TempDir;
+use support::frames::{SEGMENT_OVERHEAD, record_size};
 use support::layout::segment_files;
 use support::rng::pattern;
 
 /// Largest encoded record the topics accept: a 64 KiB value plus the largest
-/// key and headers the strategies generate, plus the 26-byte record overhead.
+/// key and headers the strategies generate, plus the record's own fields
+/// (`support::frames::record_size`).
 const MAX_RECORD: u32 = 66 * 1024;
-/// The smallest segment that holds `MAX_RECORD` in one frame (40-byte header).
-const MIN_SEGMENT: u64 = MAX_RECORD as u64 + 40;
+/// The smallest segment that holds `MAX_RECORD` in one frame (after the
+/// segment header, with a frame header of the largest size).
+const MIN_SEGMENT: u64 = MAX_RECORD as u64 + SEGMENT_OVERHEAD as u64;
 const TOPIC: &str = "model";
 
 #[derive(Debug, Clone)]
@@ -208,12 +211,15 @@ fn open(dir: &TempDir, s: &Setup, fresh: bool) -> Result<Live, TestCaseError> {
 
 fn build<'a>(spec: &'a RecSpec, partitions: u32) -> (Record<'a>, Expected) {
     let key = spec.key.clone();
-    let headers_len: usize = spec.headers.iter().map(|(n, v)| 6 + n.len() + v.len()).sum();
+    let header_lens: Vec<(usize, usize)> = spec.headers.iter().map(|(n, v)| (n.len(), v.len())).collect();
     let value = match (&spec.value, &key) {
         (ValueSpec::Bytes(len, seed), _) => Some(pattern(*seed, *len)),
         (ValueSpec::Max(seed), k) => {
-            let used = 26 + k.as_ref().map_or(0, Vec::len) + headers_len;
-            Some(pattern(*seed, MAX_RECORD as usize - used))
+            // Everything but the value's bytes and its 3-byte length.
+            let used = record_size(k.as_ref().map(Vec::len), Some(0), &header_lens) - 1 + 3;
+            let len = MAX_RECORD as usize - used;
+            assert_eq!(record_size(k.as_ref().map(Vec::len), Some(len), &header_lens), MAX_RECORD as usize);
+            Some(pattern(*seed, len))
         }
         (ValueSpec::Tombstone, Some(_)) => None,
         (ValueSpec::Tombstone, None) => Some(Vec::new()),

@@ -3,8 +3,9 @@
 //! `RecoveryMode::FailOnCorruptTail`, and damaged sealed segments and
 //! indexes.
 //!
-//! Frame layout used to aim the damage (see `src/storage/frame.rs`): a 40-byte
-//! header starting with `body_len: u32` (little-endian), then the body.
+//! The damage is aimed with the frame walker of `support::frames` (the
+//! layout of `src/storage/frame.rs`: a 64-byte segment header, then frames
+//! starting with a varint `body_len`).
 
 mod support;
 
@@ -14,11 +15,11 @@ use std::path::Path;
 
 use millpond::{Broker, BrokerConfig, Error, Record, RecoveryMode, StartFrom, TopicConfig};
 use support::dir::TempDir;
+use support::frames::{frame_at, frame_bounds};
 use support::layout::{active_segment, index_files, partition_dir, segment_files};
 use support::rng::Lcg;
 
 const TOPIC: &str = "t";
-const HEADER: usize = 40;
 
 fn config() -> TopicConfig {
     TopicConfig::default().segment_bytes(1 << 20).max_record_bytes(64 * 1024)
@@ -32,18 +33,12 @@ fn value(i: u64) -> Vec<u8> {
 /// `(start, len)` of each frame in a segment's bytes, up to the first zero
 /// length (the preallocated tail) or the end.
 fn frames(bytes: &[u8]) -> Vec<(usize, usize)> {
-    let mut out = Vec::new();
-    let mut pos = 0;
-    while pos + HEADER <= bytes.len() {
-        let body = u32::from_le_bytes(bytes[pos..pos + 4].try_into().unwrap()) as usize;
-        if body == 0 {
-            break;
-        }
-        out.push((pos, HEADER + body));
-        pos += HEADER + body;
-    }
-    assert!(pos <= bytes.len(), "frame walk ran past the end");
-    out
+    frame_bounds(bytes)
+}
+
+/// Bytes of the header of the frame at `start` in the segment file `path`.
+fn header_len(path: &Path, start: usize) -> usize {
+    frame_at(&fs::read(path).unwrap(), start).expect("a frame").header_len
 }
 
 /// Writes `n` records to a fresh single-partition topic with one send each
@@ -186,7 +181,8 @@ fn recovers_from_flipped_byte_in_the_body_of_the_last_frame() {
         "bad-crc-tail",
         |seg, fr| {
             let (start, len) = fr[fr.len() - 1];
-            flip(seg, start + HEADER + len / 2 - HEADER / 2, 0x10);
+            let header = header_len(seg, start);
+            flip(seg, start + header + (len - header) / 2, 0x10);
             fr.len() - 1
         },
         |dropped, fr| dropped <= fr[fr.len() - 1].1 as u64,
@@ -228,7 +224,7 @@ fn recovers_from_torn_length_field_of_the_last_frame() {
     damage_and_recover(
         "torn-length-last",
         |seg, fr| {
-            flip(seg, fr[fr.len() - 1].0 + 1, 0x40); // the length now claims ~16 KiB more
+            flip(seg, fr[fr.len() - 1].0, 0x40); // the length's first byte: it now claims 64 bytes more or less
             fr.len() - 1
         },
         |dropped, fr| dropped <= fr[fr.len() - 1].1 as u64,
@@ -240,7 +236,7 @@ fn recovers_from_torn_length_field_in_the_middle_truncating_everything_after() {
     damage_and_recover(
         "torn-length-middle",
         |seg, fr| {
-            flip(seg, fr[25].0 + 2, 0x01);
+            flip(seg, fr[25].0, 0x01); // the length's first byte
             25
         },
         |dropped, fr| {
@@ -266,7 +262,8 @@ fn fail_on_corrupt_tail_leaves_every_partition_readable_later() {
     let p1 = active_segment(dir.path(), TOPIC, 1);
     let p0_before = fs::read(&p0).unwrap();
     let fr = frames(&fs::read(&p1).unwrap());
-    flip(&p1, fr[fr.len() - 1].0 + HEADER + 3, 0xFF);
+    let last = fr[fr.len() - 1].0;
+    flip(&p1, last + header_len(&p1, last) + 3, 0xFF);
     let p1_before = fs::read(&p1).unwrap();
 
     let strict = BrokerConfig::default().recovery(RecoveryMode::FailOnCorruptTail);
@@ -384,7 +381,8 @@ fn flipped_sealed_body(delete_index: bool) {
     let base: u64 = seg.file_stem().unwrap().to_str().unwrap().parse().unwrap();
     let fr = frames(&fs::read(seg).unwrap());
     let (start, len) = fr[2];
-    flip(seg, start + HEADER + (len - HEADER) / 2, 0x04);
+    let header = header_len(seg, start);
+    flip(seg, start + header + (len - header) / 2, 0x04);
     if delete_index {
         fs::remove_file(seg.with_extension("index")).unwrap();
     }

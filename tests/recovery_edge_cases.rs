@@ -5,8 +5,8 @@
 //! compacted topics, sparse active segments, and the files a crash leaves
 //! between two steps. Each test names the defect it proves fixed.
 //!
-//! Frame layout used to aim the damage (see `src/storage/frame.rs`): a 40-byte
-//! header starting with `body_len: u32` (little-endian), then the body.
+//! The damage is aimed with the frame walker of `support::frames` (the
+//! layout of `src/storage/frame.rs`: a 64-byte segment header, then frames).
 
 mod support;
 
@@ -17,9 +17,14 @@ use std::time::Duration;
 
 use millpond::{AutoCommit, Broker, BrokerConfig, CleanupPolicy, Error, Record, RecoveryMode, StartFrom, TopicConfig};
 use support::dir::TempDir;
+use support::frames::{SEGMENT_HEADER, frames};
 use support::layout::{active_segment, index_of, partition_dir, segment_files};
 
-const HEADER: usize = 40;
+/// Zeroes the header of the first frame of a segment's bytes.
+fn zero_first_frame_header(bytes: &mut [u8]) {
+    let first = frames(bytes)[0];
+    bytes[first.start..first.records_at()].fill(0);
+}
 
 fn small_segments() -> TopicConfig {
     TopicConfig::default().segment_bytes(4096).max_record_bytes(1024)
@@ -84,7 +89,7 @@ fn torn_first_frame_of_a_fresh_segment_is_a_reported_torn_tail_not_a_silent_dele
     as_if_killed(&newest, 4096);
     // The header is copied last: while it is still zero, the body is not.
     let mut bytes = fs::read(&newest).unwrap();
-    bytes[..HEADER].fill(0);
+    zero_first_frame_header(&mut bytes);
     fs::write(&newest, &bytes).unwrap();
     let damaged = fs::read(&newest).unwrap();
 
@@ -98,7 +103,7 @@ fn torn_first_frame_of_a_fresh_segment_is_a_reported_torn_tail_not_a_silent_dele
     let report = broker.recovery_report();
     assert_eq!(report.len(), 1, "the torn first frame is reported: {report:?}");
     assert_eq!(report[0].segment, newest);
-    assert_eq!(report[0].valid_bytes, 0);
+    assert_eq!(report[0].valid_bytes, SEGMENT_HEADER as u64, "only the segment header is left");
     assert!(newest.exists(), "the segment keeps its place");
     let topic = broker.topic("t").unwrap();
     assert_eq!(topic.high_watermark(0).unwrap(), newest_base);
@@ -106,8 +111,9 @@ fn torn_first_frame_of_a_fresh_segment_is_a_reported_torn_tail_not_a_silent_dele
     assert_eq!(topic.producer().send(Record::new("next").partition(0)).unwrap().offset, newest_base);
 }
 
-// Defect 3, second form: damage zeroing the newest segment's first 40 bytes
-// lost the valid frames after them silently.
+// Defect 3, second form: damage zeroing the header of the newest segment's
+// first frame (its first 40 bytes in format 1) lost the valid frames after
+// it silently.
 #[test]
 fn zeroed_header_of_the_newest_segment_with_frames_after_it_is_reported() {
     let tmp = TempDir::new("zeroed-header");
@@ -126,7 +132,7 @@ fn zeroed_header_of_the_newest_segment_with_frames_after_it_is_reported() {
     let newest = active_segment(dir, "t", 0);
     let newest_base: u64 = newest.file_stem().unwrap().to_str().unwrap().parse().unwrap();
     let mut bytes = fs::read(&newest).unwrap();
-    bytes[..HEADER].fill(0);
+    zero_first_frame_header(&mut bytes);
     fs::write(&newest, &bytes).unwrap();
     let _ = fs::remove_file(index_of(&newest));
     let broker = Broker::open(dir).unwrap();
@@ -161,13 +167,17 @@ fn segment_emptied_by_compaction_keeps_its_place_after_a_torn_first_frame() {
         broker.close().unwrap();
     }
     let segments = segment_files(dir, "c", 0);
-    assert_eq!(fs::metadata(&segments[0]).unwrap().len(), 0, "compaction emptied the first segment");
+    assert_eq!(
+        fs::metadata(&segments[0]).unwrap().len(),
+        SEGMENT_HEADER as u64,
+        "compaction emptied the first segment (its header is left)"
+    );
     // A kill while the newest segment's only frame was being copied.
     let newest = active_segment(dir, "c", 0);
     let newest_base: u64 = newest.file_stem().unwrap().to_str().unwrap().parse().unwrap();
     as_if_killed(&newest, 4096);
     let mut bytes = fs::read(&newest).unwrap();
-    bytes[..HEADER].fill(0);
+    zero_first_frame_header(&mut bytes);
     fs::write(&newest, &bytes).unwrap();
 
     let broker = Broker::open(dir).unwrap();
@@ -356,12 +366,9 @@ fn truncated_sealed_segment_of_a_compacted_topic_is_reported() {
     let len = fs::metadata(&first).unwrap().len();
     // Cut off the last frame: walk the frames to find where it starts.
     let bytes = fs::read(&first).unwrap();
-    let mut pos = 0usize;
-    let mut last_start = 0;
-    while pos + HEADER <= bytes.len() {
-        last_start = pos;
-        pos += HEADER + u32::from_le_bytes(bytes[pos..pos + 4].try_into().unwrap()) as usize;
-    }
+    let walked = frames(&bytes);
+    let last_start = walked.last().unwrap().start;
+    let pos = walked.last().unwrap().end();
     assert_eq!(pos as u64, len);
     fs::OpenOptions::new().write(true).open(&first).unwrap().set_len(last_start as u64).unwrap();
 

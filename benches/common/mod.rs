@@ -22,11 +22,12 @@ use millpond::{Broker, Producer, Topic, TopicConfig};
 pub(crate) const RECORD_BYTES: usize = 100;
 /// Records per `send_batch`.
 pub(crate) const BATCH: usize = 1_000;
-/// Bytes a single-record frame takes on disk: 40-byte frame header, 26 bytes
-/// of record overhead, the value.
-pub(crate) const SINGLE_FRAME_BYTES: u64 = 40 + 26 + RECORD_BYTES as u64;
-/// Bytes a frame of [`BATCH`] records takes on disk.
-pub(crate) const BATCH_FRAME_BYTES: u64 = 40 + (26 + RECORD_BYTES as u64) * BATCH as u64;
+/// Bytes a single-record frame takes on disk (format v2), at most: a frame
+/// header of 9 to 15 bytes (varints), 3 bytes of record fields, the value.
+pub(crate) const SINGLE_FRAME_BYTES: u64 = 18 + RECORD_BYTES as u64;
+/// Bytes a frame of [`BATCH`] records takes on disk, at most: a frame
+/// header of up to 51 bytes, then per record 6 or 7 bytes of fields and the value.
+pub(crate) const BATCH_FRAME_BYTES: u64 = 51 + (7 + RECORD_BYTES as u64) * BATCH as u64;
 /// Segment size of the bench topics: large, so rolls are rare (but they do
 /// happen inside the timed region, as they would in production).
 pub(crate) const SEGMENT_BYTES: u64 = 256 << 20;

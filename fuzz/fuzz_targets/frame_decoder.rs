@@ -10,7 +10,9 @@
 //! The first input byte picks the layout: bit 0 clear, the input is the
 //! active (last) segment, recovered on open; bit 0 set, it is a sealed
 //! segment without an index (scanned and checksummed on first use),
-//! followed by an empty active segment.
+//! followed by an empty active segment. Bit 1 clear, the input follows the
+//! topic's real 64-byte segment header (so the frames are what is fuzzed);
+//! bit 1 set, the input is the whole file, header included.
 //!
 //! Run with `cargo fuzz run frame_decoder` from the crate root (needs
 //! cargo-fuzz and a nightly toolchain). Not run in CI.
@@ -25,9 +27,10 @@ use millpond::{Broker, StartFrom, TopicConfig};
 
 const TOPIC: &str = "t";
 
-/// The files of a freshly created, closed topic: `(relative path, bytes)`.
-fn template() -> &'static Vec<(PathBuf, Vec<u8>)> {
-    static TEMPLATE: OnceLock<Vec<(PathBuf, Vec<u8>)>> = OnceLock::new();
+/// The files of a freshly created, closed topic: `(relative path, bytes)`,
+/// and the header of its first segment.
+fn template() -> &'static (Vec<(PathBuf, Vec<u8>)>, Vec<u8>) {
+    static TEMPLATE: OnceLock<(Vec<(PathBuf, Vec<u8>)>, Vec<u8>)> = OnceLock::new();
     TEMPLATE.get_or_init(|| {
         let dir = std::env::temp_dir().join(format!("millpond-fuzz-template-{}", std::process::id()));
         let _ = std::fs::remove_dir_all(&dir);
@@ -38,8 +41,11 @@ fn template() -> &'static Vec<(PathBuf, Vec<u8>)> {
         drop(broker);
         let meta = Path::new("topics").join(TOPIC).join("topic.meta");
         let bytes = std::fs::read(dir.join(&meta)).expect("read topic.meta");
+        let segment = dir.join("topics").join(TOPIC).join("0").join(segment_name(0));
+        let mut header = std::fs::read(segment).expect("read segment");
+        header.truncate(64);
         let _ = std::fs::remove_dir_all(&dir);
-        vec![(meta, bytes)]
+        (vec![(meta, bytes)], header)
     })
 }
 
@@ -53,10 +59,12 @@ fn run(data: &[u8]) {
     let _ = std::fs::remove_dir_all(&dir);
     let partition = dir.join("topics").join(TOPIC).join("0");
     std::fs::create_dir_all(&partition).expect("create partition directory");
-    for (rel, bytes) in template() {
+    let (files, header) = template();
+    for (rel, bytes) in files {
         std::fs::write(dir.join(rel), bytes).expect("write template file");
     }
-    std::fs::write(partition.join(segment_name(0)), segment).expect("write segment");
+    let file = if mode & 2 == 0 { [header.as_slice(), segment].concat() } else { segment.to_vec() };
+    std::fs::write(partition.join(segment_name(0)), file).expect("write segment");
     if mode & 1 == 1 {
         // An empty active segment after the fuzzed one makes it sealed.
         std::fs::write(partition.join(segment_name(1 << 40)), b"").expect("write active segment");

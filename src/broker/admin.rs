@@ -68,7 +68,9 @@ impl Broker {
             // symlink) is an error, never written into.
             fsutil::create_new_dir(&staging)?;
             staged = true;
-            fsutil::write_atomic(&staging.join(META_FILE), &meta::encode(&config, name)?)?;
+            // The topic's identity, which every segment header repeats.
+            let id = fsutil::random_bytes::<16>()?;
+            fsutil::write_atomic(&staging.join(META_FILE), &meta::encode(&config, name, &id)?)?;
             // rename(2) would replace an empty directory (or one created
             // since the broker was opened): never put a topic over anything.
             if std::fs::symlink_metadata(&final_dir).is_ok() {
@@ -78,7 +80,7 @@ impl Broker {
             std::fs::rename(&staging, &final_dir).map_err(Error::io_at("move new topic into place", &final_dir))?;
             placed = true;
             fsutil::fsync_dir(&shared.dir.join(TOPICS_DIR))?;
-            shared.open_topic(name, config, &final_dir)
+            shared.open_topic(name, meta::TopicMeta { config, id }, &final_dir)
         })();
         let inner = match result {
             Ok(inner) => inner,

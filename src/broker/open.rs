@@ -202,7 +202,7 @@ impl Broker {
             // corrupt tail under `FailOnCorruptTail`, a full disk, I/O)
             // fails the open as before, except a symlink planted inside.
             let opened = match shared.check_topic(&name, &topic_dir) {
-                Ok(config) => match shared.open_topic(&name, config, &topic_dir) {
+                Ok(meta) => match shared.open_topic(&name, meta, &topic_dir) {
                     Err(e) if !matches!(e, Error::Symlink { .. }) => return Err(e),
                     opened => opened,
                 },

@@ -23,8 +23,7 @@ use crate::storage::partition_log::settings::LogSettings;
 use crate::storage::partition_log::state::PartitionLog;
 use crate::storage::prefault::Prefaulter;
 use crate::storage::recovery_event::RecoveryEvent;
-use crate::topic::config::TopicConfig;
-use crate::topic::meta;
+use crate::topic::meta::{self, TopicMeta};
 use crate::topic::state::TopicState;
 use crate::topic::verify::{VerifyReport, verify_topic};
 
@@ -107,22 +106,25 @@ impl Shared {
     /// `topics/`), checking that nothing on the way is a symlink, that its
     /// `topic.meta` is its own, and that every partition directory is
     /// accounted for.
-    pub(crate) fn check_topic(&self, name: &str, dir: &Path) -> Result<TopicConfig> {
+    pub(crate) fn check_topic(&self, name: &str, dir: &Path) -> Result<TopicMeta> {
         fsutil::check_real_dir(dir, "open topic directory")?;
         let meta_path = dir.join(META_FILE);
         let bytes = fsutil::read_file(&meta_path).map_err(Error::io_at("read topic metadata", &meta_path))?;
-        let config = meta::decode(&bytes, name, &meta_path)?;
-        check_partition_dirs(dir, config.partitions, &meta_path)?;
-        Ok(config)
+        let meta = meta::decode(&bytes, name, &meta_path)?;
+        check_partition_dirs(dir, meta.config.partitions, &meta_path)?;
+        Ok(meta)
     }
 
-    pub(crate) fn open_topic(&self, name: &str, config: TopicConfig, dir: &Path) -> Result<Arc<TopicState>> {
+    /// Opens the partitions of topic `name` (its `topic.meta` says `meta`) at `dir`.
+    pub(crate) fn open_topic(&self, name: &str, meta: TopicMeta, dir: &Path) -> Result<Arc<TopicState>> {
+        let TopicMeta { config, id } = meta;
         let topic: Arc<str> = Arc::from(name);
         let mut partitions = Vec::with_capacity(config.partitions as usize);
         for p in 0..config.partitions {
             let (log, event) = PartitionLog::open(
                 &dir.join(p.to_string()),
                 Arc::clone(&topic),
+                id,
                 p,
                 LogSettings::from(&config),
                 self.config.recovery,

@@ -16,7 +16,7 @@ use crate::storage::index;
 use crate::storage::message::Message;
 use crate::storage::message_ref::MessageRef;
 use crate::storage::partition_log::state::PartitionLog;
-use crate::storage::segment::{MappedBytes, Segment};
+use crate::storage::segment::{self, MappedBytes, Segment};
 
 /// A record found by a cursor: where it lies in the cursor's current
 /// segment, without holding the segment. Turned into a [`Message`] (which
@@ -43,8 +43,8 @@ struct FrameState {
     /// Position of the next record, relative to the body.
     rec_pos: u32,
     remaining: u32,
-    base_offset: u64,
-    next_offset: u64,
+    /// The frame's header (its base offset, timestamps, layout).
+    header: frame::FrameHeader,
 }
 
 /// A position in one partition, and the means to read forward from it.
@@ -193,11 +193,11 @@ impl Cursor {
             if let Some(f) = &mut self.frame {
                 if f.remaining > 0 {
                     let body = self.seg.committed_slice(f.body_start, f.body_end);
-                    let rec =
-                        frame::decode_record(body, f.rec_pos as usize).map_err(|e| self.seg.corrupt(f.frame_pos, e))?;
+                    let rec = frame::decode_record(body, f.rec_pos as usize, &f.header)
+                        .map_err(|e| self.seg.corrupt(f.frame_pos, e))?;
                     f.rec_pos = rec.end as u32;
                     f.remaining -= 1;
-                    let offset = f.base_offset + u64::from(rec.offset_delta);
+                    let offset = f.header.base_offset + u64::from(rec.offset_delta);
                     if offset < self.next_offset {
                         continue; // before the position a seek asked for
                     }
@@ -214,10 +214,12 @@ impl Cursor {
                     }));
                 }
                 // Offsets removed by compaction at the end of a frame are skipped.
-                self.next_offset = self.next_offset.max(f.next_offset);
+                self.next_offset = self.next_offset.max(f.header.next_offset());
                 self.frame = None;
             }
             let end = self.seg.committed();
+            // Frames start after the segment header.
+            self.pos = self.pos.max(segment::DATA_START);
             if self.pos >= end {
                 return Ok(None);
             }
@@ -227,15 +229,13 @@ impl Cursor {
             if header.next_offset() <= self.next_offset {
                 continue; // the whole frame lies before the position
             }
-            let body_start = frame_pos + frame::HEADER_LEN as u32;
             self.frame = Some(FrameState {
                 frame_pos,
-                body_start,
-                body_end: frame_pos + header.frame_len() as u32,
+                body_start: frame_pos + header.header_len,
+                body_end: frame_pos + header.len,
                 rec_pos: 0,
                 remaining: header.record_count,
-                base_offset: header.base_offset,
-                next_offset: header.next_offset(),
+                header,
             });
         }
     }

@@ -64,6 +64,16 @@ pub(crate) fn read_file(path: &Path) -> std::io::Result<Vec<u8>> {
     Ok(out)
 }
 
+/// `N` random bytes from the kernel (`/dev/urandom`), for identities such
+/// as a topic's id.
+pub(crate) fn random_bytes<const N: usize>() -> Result<[u8; N]> {
+    use std::io::Read;
+    let path = Path::new("/dev/urandom");
+    let mut out = [0u8; N];
+    open_read(path).and_then(|mut f| f.read_exact(&mut out)).map_err(Error::io_at("read random bytes", path))?;
+    Ok(out)
+}
+
 /// Fails with [`Error::Symlink`] if `path` is a symlink, and with an I/O
 /// error if it is missing or not a directory; `what` names it in the error.
 pub(crate) fn check_real_dir(path: &Path, what: &'static str) -> Result<()> {

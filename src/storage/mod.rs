@@ -28,3 +28,4 @@ pub(crate) mod recovery_event;
 pub(crate) mod resident;
 pub(crate) mod scan;
 pub(crate) mod segment;
+pub(crate) mod segment_header;

@@ -211,8 +211,8 @@ mod tests {
     #[test]
     fn requests_follow_the_writer_one_window_ahead() {
         let dir = temp_dir("window");
-        let id = PartitionId { topic: Arc::from("t"), partition: 0 };
-        let seg = Arc::new(Segment::create(&dir, 0, 1 << 20, id).unwrap());
+        let id = PartitionId { topic: Arc::from("t"), partition: 0, topic_id: [0; 16] };
+        let seg = Arc::new(Segment::create(&dir, 0, 1 << 20, id, 0, 0).unwrap());
         let (p, handle) = Prefaulter::start(256 << 10, Arc::default()).unwrap().unwrap();
         let mut prepared = 0;
         p.after_write(&seg, 100, &mut prepared);
@@ -239,8 +239,8 @@ mod tests {
         let dir = temp_dir("stop");
         let segs: Vec<Arc<Segment>> = (0..8)
             .map(|i| {
-                let id = PartitionId { topic: Arc::from("t"), partition: 0 };
-                Arc::new(Segment::create(&dir, i * 1000, 64 << 20, id).unwrap())
+                let id = PartitionId { topic: Arc::from("t"), partition: 0, topic_id: [0; 16] };
+                Arc::new(Segment::create(&dir, i * 1000, 64 << 20, id, 0, 0).unwrap())
             })
             .collect();
         let (p, handle) = Prefaulter::start(MAX_AHEAD, Arc::default()).unwrap().unwrap();
@@ -274,8 +274,8 @@ mod tests {
     #[test]
     fn populate_write_makes_the_pages_resident() {
         let dir = temp_dir("resident");
-        let id = PartitionId { topic: Arc::from("t"), partition: 0 };
-        let seg = Segment::create(&dir, 0, 4 << 20, id).unwrap();
+        let id = PartitionId { topic: Arc::from("t"), partition: 0, topic_id: [0; 16] };
+        let seg = Segment::create(&dir, 0, 4 << 20, id, 0, 0).unwrap();
         assert_eq!(resident_kib(&seg.path), 0, "a fresh mapping has no resident pages");
         seg.populate_write(0, 2 << 20).unwrap();
         let resident = resident_kib(&seg.path);
@@ -288,10 +288,12 @@ mod tests {
     #[test]
     fn populating_leaves_the_bytes_as_they_were() {
         let dir = temp_dir("bytes");
-        let id = PartitionId { topic: Arc::from("t"), partition: 0 };
-        let seg = Segment::create(&dir, 0, 1 << 20, id).unwrap();
+        let id = PartitionId { topic: Arc::from("t"), partition: 0, topic_id: [0; 16] };
+        let seg = Segment::create(&dir, 0, 1 << 20, id, 0, 0).unwrap();
+        let before = seg.raw_bytes_for_test().to_vec();
+        assert!(before[crate::storage::segment::DATA_START as usize..].iter().all(|&b| b == 0));
         seg.populate_write(0, 1 << 20).unwrap();
-        assert!(seg.raw_bytes_for_test().iter().all(|&b| b == 0));
+        assert_eq!(seg.raw_bytes_for_test(), &before[..]);
         drop(seg);
         std::fs::remove_dir_all(&dir).unwrap();
     }

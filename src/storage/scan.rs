@@ -1,7 +1,7 @@
 //! Scanning a segment's frames: used to recover the active segment on open
 //! and to rebuild the index of a sealed segment whose index file is bad.
 
-use crate::storage::frame::{self, FrameError};
+use crate::storage::frame::{self, FrameError, Origin};
 use crate::storage::index::IndexEntry;
 
 /// What a scan of a segment's bytes found.
@@ -42,13 +42,15 @@ impl Scan {
     }
 }
 
-/// Validates frames from the start of `bytes` until the first one that is
-/// zero, short, torn, fails its CRC, or has an impossible offset (below the
-/// segment's base, at or past `limit` — the next segment's base — or not
-/// after the previous frame). Index entries are made every `index_interval`
-/// bytes.
-pub(crate) fn scan(bytes: &[u8], base_offset: u64, limit: Option<u64>, index_interval: u32) -> Scan {
-    let mut pos = 0usize;
+/// Validates frames from `start` (just after the segment header) of a
+/// segment's `bytes` until the first one that is zero, short, torn, fails
+/// its CRC, or has an impossible offset (below the segment's base, at or
+/// past `limit` — the next segment's base — or not after the previous
+/// frame). Frames are relative to `origin`. Index entries are made every
+/// `index_interval` bytes; positions are absolute.
+pub(crate) fn scan(bytes: &[u8], start: usize, origin: Origin, limit: Option<u64>, index_interval: u32) -> Scan {
+    let base_offset = origin.base_offset;
+    let mut pos = start;
     let mut next_offset = base_offset;
     let mut max_ts = i64::MIN;
     let mut entries = Vec::new();
@@ -57,7 +59,7 @@ pub(crate) fn scan(bytes: &[u8], base_offset: u64, limit: Option<u64>, index_int
     let mut records = 0u64;
     let mut stop = None;
     while pos < bytes.len() {
-        let header = match frame::validate_frame(&bytes[pos..]) {
+        let header = match frame::validate_frame(&bytes[pos..], origin) {
             Ok(h) => h,
             Err(e) => {
                 stop = Some((pos, e));
@@ -113,17 +115,31 @@ pub(crate) fn last_nonzero_end(bytes: &[u8]) -> usize {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::storage::frame::{HEADER_LEN, encode_frame, record_len};
+    use crate::storage::frame::{MAX_HEADER_LEN, encode_frame, record_len};
     use crate::storage::record::Record;
 
+    /// Frames start here, as after a segment header.
+    const START: usize = 64;
+
+    fn origin(base: u64) -> Origin {
+        Origin { base_offset: base, ..Origin::default() }
+    }
+
+    fn scan(bytes: &[u8], base: u64, limit: Option<u64>, interval: u32) -> Scan {
+        super::scan(bytes, START, origin(base), limit, interval)
+    }
+
+    /// Frames relative to the first frame's base offset.
     fn segment_with(frames: &[(u64, usize)], capacity: usize) -> Vec<u8> {
         let mut out = vec![0u8; capacity];
-        let mut pos = 0;
+        let mut pos = START;
+        let seg_base = frames[0].0;
         for &(base, n) in frames {
             let recs: Vec<Record<'_>> = (0..n).map(|_| Record::new(b"payload")).collect();
-            let len = HEADER_LEN + recs.iter().map(record_len).sum::<usize>();
-            encode_frame(&mut out[pos..pos + len], base, recs.iter(), 7);
-            pos += len;
+            let len = MAX_HEADER_LEN + recs.iter().map(record_len).sum::<usize>();
+            let h = encode_frame(&mut out[pos..pos + len], origin(seg_base), base, recs.iter(), 7);
+            out[pos + h.frame_len()..pos + len].fill(0);
+            pos += h.frame_len();
         }
         out
     }
@@ -141,8 +157,9 @@ mod tests {
     fn scan_reports_torn_last_frame() {
         let mut seg = segment_with(&[(0, 2), (2, 2)], 4096);
         let first = scan(&seg, 0, None, 4096);
-        let second_start = first.entries[0].position as usize + (first.valid_end / 2);
-        seg[second_start + 50] ^= 0xFF;
+        assert_eq!(first.entries[0].position as usize, START);
+        let frame_len = (first.valid_end - START) / 2;
+        seg[START + frame_len + frame_len / 2] ^= 0xFF;
         let s = scan(&seg, 0, None, 4096);
         assert_eq!(s.next_offset, 2);
         assert!(!s.ended_cleanly());
@@ -150,10 +167,13 @@ mod tests {
 
     #[test]
     fn scan_rejects_frame_below_the_segment_base() {
-        let seg = segment_with(&[(5, 1)], 1024);
-        let s = scan(&seg, 6, None, 4096);
-        assert_eq!((s.valid_end, s.frames), (0, 0));
-        assert!(!s.ended_cleanly());
+        // Offsets are stored as deltas from the segment's base, so no frame
+        // can claim one below it; a frame from elsewhere claims offsets
+        // below its predecessor's end instead, and is refused as foreign.
+        let seg = segment_with(&[(5, 2), (5, 1)], 1024);
+        let s = scan(&seg, 5, None, 4096);
+        assert_eq!((s.valid_end, s.frames), (START + seg_frame_len(&seg), 1));
+        assert!(s.stopped_at_foreign_frame());
     }
 
     #[test]
@@ -170,6 +190,10 @@ mod tests {
         let s = scan(&seg, 0, None, 4096);
         assert!(s.ended_cleanly());
         assert_eq!((s.frames, s.next_offset), (2, 7));
+    }
+
+    fn seg_frame_len(seg: &[u8]) -> usize {
+        frame::read_header(&seg[START..], Origin { base_offset: 5, ..Origin::default() }).map_or(0, |h| h.frame_len())
     }
 
     #[test]

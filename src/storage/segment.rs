@@ -4,6 +4,10 @@
 //! of committed bytes with a `Release` store; readers `Acquire` it and read
 //! only below it. A sealed segment is trimmed to its committed length and
 //! never written again.
+//!
+//! Every segment file starts with a [segment header](crate::storage::segment_header)
+//! (64 bytes) naming its topic, partition and base offset; frames follow it,
+//! and index positions are absolute positions in the file.
 
 use std::fs::File;
 use std::path::{Path, PathBuf};
@@ -13,7 +17,7 @@ use std::sync::atomic::{AtomicBool, AtomicI64, AtomicU32, AtomicU64, Ordering};
 use parking_lot::Mutex;
 
 use crate::error::{Error, Result};
-use crate::storage::frame::{self, FrameError, FrameHeader};
+use crate::storage::frame::{self, FrameError, FrameHeader, Origin};
 use crate::storage::fsutil;
 use crate::storage::index::{IndexEntry, SegmentIndex};
 use crate::storage::mmap::MappedFile;
@@ -21,12 +25,38 @@ use crate::storage::padded::CachePadded;
 use crate::storage::policy::RecoveryMode;
 use crate::storage::recovery_event::RecoveryEvent;
 use crate::storage::scan;
+use crate::storage::segment_header::{self, Refusal, SegmentHeader, TopicId};
 
 /// Which topic and partition a segment belongs to, for error messages.
 #[derive(Debug, Clone)]
 pub(crate) struct PartitionId {
     pub topic: Arc<str>,
     pub partition: u32,
+    /// The topic's identity, which every segment header repeats.
+    pub topic_id: TopicId,
+}
+
+/// Where a segment's frames start: just after its header.
+pub(crate) const DATA_START: u32 = segment_header::LEN as u32;
+
+/// Reads the header at the start of segment `bytes`, which must belong at
+/// `base` of the partition `id`: `Ok(None)` if it is missing (zero, or no
+/// bytes), `UnsupportedFormat` for an older format, otherwise `Corrupt`.
+fn check_header(bytes: &[u8], path: &Path, id: &PartitionId, base: u64) -> Result<Option<SegmentHeader>> {
+    match SegmentHeader::decode(bytes, &id.topic_id, id.partition, base) {
+        Ok(h) => Ok(Some(h)),
+        Err(Refusal::Missing) => Ok(None),
+        Err(Refusal::Unsupported(found)) => {
+            Err(Error::UnsupportedFormat { path: path.to_path_buf(), found, supported: segment_header::VERSION })
+        }
+        Err(Refusal::Corrupt(reason)) => Err(Error::Corrupt {
+            topic: id.topic.to_string(),
+            partition: id.partition,
+            path: path.to_path_buf(),
+            position: 0,
+            reason: format!("{reason}; the segment was left as it is"),
+        }),
+    }
 }
 
 /// The largest offset a segment may start at (Kafka's offsets are `i64`):
@@ -46,21 +76,31 @@ pub(crate) fn index_path(dir: &Path, base: u64) -> PathBuf {
     dir.join(format!("{base:020}.index"))
 }
 
-/// Whether the segment file at `path` holds nothing at all: every byte
-/// zero (or no byte). Only such a segment may disappear at recovery without
-/// a report; one whose first frame header is zero but which holds other
-/// bytes is a torn first frame, recovered (and reported) as a torn tail.
-/// Costs a read of the first header, then only of the ranges the file
-/// system reports as data.
-pub(crate) fn is_entirely_zero(path: &Path) -> Result<bool> {
+/// Whether the segment file at `path` (of partition `id`, at `base`) holds
+/// no frame at all: its header is its own (or zero) and every byte after it
+/// is zero (or there is none). Only such a segment may disappear at
+/// recovery without a report; one whose first frame header is zero but
+/// which holds other bytes is a torn first frame, recovered (and reported)
+/// as a torn tail. Costs a read of the header and the first frame header,
+/// then only of the ranges the file system reports as data.
+pub(crate) fn is_unwritten(path: &Path, id: &PartitionId, base: u64) -> Result<bool> {
     use std::os::unix::fs::FileExt;
     let f = fsutil::open_read(path).map_err(Error::io_at("open segment", path))?;
     let len = f.metadata().map_err(Error::io_at("stat segment", path))?.len();
     let mut buf = vec![0u8; 1 << 16];
+    let head_len = len.min(segment_header::LEN as u64) as usize;
+    match f.read_at(&mut buf[..head_len], 0) {
+        Ok(n) if n == head_len => {}
+        Ok(_) => return Ok(false),
+        Err(e) => return Err(Error::io("read segment", path, e)),
+    }
+    if SegmentHeader::decode(&buf[..head_len], &id.topic_id, id.partition, base).is_err_and(|r| r != Refusal::Missing) {
+        return Ok(false);
+    }
+    let from = segment_header::LEN as u64;
     // The first frame header first: nearly every segment fails here at once.
-    for (start, end) in
-        std::iter::once((0, len.min(crate::storage::frame::HEADER_LEN as u64))).chain(fsutil::data_ranges(&f, 0, len))
-    {
+    let first = (from.min(len), len.min(from + frame::MAX_HEADER_LEN as u64));
+    for (start, end) in std::iter::once(first).chain(fsutil::data_ranges(&f, from.min(len), len)) {
         let mut at = start;
         while at < end {
             let n = (end - at).min(buf.len() as u64) as usize;
@@ -77,6 +117,12 @@ pub(crate) fn is_entirely_zero(path: &Path) -> Result<bool> {
         }
     }
     Ok(true)
+}
+
+/// Writes a segment header at the start of `file`.
+fn write_header(file: &File, header: &SegmentHeader, path: &Path) -> Result<()> {
+    use std::os::unix::fs::FileExt;
+    file.write_all_at(&header.encode(), 0).map_err(Error::io_at("write segment header", path))
 }
 
 /// Reads `<base>.index` if it is present and intact.
@@ -141,6 +187,8 @@ pub(crate) struct Segment {
     pub(crate) base_offset: u64,
     pub(crate) path: PathBuf,
     id: PartitionId,
+    /// What the frames are relative to, from the segment header.
+    origin: Origin,
     /// The open file, kept for appending segments (trim, fsync); `None` for
     /// sealed segments opened for reading, whose mapping needs no descriptor.
     file: Option<File>,
@@ -177,8 +225,16 @@ impl std::fmt::Debug for Segment {
 }
 
 impl Segment {
-    /// Creates a new, empty segment file preallocated to `capacity` bytes.
-    pub(crate) fn create(dir: &Path, base: u64, capacity: u64, id: PartitionId) -> Result<Segment> {
+    /// Creates a new segment file preallocated to `capacity` bytes, holding
+    /// only its header (created in `epoch`, timestamps relative to `now`).
+    pub(crate) fn create(
+        dir: &Path,
+        base: u64,
+        capacity: u64,
+        id: PartitionId,
+        epoch: u32,
+        now: i64,
+    ) -> Result<Segment> {
         let path = log_path(dir, base);
         if base > MAX_OFFSET {
             return Err(Error::Corrupt {
@@ -201,14 +257,29 @@ impl Segment {
             let _ = std::fs::remove_file(&path); // best effort: the error below is what matters
             return Err(e);
         }
+        let header = SegmentHeader {
+            topic_id: id.topic_id,
+            partition: id.partition,
+            base_offset: base,
+            epoch,
+            base_timestamp: now,
+        };
+        // Written like the frames after it: made durable by the first sync
+        // of the segment, which starts at byte 0.
+        if let Err(e) = write_header(&file, &header, &path) {
+            drop(file);
+            let _ = std::fs::remove_file(&path); // best effort, as above
+            return Err(e);
+        }
         let map = MappedFile::map_read_write(&file, capacity as usize).map_err(Error::io_at("map segment", &path))?;
         Ok(Segment {
             base_offset: base,
             path,
             id,
+            origin: header.origin(),
             file: Some(file),
             map,
-            published: Published::new(0, base, i64::MIN),
+            published: Published::new(DATA_START, base, i64::MIN),
             sealed: AtomicBool::new(false),
             verify_reads: false,
             corrupt_at: None,
@@ -228,9 +299,12 @@ impl Segment {
     /// the frame scan stops at the first zero header, and the search for
     /// garbage after it reads only what the file system reports as data.
     ///
-    /// A checksummed frame whose offsets do not belong in this segment is
-    /// foreign data, not a torn write: it is `Error::Corrupt` in both modes,
-    /// and nothing is changed.
+    /// A checksummed frame whose offsets do not belong in this segment, or
+    /// a segment header that is not this segment's, is foreign data, not a
+    /// torn write: it is `Error::Corrupt` in both modes, and nothing is
+    /// changed. A segment with no header and nothing else (every byte zero:
+    /// created just before a crash) is given one, for `epoch` and `now`.
+    #[allow(clippy::too_many_arguments)]
     pub(crate) fn recover_active(
         dir: &Path,
         base: u64,
@@ -238,6 +312,8 @@ impl Segment {
         index_interval: u32,
         mode: RecoveryMode,
         id: PartitionId,
+        epoch: u32,
+        now: i64,
     ) -> Result<(Segment, Option<RecoveryEvent>)> {
         let path = log_path(dir, base);
         let file = fsutil::open_read_write(&path).map_err(Error::io_at("open segment", &path))?;
@@ -250,8 +326,15 @@ impl Segment {
         // is left (a segment compaction emptied keeps its place; see below).
         let index = read_index(&idx).filter(|i| i.valid_bytes == file_len && i.next_offset >= base);
         // Scan through a read-only mapping: in strict mode nothing may change.
-        let (scan, garbage_end) = if file_len == 0 {
-            (scan::scan(&[], base, None, index_interval), 0)
+        let fresh = SegmentHeader {
+            topic_id: id.topic_id,
+            partition: id.partition,
+            base_offset: base,
+            epoch,
+            base_timestamp: now,
+        };
+        let (scan, garbage_end, header) = if file_len == 0 {
+            (scan::scan(&[], DATA_START as usize, fresh.origin(), None, index_interval), 0, None)
         } else {
             let map =
                 MappedFile::map_read_only(&file, file_len as usize).map_err(Error::io_at("map segment", &path))?;
@@ -259,9 +342,26 @@ impl Segment {
             // shared, and the broker's lock keeps other brokers out; the range
             // is the whole mapping.
             let bytes = unsafe { map.slice(0, file_len as usize) };
-            let scan = scan::scan(bytes, base, None, index_interval);
-            let garbage_end = scan.valid_end + garbage_len(&file, bytes, scan.valid_end);
-            (scan, garbage_end)
+            match check_header(bytes, &path, &id, base)? {
+                Some(header) => {
+                    let scan = scan::scan(bytes, DATA_START as usize, header.origin(), None, index_interval);
+                    let garbage_end = scan.valid_end + garbage_len(&file, bytes, scan.valid_end);
+                    (scan, garbage_end, Some(header))
+                }
+                None if garbage_len(&file, bytes, 0) == 0 => {
+                    (scan::scan(&[], DATA_START as usize, fresh.origin(), None, index_interval), 0, None)
+                }
+                None => {
+                    return Err(Error::Corrupt {
+                        topic: id.topic.to_string(),
+                        partition: id.partition,
+                        path,
+                        position: 0,
+                        reason: "the segment header is zero but the segment holds data; the segment was left as it is"
+                            .into(),
+                    });
+                }
+            }
         };
         let corrupt = |reason: String| Error::Corrupt {
             topic: id.topic.to_string(),
@@ -285,7 +385,11 @@ impl Segment {
             Err(Error::DiskFull { .. }) if file_len > 0 => false,
             Err(e) => return Err(e),
         };
-        let map_len = if writable_capacity { capacity } else { file_len };
+        if header.is_none() {
+            write_header(&file, &fresh, &path)?;
+        }
+        let header = header.unwrap_or(fresh);
+        let map_len = if writable_capacity { capacity } else { file_len.max(DATA_START.into()) };
         let map = MappedFile::map_read_write(&file, map_len as usize).map_err(Error::io_at("map segment", &path))?;
         let mut event = None;
         if garbage_end > scan.valid_end {
@@ -322,6 +426,7 @@ impl Segment {
             base_offset: base,
             path,
             id,
+            origin: header.origin(),
             file: Some(file),
             map,
             published: Published::new(scan.valid_end as u32, next_offset, scan.max_timestamp),
@@ -360,19 +465,28 @@ impl Segment {
         // removes the index before swapping the file); one describing a
         // shorter file is stale (a crash between writing it and trimming).
         let truncated = index.as_ref().is_some_and(|i| i.valid_bytes > file_len);
-        let index = index.filter(|i| i.valid_bytes == file_len);
-        let (map, index, corrupt_at) = match index {
-            Some(index) => {
-                let map = MappedFile::map_read_only(&file, index.valid_bytes as usize)
-                    .map_err(Error::io_at("map segment", &path))?;
-                (map, index, None)
+        let index = index.filter(|i| i.valid_bytes == file_len && i.valid_bytes >= u64::from(DATA_START));
+        let map = MappedFile::map_read_only(&file, file_len as usize).map_err(Error::io_at("map segment", &path))?;
+        // SAFETY: a sealed segment is never written again; the range is the whole mapping.
+        let bytes = unsafe { map.slice(0, map.len()) };
+        let header = check_header(bytes, &path, &id, base)?;
+        let origin = header.map_or(Origin { base_offset: base, ..Origin::default() }, |h| h.origin());
+        let (index, corrupt_at) = match index {
+            Some(index) if header.is_some() => (index, None),
+            _ if header.is_none() => {
+                // Never written: no frame (what that means is decided below,
+                // from the next segment's base), or data under a lost header.
+                let data = scan::last_nonzero_end(bytes) > 0;
+                let index = SegmentIndex {
+                    entries: Vec::new(),
+                    valid_bytes: file_len.min(u64::from(DATA_START)),
+                    next_offset: base,
+                    max_timestamp: i64::MIN,
+                };
+                (index, data.then_some((0, FrameError::BadHeader("the segment header is zero"))))
             }
-            None => {
-                let map =
-                    MappedFile::map_read_only(&file, file_len as usize).map_err(Error::io_at("map segment", &path))?;
-                // SAFETY: a sealed segment is never written again; the range is the whole mapping.
-                let bytes = unsafe { map.slice(0, map.len()) };
-                let scan = scan::scan(bytes, base, next_base, index_interval);
+            _ => {
+                let scan = scan::scan(bytes, DATA_START as usize, origin, next_base, index_interval);
                 let corrupt_at = match scan.stop {
                     Some((pos, e)) if !scan.ended_cleanly() => Some((pos as u32, e)),
                     _ => None,
@@ -383,7 +497,7 @@ impl Segment {
                     next_offset: scan.next_offset,
                     max_timestamp: scan.max_timestamp,
                 };
-                (map, index, corrupt_at)
+                (index, corrupt_at)
             }
         };
         let corrupt_at = match (truncated, next_base) {
@@ -411,6 +525,7 @@ impl Segment {
             base_offset: base,
             path,
             id,
+            origin,
             file: None,
             writable: map.len() as u32,
             map,
@@ -426,6 +541,11 @@ impl Segment {
     /// Bytes of published frames (`Acquire`: everything below is readable).
     pub(crate) fn committed(&self) -> u32 {
         self.published.committed.load(Ordering::Acquire)
+    }
+
+    /// What this segment's frames are relative to.
+    pub(crate) fn origin(&self) -> Origin {
+        self.origin
     }
 
     /// One past the last record published in this segment.
@@ -468,9 +588,9 @@ impl Segment {
     /// caller loaded), checking the CRC if this segment came from disk.
     pub(crate) fn frame_at(&self, pos: u32, end: u32) -> Result<FrameHeader> {
         let bytes = self.committed_slice(pos, end);
-        let checked = frame::read_header(bytes).and_then(|h| {
+        let checked = frame::read_header(bytes, self.origin).and_then(|h| {
             if self.verify_reads {
-                frame::check_crc(&h, &bytes[..h.frame_len()])?;
+                frame::check_crc(&h, bytes)?;
                 h.check_range(self.base_offset, self.limit)?;
             }
             Ok(h)
@@ -494,7 +614,8 @@ impl Segment {
         self.corrupt_at.map(|(pos, e)| self.corrupt(pos, e))
     }
 
-    /// Appends a frame of `len` bytes written by `encode`, publishing it.
+    /// Appends a frame of at most `len` bytes written by `encode` (which
+    /// returns its header, saying how long it is), publishing it.
     ///
     /// # Safety
     ///
@@ -514,6 +635,7 @@ impl Segment {
         // reference to it (mmap.rs, contract 3).
         let buf = unsafe { self.map.slice_mut(pos as usize, len) };
         let header = encode(buf);
+        debug_assert!(header.frame_len() <= len);
         // Only the writer (holding its lock) stores here: a load and a store
         // do what `fetch_max` would, without a locked instruction.
         if header.max_timestamp > self.published.max_timestamp.load(Ordering::Relaxed) {
@@ -521,7 +643,7 @@ impl Segment {
         }
         self.published.next_offset.store(header.next_offset(), Ordering::Release);
         // Release: a reader that sees the new length also sees the frame's bytes.
-        self.published.committed.store(pos + len as u32, Ordering::Release);
+        self.published.committed.store(pos + header.len, Ordering::Release);
         (pos, header)
     }
 

@@ -54,7 +54,7 @@ pub enum Backlog {
 /// | --- | --- | --- |
 /// | `partitions` | 1 | number of partitions (1..=10,000) |
 /// | `segment_bytes` | 64 MiB | size a segment file is preallocated to; a batch larger than a segment is split across segments |
-/// | `max_record_bytes` | 1 MiB | largest encoded record (key + value + headers + 26 bytes); plus 40 bytes it must fit in `segment_bytes` |
+/// | `max_record_bytes` | 1 MiB | largest encoded record (key + value + headers, their varint lengths, and 20 bytes for the record's length, offset and timestamp fields); plus 115 bytes (the segment header and the largest frame header) it must fit in `segment_bytes` |
 /// | `index_interval_bytes` | 4 KiB | bytes between entries of the sparse offset index |
 /// | `fsync` | [`FsyncPolicy::Never`] | durability against machine crashes |
 /// | `retention_bytes` | none | per partition: delete the oldest sealed segments while the rest still hold at least this many bytes |
@@ -408,13 +408,13 @@ impl TopicConfig {
                 self.segment_bytes
             ));
         }
-        let max_frame = crate::storage::frame::max_single_record_frame(self.max_record_bytes as usize);
+        let headers = crate::storage::segment_header::LEN + crate::storage::frame::MAX_HEADER_LEN;
+        let max_frame = crate::storage::frame::max_single_record_frame(self.max_record_bytes as usize)
+            + crate::storage::segment_header::LEN;
         if self.max_record_bytes == 0 || max_frame as u64 > self.segment_bytes {
             return bad(format!(
-                "max_record_bytes must be at least 1 and, plus the {}-byte frame header, fit in segment_bytes ({}); got {} (lower max_record_bytes along with segment_bytes)",
-                crate::storage::frame::HEADER_LEN,
-                self.segment_bytes,
-                self.max_record_bytes
+                "max_record_bytes must be at least 1 and, plus {headers} bytes of segment and frame headers, fit in segment_bytes ({}); got {} (lower max_record_bytes along with segment_bytes)",
+                self.segment_bytes, self.max_record_bytes
             ));
         }
         if self.index_interval_bytes == 0 {

@@ -24,6 +24,7 @@
 
 pub mod child;
 pub mod dir;
+pub mod frames;
 pub mod groups;
 #[cfg(feature = "kafka")]
 pub mod kafka;

@@ -14,7 +14,7 @@ use crate::storage::index::IndexEntry;
 use crate::storage::partition_log::state::{PartitionLog, Slot, Writer};
 use crate::storage::policy::FsyncPolicy;
 use crate::storage::record::{Record, now_millis};
-use crate::storage::segment::Segment;
+use crate::storage::segment::{self, Segment};
 
 /// The frames an append will write, and the segments created for it.
 struct Plan {
@@ -66,12 +66,12 @@ impl PartitionLog {
         let mut w = self.writer.lock();
         self.ready_to_write(&mut w)?;
         let first = w.next_offset;
-        let len = frame::HEADER_LEN + sizes.iter().sum::<usize>();
+        let len = frame::MAX_HEADER_LEN + sizes.iter().sum::<usize>();
         if len <= w.active.free() {
             // The common case: one frame in the active segment.
             self.write_frame(&mut w, records, len, now);
         } else {
-            let plan = self.plan(&w, sizes)?;
+            let plan = self.plan(&w, sizes, now)?;
             self.execute(&mut w, records, plan, now);
         }
         let synced = self.published(&mut w, first);
@@ -93,7 +93,7 @@ impl PartitionLog {
         }
         let mut plans = Vec::with_capacity(parts.len());
         for ((log, _, sizes), w) in parts.iter().zip(&guards) {
-            match log.plan(w, sizes) {
+            match log.plan(w, sizes, now) {
                 Ok(plan) => plans.push(plan),
                 Err(e) => {
                     plans.into_iter().for_each(Plan::discard);
@@ -135,14 +135,14 @@ impl PartitionLog {
     /// every new segment they need, without publishing anything. Records go
     /// in one frame when they fit in the active segment or, failing that, in
     /// a fresh one; a batch larger than a segment is split at segment ends.
-    fn plan(&self, w: &Writer, sizes: &[usize]) -> Result<Plan> {
+    fn plan(&self, w: &Writer, sizes: &[usize], now: i64) -> Result<Plan> {
         let mut plan = Plan { chunks: Vec::new(), fresh: std::collections::VecDeque::new() };
-        let total = frame::HEADER_LEN + sizes.iter().sum::<usize>();
+        let total = segment::DATA_START as usize + frame::MAX_HEADER_LEN + sizes.iter().sum::<usize>();
         let mut free = w.active.free();
         let mut i = 0;
         let mut roll_next = false;
         while i < sizes.len() {
-            let mut len = frame::HEADER_LEN;
+            let mut len = frame::MAX_HEADER_LEN;
             let mut j = i;
             while j < sizes.len() && len + sizes[j] <= free {
                 len += sizes[j];
@@ -153,7 +153,8 @@ impl PartitionLog {
                 // Not even one fits, or the whole batch would fit in a fresh
                 // segment: start a new segment, so the batch stays one frame.
                 let base = w.next_offset + i as u64;
-                match Segment::create(&self.dir, base, self.settings.segment_bytes, self.id.clone()) {
+                let epoch = w.epoch.unwrap_or(0);
+                match Segment::create(&self.dir, base, self.settings.segment_bytes, self.id.clone(), epoch, now) {
                     Ok(seg) => {
                         free = seg.free();
                         plan.fresh.push_back(seg);
@@ -166,6 +167,7 @@ impl PartitionLog {
                 roll_next = true;
                 continue;
             }
+            // `len` is what the frame may take at most: the planned space.
             plan.chunks.push((i, j, len, roll_next));
             roll_next = false;
             free -= len;
@@ -193,10 +195,12 @@ impl PartitionLog {
         // stored after this) also sees a high watermark covering it: no
         // consumer ever holds a record at or past the high watermark.
         self.high_watermark.store(base + records.len() as u64, Ordering::Release);
+        let origin = w.active.origin();
         // SAFETY: we hold the writer lock (`w` is its guard's contents) and
-        // the caller checked `len <= w.active.free()`.
+        // the caller checked `len <= w.active.free()`; the frame takes at
+        // most `len` bytes (its header at most `MAX_HEADER_LEN`).
         let (pos, header) =
-            unsafe { w.active.append(len, |buf| frame::encode_frame(buf, base, records.iter().copied(), now)) };
+            unsafe { w.active.append(len, |buf| frame::encode_frame(buf, origin, base, records.iter().copied(), now)) };
         if w.last_index_pos.is_none_or(|last| pos - last >= self.settings.index_interval) {
             w.active.push_index(IndexEntry {
                 rel_offset: (base - w.active.base_offset) as u32,
@@ -209,7 +213,7 @@ impl PartitionLog {
         w.next_offset = header.next_offset();
         if let Some(p) = &self.prefault {
             let Writer { active, prepared, .. } = w;
-            p.after_write(active, pos + len as u32, prepared);
+            p.after_write(active, pos + header.len, prepared);
         }
     }
 

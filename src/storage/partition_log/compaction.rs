@@ -17,12 +17,12 @@ use std::io::Write;
 use std::sync::Arc;
 
 use crate::error::{Error, Result};
-use crate::storage::frame::{self, HEADER_LEN};
+use crate::storage::frame::{self, RawRecord};
 use crate::storage::fsutil;
 use crate::storage::index::{IndexEntry, SegmentIndex};
 use crate::storage::partition_log::state::{PartitionLog, Slot};
 use crate::storage::policy::CleanupPolicy;
-use crate::storage::segment::{Segment, index_path, log_path};
+use crate::storage::segment::{DATA_START, Segment, index_path, log_path};
 
 /// Suffix of a segment being rewritten by compaction.
 pub(crate) const CLEANED_SUFFIX: &str = ".cleaned";
@@ -79,13 +79,13 @@ impl CompactionReport {
 /// record of `seg`, checking every frame's CRC first.
 fn for_each_record(seg: &Segment, mut f: impl FnMut(u64, i64, Option<&[u8]>, bool, &[u8])) -> Result<()> {
     let bytes = seg.committed_slice(0, seg.committed());
-    let mut pos = 0;
+    let mut pos = DATA_START as usize;
     while pos < bytes.len() {
-        let header = frame::validate_frame(&bytes[pos..]).map_err(|e| seg.corrupt(pos as u32, e))?;
-        let body = &bytes[pos + HEADER_LEN..pos + header.frame_len()];
+        let header = frame::validate_frame(&bytes[pos..], seg.origin()).map_err(|e| seg.corrupt(pos as u32, e))?;
+        let body = frame::records_of(&header, &bytes[pos..]);
         let mut at = 0;
         for _ in 0..header.record_count {
-            let rec = frame::decode_record(body, at).map_err(|e| seg.corrupt(pos as u32, e))?;
+            let rec = frame::decode_record(body, at, &header).map_err(|e| seg.corrupt(pos as u32, e))?;
             let key = rec.key.map(|(s, l)| &body[s as usize..(s + l) as usize]);
             f(
                 header.base_offset + u64::from(rec.offset_delta),
@@ -191,38 +191,31 @@ impl PartitionLog {
             .map_err(Error::io_at("create compacted segment", &tmp))?;
         let mut out = std::io::BufWriter::new(file);
         let mut index = SegmentIndex { next_offset: seg.next_offset(), max_timestamp: i64::MIN, ..Default::default() };
-        let mut written: u64 = 0;
-        let mut last_entry: Option<u64> = None;
         let bytes = seg.committed_slice(0, seg.committed());
-        let mut pos = 0;
+        // The same segment header: same topic, partition, base, epoch and origin.
+        let header_bytes = bytes.get(..DATA_START as usize).unwrap_or_default();
+        out.write_all(header_bytes).map_err(Error::io_at("write compacted segment", &tmp))?;
+        let mut written: u64 = header_bytes.len() as u64;
+        let mut last_entry: Option<u64> = None;
+        let mut pos = DATA_START as usize;
         while pos < bytes.len() {
-            let header = frame::validate_frame(&bytes[pos..]).map_err(|e| seg.corrupt(pos as u32, e))?;
-            let body = &bytes[pos + HEADER_LEN..pos + header.frame_len()];
+            let header = frame::validate_frame(&bytes[pos..], seg.origin()).map_err(|e| seg.corrupt(pos as u32, e))?;
+            let body = frame::records_of(&header, &bytes[pos..]);
             // The kept records of this frame, with their offsets.
-            let mut kept: Vec<(u64, i64, &[u8])> = Vec::new();
+            let mut kept: Vec<RawRecord<'_>> = Vec::new();
             let mut at = 0;
             for _ in 0..header.record_count {
-                let rec = frame::decode_record(body, at).map_err(|e| seg.corrupt(pos as u32, e))?;
-                let offset = header.base_offset + u64::from(rec.offset_delta);
-                let key = rec.key.map(|(s, l)| &body[s as usize..(s + l) as usize]);
-                if keep(offset, key, rec.value.is_none()) {
-                    kept.push((offset, rec.timestamp, &body[at..rec.end]));
+                let rec = frame::decode_record(body, at, &header).map_err(|e| seg.corrupt(pos as u32, e))?;
+                let raw = RawRecord::of(&header, body, &rec);
+                if keep(raw.offset, raw.key, raw.value.is_none()) {
+                    kept.push(raw);
                 }
                 at = rec.end;
             }
             pos += header.frame_len();
-            let Some(&(base, _, _)) = kept.first() else { continue };
-            let mut new_body = Vec::with_capacity(kept.iter().map(|k| k.2.len()).sum());
-            let mut max_ts = i64::MIN;
-            for &(offset, ts, rec) in &kept {
-                let start = new_body.len();
-                new_body.extend_from_slice(rec);
-                // Re-base the record's offset delta on the new frame's base.
-                new_body[start + 4..start + 8].copy_from_slice(&((offset - base) as u32).to_le_bytes());
-                max_ts = max_ts.max(ts);
-            }
-            let last_delta = (kept[kept.len() - 1].0 - base) as u32;
-            let new_frame = frame::frame_from_body(base, kept.len() as u32, last_delta, max_ts, &new_body);
+            let Some(base) = kept.first().map(|r| r.offset) else { continue };
+            let max_ts = kept.iter().map(|r| r.timestamp).max().unwrap_or(i64::MIN);
+            let new_frame = frame::frame_from_records(seg.origin(), &kept);
             if last_entry.is_none_or(|l| written - l >= u64::from(self.settings.index_interval)) {
                 index.entries.push(IndexEntry {
                     rel_offset: (base - seg.base_offset) as u32,

@@ -16,8 +16,10 @@ use crate::storage::partition_log::settings::LogSettings;
 use crate::storage::partition_log::state::{PartitionLog, Slot, Writer};
 use crate::storage::policy::{CleanupPolicy, RecoveryMode};
 use crate::storage::prefault::Prefaulter;
+use crate::storage::record::now_millis;
 use crate::storage::recovery_event::RecoveryEvent;
 use crate::storage::segment::{PartitionId, Segment};
+use crate::storage::segment_header::TopicId;
 use crate::storage::{epochs, fsutil, segment};
 
 /// Parses `<20 digits><suffix>` into the base offset the digits name (which
@@ -66,7 +68,7 @@ impl PartitionLog {
         }
         while let [.., prev, last] = bases[..] {
             let path = segment::log_path(dir, last);
-            if !segment::is_entirely_zero(&path)? {
+            if !segment::is_unwritten(&path, id, last)? {
                 break;
             }
             let prev_end = match Segment::open_sealed(dir, prev, settings.index_interval, id.clone(), None, false) {
@@ -83,18 +85,20 @@ impl PartitionLog {
         Ok(())
     }
 
-    /// Opens (creating if needed) the partition in `dir`, recovering its
-    /// active segment.
+    /// Opens (creating if needed) the partition in `dir` of the topic whose
+    /// id is `topic_id`, recovering its active segment.
+    #[allow(clippy::too_many_arguments)]
     pub(crate) fn open(
         dir: &Path,
         topic: Arc<str>,
+        topic_id: TopicId,
         partition: u32,
         settings: LogSettings,
         mode: RecoveryMode,
         prefault: Option<Prefaulter>,
         health: Arc<Health>,
     ) -> Result<(PartitionLog, Option<RecoveryEvent>)> {
-        let id = PartitionId { topic, partition };
+        let id = PartitionId { topic, partition, topic_id };
         let existed = match fsutil::check_real_dir(dir, "open partition directory") {
             Ok(()) => true,
             Err(Error::Io { source, .. }) if source.kind() == std::io::ErrorKind::NotFound => false,
@@ -138,6 +142,11 @@ impl PartitionLog {
         }
         bases.sort_unstable();
         Self::drop_unwritten_trailing_segments(dir, &id, &settings, &mut bases)?;
+        let epochs = epochs::EpochHistory::load(dir)?;
+        // A segment created now, before this session's first append begins
+        // its epoch, is stamped with the latest epoch (0 if none).
+        let epoch = epochs.epoch_of(u64::MAX);
+        let now = now_millis();
         // A fresh partition's new directory entries (its first segment, and
         // the directory itself if it is new) are made durable by its first
         // sync, not here: until something is synced there is nothing a
@@ -147,16 +156,22 @@ impl PartitionLog {
         let mut fresh = (false, false);
         let (active, event) = match bases.last() {
             None => {
-                let seg = Segment::create(dir, 0, settings.segment_bytes, id.clone())?;
+                let seg = Segment::create(dir, 0, settings.segment_bytes, id.clone(), epoch, now)?;
                 bases.push(0);
                 fresh = (true, !existed);
                 (seg, None)
             }
-            Some(&last) => {
-                Segment::recover_active(dir, last, settings.segment_bytes, settings.index_interval, mode, id.clone())?
-            }
+            Some(&last) => Segment::recover_active(
+                dir,
+                last,
+                settings.segment_bytes,
+                settings.index_interval,
+                mode,
+                id.clone(),
+                epoch,
+                now,
+            )?,
         };
-        let epochs = epochs::EpochHistory::load(dir)?;
         let active = Arc::new(active);
         let slots: Vec<Arc<Slot>> = bases
             .iter()

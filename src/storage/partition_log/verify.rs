@@ -4,7 +4,7 @@ use std::sync::Arc;
 
 use crate::error::{Error, Result};
 use crate::storage::partition_log::state::{PartitionLog, Slot};
-use crate::storage::{frame, scan};
+use crate::storage::{frame, scan, segment};
 
 /// What verifying one partition found.
 #[derive(Debug, Default)]
@@ -42,7 +42,8 @@ impl PartitionLog {
             // inside published bytes is damage.
             let scan = scan::scan(
                 seg.committed_slice(0, seg.committed()),
-                seg.base_offset,
+                segment::DATA_START as usize,
+                seg.origin(),
                 seg.limit(),
                 self.settings.index_interval,
             );
