@@ -68,6 +68,37 @@ fn the_same_drop_time_failure_again_is_not_news() {
     drop((topic, broker));
 }
 
+#[test]
+fn a_drop_time_commit_that_succeeds_again_clears_the_failure() {
+    let tmp = TempDir::new("bgerr-dropcommit-cleared");
+    let dir = tmp.join("broker");
+    let (broker, seen) = collecting(&dir);
+    let topic = broker.create_topic("orders", TopicConfig::default()).unwrap();
+    topic.producer().send(Record::new("a")).unwrap();
+    let group = topic.group("billing").unwrap();
+    let mut first = group.join().unwrap();
+    assert!(first.try_recv().unwrap().is_some());
+    break_group_dir(&dir, "billing");
+    drop(first);
+    assert_eq!(broker.background_errors().len(), 1);
+    // Repaired: the next member's commit on drop works, and the failure is over.
+    std::fs::remove_file(dir.join("groups").join("billing")).unwrap();
+    std::fs::create_dir(dir.join("groups").join("billing")).unwrap();
+    let mut second = group.join().unwrap();
+    let _ = second.try_recv().unwrap();
+    drop(second);
+    assert!(broker.background_errors().is_empty(), "still listed: {:?}", broker.background_errors());
+    // So the same failure again is news again.
+    topic.producer().send(Record::new("b")).unwrap();
+    break_group_dir(&dir, "billing");
+    let mut third = group.join().unwrap();
+    let _ = third.try_recv();
+    drop(third);
+    let tasks: Vec<BackgroundTask> = seen.lock().unwrap().iter().map(|e| e.task).collect();
+    assert_eq!(tasks, [BackgroundTask::DropCommit, BackgroundTask::DropCommit]);
+    drop((topic, broker));
+}
+
 /// The child's part of the test below: meet a background failure with no
 /// logger and no callback installed.
 fn fail_quietly(dir: &std::path::Path) {

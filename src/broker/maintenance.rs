@@ -37,7 +37,7 @@ impl Shared {
                 || t.partitions.iter().any(|p| p.has_retention() || p.is_compacted())
         });
         let mut slot = self.maintenance.lock();
-        if !needed || slot.is_some() {
+        if !needed || slot.is_some() || self.is_closed() {
             return;
         }
         let mut state = Maintenance {

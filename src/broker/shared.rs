@@ -156,7 +156,8 @@ impl Shared {
         if self.closed.swap(true, Ordering::SeqCst) {
             return Ok(());
         }
-        if let Some(mut maintenance) = self.maintenance.lock().take() {
+        let maintenance = self.maintenance.lock().take(); // not held while joining
+        if let Some(mut maintenance) = maintenance {
             // Its failures were reported as they happened; a panic there is
             // a bug, and closing goes on regardless.
             if let Err(e) = maintenance.halt() {

@@ -127,10 +127,16 @@ impl Worker {
     /// ended it, if any.
     pub(crate) fn halt(&mut self) -> Result<()> {
         self.stop.request();
-        if let Some(t) = self.thread.take()
-            && t.join().is_err()
-        {
-            return Err(Error::ThreadPanicked { what: self.what });
+        if let Some(t) = self.thread.take() {
+            // Halted from its own thread (a callback it ran dropped the last
+            // handle of what owns it): the stop request ends it on return;
+            // joining itself would fail.
+            if t.thread().id() == std::thread::current().id() {
+                return Ok(());
+            }
+            if t.join().is_err() {
+                return Err(Error::ThreadPanicked { what: self.what });
+            }
         }
         match self.error.lock().take() {
             Some(e) => Err(e),

@@ -208,6 +208,17 @@ impl Health {
         self.count.store(current.len(), Ordering::Release);
     }
 
+    /// `task` succeeded for `group` on `topic`: its failure there, if any,
+    /// is no longer current.
+    pub(crate) fn resolved_group(&self, task: BackgroundTask, group: &str, topic: &str) {
+        if self.count.load(Ordering::Acquire) == 0 {
+            return;
+        }
+        let mut current = self.current.lock();
+        current.retain(|c| !(c.task == task && c.group.as_deref() == Some(group) && c.topic.as_deref() == Some(topic)));
+        self.count.store(current.len(), Ordering::Release);
+    }
+
     /// The failures that are current, oldest first.
     pub(crate) fn current(&self) -> Vec<BackgroundError> {
         self.current.lock().clone()

@@ -579,11 +579,16 @@ impl Consumer {
 
     /// Lets the group update the cursor set (rebalance, auto-commit) at the
     /// start of a receive call.
+    ///
+    /// The membership is out of the consumer while it syncs: if the
+    /// rebalance listener panics, it is dropped during the unwinding, so
+    /// the member leaves the group and its partitions go to the others even
+    /// when the caller catches the panic.
     pub(crate) fn sync_group(&mut self) -> Result<()> {
-        match self.membership.as_mut() {
-            Some(m) => m.sync(&mut self.cursors),
-            None => Ok(()),
-        }
+        let Some(mut m) = self.membership.take() else { return Ok(()) };
+        let result = m.sync(&mut self.cursors);
+        self.membership = Some(m);
+        result
     }
 
     /// Leaves the group, if a member, committing the positions first when
@@ -601,11 +606,12 @@ impl Drop for Consumer {
         let Some(group) = self.membership.as_ref().map(|m| m.group_name().to_string()) else { return };
         // While unwinding, the record being handled failed: committing past
         // it would lose it, so leave without committing.
-        if let Err(e) = self.leave_group(!std::thread::panicking()) {
+        let topic = self.cursors.topic().clone();
+        let health = &topic.shared.health;
+        match self.leave_group(!std::thread::panicking()) {
+            Ok(()) => health.resolved_group(BackgroundTask::DropCommit, &group, topic.name()),
             // Drop cannot return it (`GroupMember::close` does): reported.
-            let topic = self.cursors.topic();
-            let failure = BackgroundError::new(BackgroundTask::DropCommit, e).of_group(&group, topic.name());
-            topic.shared.health.report(failure);
+            Err(e) => health.report(BackgroundError::new(BackgroundTask::DropCommit, e).of_group(&group, topic.name())),
         }
     }
 }

@@ -427,4 +427,26 @@ mod tests {
         drop(broker);
         std::fs::remove_dir_all(&dir).unwrap();
     }
+
+    #[test]
+    fn a_caught_panic_in_the_rebalance_listener_still_hands_the_partitions_on() {
+        let dir = std::env::temp_dir().join(format!("millpond-unit-caught-listener-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        let broker = Broker::open(&dir).unwrap();
+        let topic = broker.create_topic("t", TopicConfig::default().partitions(2)).unwrap();
+        topic.producer().send(crate::Record::new("x").partition(1)).unwrap();
+        let group = topic.group("g").unwrap();
+        let mut a = group.join().unwrap();
+        a.on_rebalance(|_| panic!("listener bug"));
+        // A worker pool catches the panic and keeps the member.
+        let caught = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| a.try_recv()));
+        assert!(caught.is_err(), "the listener panicked");
+        assert_eq!(group.members(), 0, "the member whose listener panicked left the group");
+        let mut b = group.join().unwrap();
+        let m = b.recv_timeout(Duration::from_secs(10)).unwrap();
+        assert_eq!(m.map(|m| m.value().to_vec()), Some(b"x".to_vec()), "another member got its partitions");
+        drop((a, b));
+        drop(broker);
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
 }

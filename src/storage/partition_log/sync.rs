@@ -105,6 +105,7 @@ mod tests {
             PartitionLog::open(
                 &root.join("0"),
                 Arc::from("t"),
+                [7; 16],
                 0,
                 settings,
                 RecoveryMode::default(),
