@@ -24,9 +24,20 @@ fn break_group_dir(dir: &std::path::Path, group: &str) {
     std::fs::write(&group_dir, b"not a directory").unwrap();
 }
 
-#[test]
-fn a_commit_that_fails_when_a_member_is_dropped_is_reported_with_its_group_and_topic() {
-    let tmp = TempDir::new("bgerr-dropcommit");
+/// A broker whose group "billing" on topic "orders" just failed to commit
+/// when its member was dropped (the member had read one record, then the
+/// group's offsets directory became a file).
+struct FailedDropCommit {
+    _tmp: TempDir,
+    dir: std::path::PathBuf,
+    broker: Broker,
+    topic: millpond::Topic,
+    group: millpond::Group,
+    seen: Arc<Mutex<Vec<BackgroundError>>>,
+}
+
+fn failed_drop_commit(label: &str) -> FailedDropCommit {
+    let tmp = TempDir::new(label);
     let dir = tmp.join("broker");
     let (broker, seen) = collecting(&dir);
     let topic = broker.create_topic("orders", TopicConfig::default()).unwrap();
@@ -36,6 +47,12 @@ fn a_commit_that_fails_when_a_member_is_dropped_is_reported_with_its_group_and_t
     assert!(member.try_recv().unwrap().is_some());
     break_group_dir(&dir, "billing");
     drop(member); // commits its position: fails
+    FailedDropCommit { _tmp: tmp, dir, broker, topic, group, seen }
+}
+
+#[test]
+fn a_commit_that_fails_when_a_member_is_dropped_is_reported_with_its_group_and_topic() {
+    let FailedDropCommit { _tmp, broker, topic, seen, .. } = failed_drop_commit("bgerr-dropcommit");
 
     let seen = seen.lock().unwrap().clone();
     assert_eq!(seen.len(), 1, "one failure, one report: {seen:?}");
@@ -50,16 +67,7 @@ fn a_commit_that_fails_when_a_member_is_dropped_is_reported_with_its_group_and_t
 
 #[test]
 fn the_same_drop_time_failure_again_is_not_news() {
-    let tmp = TempDir::new("bgerr-dropcommit-twice");
-    let dir = tmp.join("broker");
-    let (broker, seen) = collecting(&dir);
-    let topic = broker.create_topic("orders", TopicConfig::default()).unwrap();
-    topic.producer().send(Record::new("a")).unwrap();
-    let group = topic.group("billing").unwrap();
-    let mut first = group.join().unwrap();
-    assert!(first.try_recv().unwrap().is_some());
-    break_group_dir(&dir, "billing");
-    drop(first);
+    let FailedDropCommit { _tmp, broker, topic, group, seen, .. } = failed_drop_commit("bgerr-dropcommit-twice");
     let mut second = group.join().unwrap();
     let _ = second.try_recv(); // its own commits fail too; what it read does not matter
     drop(second);
@@ -70,16 +78,7 @@ fn the_same_drop_time_failure_again_is_not_news() {
 
 #[test]
 fn a_drop_time_commit_that_succeeds_again_clears_the_failure() {
-    let tmp = TempDir::new("bgerr-dropcommit-cleared");
-    let dir = tmp.join("broker");
-    let (broker, seen) = collecting(&dir);
-    let topic = broker.create_topic("orders", TopicConfig::default()).unwrap();
-    topic.producer().send(Record::new("a")).unwrap();
-    let group = topic.group("billing").unwrap();
-    let mut first = group.join().unwrap();
-    assert!(first.try_recv().unwrap().is_some());
-    break_group_dir(&dir, "billing");
-    drop(first);
+    let FailedDropCommit { _tmp, dir, broker, topic, group, seen } = failed_drop_commit("bgerr-dropcommit-cleared");
     assert_eq!(broker.background_errors().len(), 1);
     // Repaired: the next member's commit on drop works, and the failure is over.
     std::fs::remove_file(dir.join("groups").join("billing")).unwrap();
