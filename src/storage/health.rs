@@ -200,22 +200,23 @@ impl Health {
     /// `task` succeeded on `partition` of `topic`: its failure there, if
     /// any, is no longer current.
     pub(crate) fn resolved(&self, task: BackgroundTask, topic: &str, partition: u32) {
-        if self.count.load(Ordering::Acquire) == 0 {
-            return;
-        }
-        let mut current = self.current.lock();
-        current.retain(|c| !(c.task == task && c.topic.as_deref() == Some(topic) && c.partition == Some(partition)));
-        self.count.store(current.len(), Ordering::Release);
+        self.forget(|c| c.task == task && c.topic.as_deref() == Some(topic) && c.partition == Some(partition));
     }
 
     /// `task` succeeded for `group` on `topic`: its failure there, if any,
     /// is no longer current.
     pub(crate) fn resolved_group(&self, task: BackgroundTask, group: &str, topic: &str) {
+        self.forget(|c| c.task == task && c.group.as_deref() == Some(group) && c.topic.as_deref() == Some(topic));
+    }
+
+    /// Drops the current failures `resolved_by` names; takes no lock when
+    /// nothing is current (the common case, on every successful tick).
+    fn forget(&self, resolved_by: impl Fn(&BackgroundError) -> bool) {
         if self.count.load(Ordering::Acquire) == 0 {
             return;
         }
         let mut current = self.current.lock();
-        current.retain(|c| !(c.task == task && c.group.as_deref() == Some(group) && c.topic.as_deref() == Some(topic)));
+        current.retain(|c| !resolved_by(c));
         self.count.store(current.len(), Ordering::Release);
     }
 
