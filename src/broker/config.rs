@@ -16,7 +16,7 @@ use crate::storage::policy::RecoveryMode;
 /// # drop(broker); std::fs::remove_dir_all(&dir)?;
 /// # Ok::<(), Box<dyn std::error::Error>>(())
 /// ```
-#[derive(Clone, Default)]
+#[derive(Clone)]
 pub struct BrokerConfig {
     pub(crate) recovery: RecoveryMode,
     /// 0: no pre-fault thread.
@@ -25,6 +25,20 @@ pub struct BrokerConfig {
     pub(crate) fail_on_damaged_topic: bool,
     /// Where background failures are reported, besides the log.
     pub(crate) background_error: Option<Callback>,
+}
+
+/// The pre-fault window of [`BrokerConfig::default`].
+const DEFAULT_PREFAULT_BYTES: u32 = 4 << 20;
+
+impl Default for BrokerConfig {
+    fn default() -> Self {
+        BrokerConfig {
+            recovery: RecoveryMode::default(),
+            prefault_bytes: DEFAULT_PREFAULT_BYTES,
+            fail_on_damaged_topic: false,
+            background_error: None,
+        }
+    }
 }
 
 impl std::fmt::Debug for BrokerConfig {
@@ -40,32 +54,30 @@ impl std::fmt::Debug for BrokerConfig {
 
 impl BrokerConfig {
     /// Sets how many bytes ahead of each partition's writer a background
-    /// thread prepares the active segment's pages; `0` (the default) runs
-    /// no such thread. 4 MiB is a good value where it helps; other values
-    /// are clamped to 64 KiB ..= 64 MiB.
+    /// thread prepares the active segment's pages: 4 MiB by default; `0`
+    /// runs no such thread. Other values are clamped to 64 KiB ..= 64 MiB.
     ///
     /// The first write to a fresh page of a memory-mapped file costs a
-    /// page fault (the kernel allocates and zeroes the page): about a third
-    /// of a small `send` on our 2-vCPU test VM. With pre-faulting, a broker
-    /// thread faults the next pages in with `madvise(MADV_POPULATE_WRITE)`
-    /// (Linux 5.14 or later; elsewhere no thread is started) while the producer
-    /// is still writing earlier ones. No byte is changed; only partitions
-    /// being written are prepared, at most this many bytes beyond their
-    /// last write, and the thread runs only on otherwise idle cores
-    /// (`SCHED_IDLE`).
-    ///
-    /// It is off by default because it trades tail latency for throughput:
-    /// on two cores it raised single-producer append throughput by about
-    /// 1.2× (median of interleaved runs) but also the p99 produce-to-consume
-    /// latency at 100k records/s from tens of microseconds to about a
-    /// millisecond. Turn it on for bulk ingestion on machines with spare
-    /// cores; `cargo run --release --example bench` prints both rates.
+    /// page fault in which the kernel allocates and zeroes the page: about
+    /// half of a small `send` on our 2-vCPU test VM. With pre-faulting, a
+    /// broker thread asks the kernel (`posix_fadvise(POSIX_FADV_WILLNEED)`,
+    /// Linux; elsewhere no thread is started) to bring the next pages into
+    /// the page cache while the producer is still writing earlier ones, so
+    /// the producer's fault only maps a page that is already there. No byte
+    /// is changed; only partitions being written are prepared, at most this
+    /// many bytes beyond their last write; the pages stay clean (never
+    /// written back unless a record lands there) and the thread runs only on
+    /// otherwise idle cores (`SCHED_IDLE`), so on a busy machine the
+    /// producer simply faults its own pages. The advice takes no lock that
+    /// a producer's page fault waits for (the earlier `MADV_POPULATE_WRITE`
+    /// did, which raised tail latency; see the crate's performance notes).
+    /// Turn it off (`0`) where page cache is scarcer than CPU.
     ///
     /// ```
     /// use millpond::{Broker, BrokerConfig, Record, StartFrom, TopicConfig};
     /// # let dir = std::env::temp_dir().join(format!("millpond-doc-prefault-{}", std::process::id()));
-    /// // Bulk ingestion on a machine with idle cores: prepare 4 MiB ahead.
-    /// let broker = Broker::open_with(&dir, BrokerConfig::default().prefault_bytes(4 << 20))?;
+    /// // Bulk ingestion on a machine with idle cores: prepare 16 MiB ahead.
+    /// let broker = Broker::open_with(&dir, BrokerConfig::default().prefault_bytes(16 << 20))?;
     /// let topic = broker.create_topic("ingest", TopicConfig::default())?;
     /// let producer = topic.producer();
     /// for i in 0..10_000u32 {
@@ -129,7 +141,8 @@ impl BrokerConfig {
     /// How many bytes ahead the pre-fault thread prepares (`0`: none).
     ///
     /// ```
-    /// assert_eq!(millpond::BrokerConfig::default().prefault_bytes(4 << 20).get_prefault_bytes(), 4 << 20);
+    /// assert_eq!(millpond::BrokerConfig::default().get_prefault_bytes(), 4 << 20);
+    /// assert_eq!(millpond::BrokerConfig::default().prefault_bytes(0).get_prefault_bytes(), 0);
     /// ```
     pub fn get_prefault_bytes(&self) -> u32 {
         self.prefault_bytes

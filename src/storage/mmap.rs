@@ -6,7 +6,7 @@
 //! below, plus the one call into `Segment::append` on the write path
 //! (`partition_log/append.rs`, under the writer lock). The crate's other
 //! `unsafe` blocks are plain system calls that pass no mapped memory:
-//! `posix_fallocate` and `lseek` in `fsutil.rs`, `sched_setscheduler` in
+//! `posix_fallocate`, `posix_fadvise` and `lseek` in `fsutil.rs`, `sched_setscheduler` in
 //! `prefault.rs`. Every block carries a `// SAFETY:` comment (the
 //! `clippy::undocumented_unsafe_blocks` lint enforces it).
 //!
@@ -96,23 +96,6 @@ impl MappedFile {
         // SAFETY: in bounds and exclusive by the caller's contract; the
         // mapping is writable (only segments opened for append call this).
         unsafe { std::slice::from_raw_parts_mut(self.map.as_mut_ptr().add(start), len) }
-    }
-
-    /// Faults `len` bytes from `start` into the page tables, writable,
-    /// without reading or writing them (`MADV_POPULATE_WRITE`), so the next
-    /// write there costs no page fault. Changes no byte; fails (rather than
-    /// raising `SIGBUS`) for pages past the end of the file. A no-op where
-    /// the kernel has no such advice.
-    pub(crate) fn populate_write(&self, start: usize, len: usize) -> io::Result<()> {
-        #[cfg(target_os = "linux")]
-        {
-            self.map.advise_range(memmap2::Advice::PopulateWrite, start, len)
-        }
-        #[cfg(not(target_os = "linux"))]
-        {
-            let _ = (start, len);
-            Ok(())
-        }
     }
 
     /// Synchronously writes `len` bytes from `start` back to the file (msync).

@@ -2,43 +2,56 @@
 //! writer, on a thread of its own.
 //!
 //! The first write to each fresh page of a shared file mapping costs a page
-//! fault in which the kernel allocates a page-cache page, zeroes it and asks
-//! the filesystem to make it writable (`page_mkwrite`). On the VMs we measure
-//! on that costs more than copying the record (`perf` put 30–60% of append
-//! time there). Chronicle Queue's answer is a "pretoucher"; ours is one
-//! thread per broker that asks the kernel to populate the page tables of the
-//! next few MiB of each active segment, writable, with
-//! `madvise(MADV_POPULATE_WRITE)` (Linux 5.14+), so the writer finds them
-//! ready. The thread runs in the `SCHED_IDLE` class, only on a core nobody
-//! else needs.
+//! fault in which the kernel allocates a page-cache page and zeroes it (on
+//! the VMs we measure on, the host may also have to back that memory first),
+//! then asks the filesystem to make it writable (`page_mkwrite`). `perf`
+//! put about half of a single `send` there: more than copying the record.
+//! Chronicle Queue's answer is a "pretoucher"; ours is one thread per broker
+//! that asks the kernel to bring the next few MiB of each active segment
+//! into the page cache with `posix_fadvise(POSIX_FADV_WILLNEED)`, so the
+//! allocation and zeroing happen on that thread and the writer's fault only
+//! maps a page that is already there. The thread runs in the `SCHED_IDLE`
+//! class, only on a core nobody else needs. It is on by default
+//! (`BrokerConfig::prefault_bytes`, 4 MiB; 0 turns it off).
 //!
-//! It is opt-in (`BrokerConfig::prefault_bytes`, default 0): on our
-//! 2-vCPU VM it raised single-producer append throughput by about 1.2× but
-//! also the latency bench's p99 from tens of microseconds to about a
-//! millisecond, even at idle priority and in 16 KiB steps. We have not found
-//! why; the kernel-side cost of populating (page zeroing, ext4's
-//! `page_mkwrite` and its journal) is the suspect.
+//! # Why not `MADV_POPULATE_WRITE`
+//!
+//! The first version populated the page tables themselves
+//! (`madvise(MADV_POPULATE_WRITE)`, which also saves the writer the minor
+//! fault). It raised throughput but also the p99 produce-to-consume latency
+//! from tens of microseconds to about a millisecond, which is why it was
+//! opt-in. The cause is the address space's lock: populating holds the
+//! process's mmap lock (for reading) while it faults each page in, and a
+//! thread at idle priority can be preempted while it holds it. Any `mmap`,
+//! `munmap` or `mremap` in the process (a segment roll mapping its
+//! successor, a reader mapping a sealed segment, the allocator returning a
+//! large block) then waits for it as a writer of the lock, and every page
+//! fault behind that writer (the producer's next fresh page) waits too: a
+//! priority inversion through the kernel. `fadvise` works on the file's page
+//! cache, not the address space, and takes no mmap lock, so the producer
+//! can never queue behind the idle thread.
 //!
 //! # Why this cannot change what a reader or the writer sees
 //!
-//! `MADV_POPULATE_WRITE` faults pages in "as if writing to each page, but
-//! without the actual memory access": it writes no byte. The range it is
-//! given lies at or above the segment's published length, where only the
-//! writer writes and readers never look (mmap.rs, contracts 2 and 3), and the
-//! bytes there stay what they were (zeros of the preallocated tail). The
-//! thread keeps only a `Weak` reference to a segment it is asked to prepare,
-//! and populating a range that a seal has just trimmed away fails with an
-//! error (never `SIGBUS`), which is ignored: pre-faulting is an optimization,
-//! never needed for correctness. (While it populates a step it holds a
-//! strong reference, so the last `Arc` of a segment, and so its unmapping,
-//! can end up on this thread: harmless.)
+//! `POSIX_FADV_WILLNEED` only starts reading the range into the page cache:
+//! it writes no byte. The range lies at or above the segment's published
+//! length, where only the writer writes and readers never look (mmap.rs,
+//! contracts 2 and 3); the file is preallocated there, so the pages read as
+//! the zeros they are. A page the writer has meanwhile written is already
+//! in the page cache and is left alone. The thread keeps only a `Weak`
+//! reference to a segment it is asked to prepare; advice on a range that a
+//! seal has just trimmed away does nothing. Pre-faulting is an
+//! optimization, never needed for correctness. (While it advises a step it
+//! holds a strong reference, so the last `Arc` of a segment, and so its
+//! unmapping, can end up on this thread: harmless.)
 //!
 //! # Cost
 //!
-//! The pages are page cache, not heap. A populated page is dirty, so writeback
-//! writes it even if no record lands there before the segment is sealed: at
-//! most one window per partition that stops being written. Partitions that
-//! are never written are never pre-faulted.
+//! The pages are page cache, not heap, and clean: until the writer writes
+//! them they are not dirty, so writeback never writes them and the kernel
+//! can reclaim them under memory pressure (the writer then faults its own
+//! pages, as without pre-faulting). At most one window per partition that is
+//! being written; partitions that are never written are never pre-faulted.
 
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Weak};
@@ -55,9 +68,9 @@ use crate::storage::segment::Segment;
 /// faults its own pages, as it would without pre-faulting).
 const QUEUE: usize = 256;
 
-/// Populate in steps of this many bytes, so a segment sealed meanwhile is
+/// Advise in steps of this many bytes, so a segment sealed meanwhile is
 /// noticed quickly.
-const STEP: usize = 16 << 10;
+const STEP: usize = 256 << 10;
 
 /// The smallest and largest window: below a few pages every `send` would
 /// make a request; above this, one request would hold the thread (and a
@@ -66,7 +79,7 @@ pub(crate) const MIN_AHEAD: u32 = 64 << 10;
 /// See [`MIN_AHEAD`].
 pub(crate) const MAX_AHEAD: u32 = 64 << 20;
 
-/// Populate `[start, end)` of the segment.
+/// Prepare `[start, end)` of the segment.
 struct Request {
     seg: Weak<Segment>,
     start: usize,
@@ -109,7 +122,7 @@ impl Prefaulter {
         Ok(Some((Prefaulter { tx, stopped, ahead: ahead.clamp(MIN_AHEAD, MAX_AHEAD) }, handle)))
     }
 
-    /// Tells the thread to stop; it does within one step (16 KiB), dropping
+    /// Tells the thread to stop; it does within one step (256 KiB), dropping
     /// whatever is still queued. Join its handle to wait for it.
     pub(crate) fn stop(&self) {
         self.stopped.store(true, Ordering::Release);
@@ -175,12 +188,12 @@ fn run(rx: &Receiver<Request>, stopped: &AtomicBool, health: &Health) {
                 break;
             }
             let len = STEP.min(end - at);
-            match seg.populate_write(at, len) {
+            match seg.advise_willneed(at, len) {
                 Ok(()) => at += len,
-                // A kernel without MADV_POPULATE_WRITE (before 5.14): say so
-                // once and stop; writers fault their own pages as before.
-                Err(e) if e.raw_os_error() == Some(libc::EINVAL) => {
-                    let e = Error::io("pre-fault pages (MADV_POPULATE_WRITE; pre-faulting is off)", &seg.path, e);
+                // A file system that refuses the advice: say so once and
+                // stop; writers fault their own pages as before.
+                Err(e) if e.raw_os_error() == Some(libc::EINVAL) || e.raw_os_error() == Some(libc::ESPIPE) => {
+                    let e = Error::io("pre-fault pages (POSIX_FADV_WILLNEED; pre-faulting is off)", &seg.path, e);
                     health.report(BackgroundError::new(BackgroundTask::Prefault, e));
                     return;
                 }
@@ -197,7 +210,7 @@ fn run(rx: &Receiver<Request>, stopped: &AtomicBool, health: &Health) {
 mod tests {
     use super::*;
     #[cfg(target_os = "linux")]
-    use crate::storage::resident::resident_kib;
+    use crate::storage::resident::{cached_kib, resident_kib};
     use crate::storage::segment::PartitionId;
     use std::sync::Arc;
 
@@ -253,7 +266,8 @@ mod tests {
         handle.join().unwrap();
         // Half a GiB was queued; stopping dropped the queue, so the last
         // segments were never touched.
-        assert_eq!(resident_kib(&segs[7].path), 0);
+        let cached = cached_kib(&segs[7].path);
+        assert!(cached <= 64, "only the header of the last segment is cached: {cached} KiB");
         drop(segs);
         std::fs::remove_dir_all(&dir).unwrap();
     }
@@ -272,27 +286,39 @@ mod tests {
 
     #[cfg(target_os = "linux")]
     #[test]
-    fn populate_write_makes_the_pages_resident() {
+    fn advice_brings_the_pages_into_the_page_cache() {
         let dir = temp_dir("resident");
         let id = PartitionId { topic: Arc::from("t"), partition: 0, topic_id: [0; 16] };
         let seg = Segment::create(&dir, 0, 4 << 20, id, 0, 0).unwrap();
-        assert_eq!(resident_kib(&seg.path), 0, "a fresh mapping has no resident pages");
-        seg.populate_write(0, 2 << 20).unwrap();
-        let resident = resident_kib(&seg.path);
-        // At least the populated 2 MiB; large folios may bring in a little more.
-        assert!((2048..4096).contains(&resident), "{resident} KiB resident");
+        let header = cached_kib(&seg.path);
+        assert!(header <= 64, "a fresh segment has only its header cached: {header} KiB");
+        seg.advise_willneed(0, 2 << 20).unwrap();
+        // The advice starts the reads; on a preallocated file there is
+        // nothing to read, but give the kernel a moment all the same.
+        let mut resident = 0;
+        for _ in 0..200 {
+            resident = cached_kib(&seg.path);
+            if resident >= 2048 {
+                break;
+            }
+            std::thread::sleep(std::time::Duration::from_millis(10));
+        }
+        // At least the advised 2 MiB; large folios may bring in a little
+        // more. None of it is mapped yet: the writer's fault maps it.
+        assert!((2048..4096 + header).contains(&resident), "{resident} KiB cached");
+        assert_eq!(resident_kib(&seg.path), 0, "advice maps nothing");
         drop(seg);
         std::fs::remove_dir_all(&dir).unwrap();
     }
 
     #[test]
-    fn populating_leaves_the_bytes_as_they_were() {
+    fn advice_leaves_the_bytes_as_they_were() {
         let dir = temp_dir("bytes");
         let id = PartitionId { topic: Arc::from("t"), partition: 0, topic_id: [0; 16] };
         let seg = Segment::create(&dir, 0, 1 << 20, id, 0, 0).unwrap();
         let before = seg.raw_bytes_for_test().to_vec();
         assert!(before[crate::storage::segment::DATA_START as usize..].iter().all(|&b| b == 0));
-        seg.populate_write(0, 1 << 20).unwrap();
+        seg.advise_willneed(0, 1 << 20).unwrap();
         assert_eq!(seg.raw_bytes_for_test(), &before[..]);
         drop(seg);
         std::fs::remove_dir_all(&dir).unwrap();

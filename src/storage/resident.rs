@@ -32,3 +32,30 @@ pub(crate) fn resident_kib(path: &Path) -> u64 {
     }
     total
 }
+
+/// KiB of `path` in the page cache, mapped by this process or not: what
+/// `mincore` reports for a fresh read-only mapping of the whole file.
+///
+/// # Panics
+///
+/// If the file cannot be opened, mapped or asked about: this is test code.
+pub(crate) fn cached_kib(path: &Path) -> u64 {
+    let file = std::fs::File::open(path).expect("open the file");
+    let len = file.metadata().expect("stat the file").len() as usize;
+    if len == 0 {
+        return 0;
+    }
+    // SAFETY: a read-only mapping that this function never reads through;
+    // it only hands its address to `mincore`, so a file changed underneath
+    // it cannot cause undefined behaviour here.
+    let map = unsafe { memmap2::Mmap::map(&file) }.expect("map the file");
+    // SAFETY: sysconf has no memory-safety preconditions.
+    let page = usize::try_from(unsafe { libc::sysconf(libc::_SC_PAGESIZE) }).expect("a page size");
+    let mut vec = vec![0u8; len.div_ceil(page)];
+    // SAFETY: `map` is a live mapping of `len` bytes starting at a page
+    // boundary, and `vec` has one byte for each of its pages, as mincore
+    // requires.
+    let rc = unsafe { libc::mincore(map.as_ptr() as *mut libc::c_void, len, vec.as_mut_ptr()) };
+    assert_eq!(rc, 0, "mincore: {}", std::io::Error::last_os_error());
+    vec.iter().filter(|&&b| b & 1 == 1).count() as u64 * (page as u64 / 1024)
+}

@@ -662,14 +662,14 @@ impl Segment {
         self.map.len() as u32
     }
 
-    /// Prepares the pages of `[start, start + len)` for writing without
-    /// changing them (see `prefault.rs`); the range is clamped to the mapping.
-    pub(crate) fn populate_write(&self, start: usize, len: usize) -> std::io::Result<()> {
+    /// Asks the kernel to have the page-cache pages of `[start, start + len)`
+    /// ready (see `prefault.rs`); the range is clamped to the mapping.
+    pub(crate) fn advise_willneed(&self, start: usize, len: usize) -> std::io::Result<()> {
         let end = start.saturating_add(len).min(self.map.len());
-        if start >= end || self.file.is_none() {
-            return Ok(()); // nothing there, or a read-only sealed segment
+        match &self.file {
+            Some(f) if start < end => fsutil::advise_willneed(f, start as u64, (end - start) as u64),
+            _ => Ok(()),
         }
-        self.map.populate_write(start, end - start)
     }
 
     /// Every mapped byte, published or not (tests only).
