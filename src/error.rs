@@ -45,8 +45,10 @@ pub enum Error {
         path: PathBuf,
     },
 
-    /// The broker was closed or dropped; the operation cannot proceed.
-    #[error("the broker is closed")]
+    /// The broker was closed with [`Broker::close`](crate::Broker::close):
+    /// the operation cannot proceed. (Dropping handles never causes this:
+    /// every handle keeps the broker open until the last one goes.)
+    #[error("the broker was closed (Broker::close was called); open its directory again to go on")]
     Closed,
 
     /// The topic was deleted while this handle was in use.

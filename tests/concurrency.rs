@@ -239,16 +239,17 @@ fn close_wakes_consumer_blocked_in_recv_with_closed() {
 }
 
 #[test]
-fn dropping_last_broker_handle_wakes_consumer_blocked_in_recv() {
-    let dir = TempDir::new("drop-wakes");
+fn dropping_every_broker_handle_leaves_a_blocked_consumer_working() {
+    let dir = TempDir::new("drop-keeps");
     let broker = Broker::open(dir.path()).unwrap();
     let topic = broker.create_topic("t", TopicConfig::default().partitions(2)).unwrap();
     let producer = topic.producer();
+    let closer = broker.clone();
     let (rx, h) = spawn_receiver(topic.consumer(StartFrom::Earliest).unwrap());
 
-    // Dropping one of two handles closes nothing: the consumer still works.
-    let other = broker.clone();
-    drop(broker);
+    // Dropping Broker handles closes nothing while other handles live: the
+    // blocked consumer keeps its broker open and goes on receiving.
+    drop((broker, topic));
     let_it_park();
     producer.send(Record::new("still open").partition(1)).unwrap();
     match rx.recv_timeout(HANG) {
@@ -256,13 +257,14 @@ fn dropping_last_broker_handle_wakes_consumer_blocked_in_recv() {
         other => panic!("expected the record at offset 0, got {other:?}"),
     }
     let_it_park();
+    assert!(rx.try_recv().is_err(), "nothing woke the consumer meanwhile");
 
-    // Dropping the last handle closes the broker and wakes the consumer.
-    drop(other);
+    // Only an explicit close (or the last handle going) stops it.
+    closer.close().unwrap();
     match rx.recv_timeout(HANG) {
         Ok(Err(Error::Closed)) => {}
         Ok(other) => panic!("blocked recv returned {other:?}, expected Err(Closed)"),
-        Err(_) => panic!("a consumer blocked in recv() was not woken by dropping the last Broker"),
+        Err(_) => panic!("a consumer blocked in recv() was not woken by Broker::close"),
     }
     h.join().unwrap();
     // The lock is released: the directory can be opened again at once.

@@ -48,7 +48,7 @@ impl Broker {
         shared.check_open()?;
         if let Some(existing) = shared.topics.read().get(name) {
             return match existing.config.difference(&config) {
-                None => Ok(Topic::new(Arc::clone(existing), Arc::clone(shared))),
+                None => Ok(Topic::new(Arc::clone(existing), self.keep_alive())),
                 Some(difference) => Err(Error::TopicConfigMismatch { topic: name.to_string(), difference }),
             };
         }
@@ -106,7 +106,7 @@ impl Broker {
         };
         shared.topics.write().insert(name.to_string(), Arc::clone(&inner));
         shared.ensure_maintenance();
-        Ok(Topic::new(inner, Arc::clone(shared)))
+        Ok(Topic::new(inner, self.keep_alive()))
     }
 
     /// The existing topic `name`; [`Error::TopicDamaged`] if its directory
@@ -127,7 +127,7 @@ impl Broker {
         let shared = &self.shared();
         shared.check_open()?;
         if let Some(inner) = shared.topics.read().get(name) {
-            return Ok(Topic::new(Arc::clone(inner), Arc::clone(shared)));
+            return Ok(Topic::new(Arc::clone(inner), self.keep_alive()));
         }
         Err(shared.damaged_error(name).unwrap_or_else(|| Error::UnknownTopic { topic: name.to_string() }))
     }

@@ -6,6 +6,7 @@
 pub(crate) mod admin;
 pub(crate) mod config;
 pub(crate) mod damaged_topic;
+pub(crate) mod keep_alive;
 pub(crate) mod maintenance;
 pub(crate) mod open;
 pub(crate) mod shared;

@@ -10,6 +10,7 @@ use parking_lot::{Mutex, RwLock};
 
 use crate::broker::config::BrokerConfig;
 use crate::broker::damaged_topic::DamagedTopic;
+use crate::broker::keep_alive::KeepAlive;
 use crate::broker::shared::{GROUPS_DIR, LOCK_FILE, Shared, TOPICS_DIR, TRASH_DIR, remove_entry};
 use crate::error::{Error, Result};
 use crate::storage::fsutil;
@@ -20,11 +21,15 @@ use crate::topic::names;
 /// A broker directory, opened: the registry of its topics.
 ///
 /// `Broker` is a cheap handle (`Clone`, `Send + Sync`; an `Arc` inside).
-/// When the last handle is dropped, or [`Broker::close`] is called, every
-/// partition is flushed and closed, blocked consumers wake with
-/// [`Error::Closed`], producers get [`Error::Closed`], and the directory lock
-/// is released. `Topic`, `Producer` and `Consumer` handles do not keep the
-/// broker open.
+/// Every handle taken from it (a [`Topic`](crate::Topic), and the
+/// producers, consumers, groups and group members taken from that) keeps
+/// the broker open, so `Broker::open(dir)?.create_topic(..)?` is a topic you
+/// can use. When the last of them is dropped, or [`Broker::close`] is
+/// called, every partition is flushed and closed, blocked consumers wake
+/// with [`Error::Closed`], producers get [`Error::Closed`], and the
+/// directory lock is released. (A handle captured by the
+/// [`BrokerConfig::on_background_error`] callback would keep the broker open
+/// for as long as the broker itself: close such a broker explicitly.)
 ///
 /// # On disk
 ///
@@ -54,7 +59,11 @@ use crate::topic::names;
 /// // Only one Broker may own a directory at a time.
 /// assert!(matches!(Broker::open(&dir), Err(Error::Locked { .. })));
 ///
-/// drop(broker); // flushes, closes and unlocks
+/// // Every handle keeps the broker open: dropping the `Broker` alone
+/// // closes nothing while `orders` lives.
+/// drop(broker);
+/// orders.producer().send(Record::new("order-2"))?;
+/// drop(orders); // the last handle: flushes, closes and unlocks
 /// let broker = Broker::open(&dir)?;
 /// let m = broker.topic("orders")?.consumer(StartFrom::Earliest)?.recv()?;
 /// assert_eq!(m.value(), b"order-1");
@@ -63,27 +72,12 @@ use crate::topic::names;
 /// ```
 #[derive(Clone)]
 pub struct Broker {
-    handle: Arc<Handle>,
-}
-
-/// Closes the broker when the last user-held `Broker` goes away.
-struct Handle {
-    shared: Arc<Shared>,
-}
-
-impl Drop for Handle {
-    fn drop(&mut self) {
-        if let Err(e) = self.shared.close() {
-            // Drop cannot return the error; callers who need it use
-            // `Broker::close`. It is still reported rather than swallowed.
-            self.shared.health.report(BackgroundError::new(BackgroundTask::Close, e));
-        }
-    }
+    alive: Arc<KeepAlive>,
 }
 
 impl std::fmt::Debug for Broker {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Broker").field("dir", &self.handle.shared.dir).field("closed", &self.is_closed()).finish()
+        f.debug_struct("Broker").field("dir", &self.alive.shared().dir).field("closed", &self.is_closed()).finish()
     }
 }
 
@@ -182,7 +176,7 @@ impl Broker {
             groups: Mutex::new(HashMap::new()),
         });
         // From here on, dropping `broker` on error closes what was opened.
-        let broker = Broker { handle: Arc::new(Handle { shared: Arc::clone(&shared) }) };
+        let broker = Broker { alive: Arc::new(KeepAlive::new(Arc::clone(&shared))) };
         let topics_dir = shared.dir.join(TOPICS_DIR);
         let mut names = Vec::new();
         for entry in std::fs::read_dir(&topics_dir).map_err(Error::io_at("list topics", &topics_dir))? {
@@ -233,7 +227,7 @@ impl Broker {
     /// # Ok::<(), Box<dyn std::error::Error>>(())
     /// ```
     pub fn dir(&self) -> &Path {
-        &self.handle.shared.dir
+        &self.alive.shared().dir
     }
 
     /// The background failures that are current: reported (through the
@@ -249,17 +243,23 @@ impl Broker {
     /// # Ok::<(), Box<dyn std::error::Error>>(())
     /// ```
     pub fn background_errors(&self) -> Vec<BackgroundError> {
-        self.handle.shared.health.current()
+        self.alive.shared().health.current()
     }
 
     /// The state every handle of this broker shares.
     pub(crate) fn shared(&self) -> &Arc<Shared> {
-        &self.handle.shared
+        self.alive.shared()
+    }
+
+    /// The token every handle taken from this broker holds.
+    pub(crate) fn keep_alive(&self) -> &Arc<KeepAlive> {
+        &self.alive
     }
 
     /// Flushes and closes every partition, wakes blocked consumers with
     /// [`Error::Closed`], and releases the directory lock. Idempotent;
-    /// dropping the last `Broker` does the same but can only print errors.
+    /// dropping the last handle (a `Broker`, `Topic`, producer, consumer,
+    /// group or member) does the same but can only report its errors.
     ///
     /// ```
     /// use millpond::{Broker, Error, TopicConfig};
@@ -273,14 +273,14 @@ impl Broker {
     /// # Ok::<(), Box<dyn std::error::Error>>(())
     /// ```
     pub fn close(&self) -> Result<()> {
-        self.handle.shared.close()
+        self.alive.shared().close()
     }
 
     /// Whether the broker was closed.
     ///
     /// See [`Broker::close`] for an example.
     pub fn is_closed(&self) -> bool {
-        self.handle.shared.is_closed()
+        self.alive.shared().is_closed()
     }
 }
 

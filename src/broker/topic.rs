@@ -3,6 +3,7 @@
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
 
+use crate::broker::keep_alive::KeepAlive;
 use crate::broker::shared::Shared;
 use crate::error::{Error, Result};
 use crate::storage::partition_log::compaction::CompactionReport;
@@ -37,6 +38,9 @@ use crate::topic::verify::VerifyReport;
 pub struct Topic {
     pub(crate) inner: Arc<TopicState>,
     pub(crate) shared: Arc<Shared>,
+    /// Keeps the broker open while this handle, or anything taken from it,
+    /// lives.
+    _alive: Arc<KeepAlive>,
 }
 
 impl std::fmt::Debug for Topic {
@@ -46,8 +50,8 @@ impl std::fmt::Debug for Topic {
 }
 
 impl Topic {
-    pub(crate) fn new(inner: Arc<TopicState>, shared: Arc<Shared>) -> Topic {
-        Topic { inner, shared }
+    pub(crate) fn new(inner: Arc<TopicState>, alive: &Arc<KeepAlive>) -> Topic {
+        Topic { inner, shared: Arc::clone(alive.shared()), _alive: Arc::clone(alive) }
     }
 
     /// The topic's name.

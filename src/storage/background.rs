@@ -182,7 +182,10 @@ mod tests {
         while w.is_running() {
             std::thread::yield_now();
         }
-        assert_eq!(w.error().as_deref(), Some("the broker is closed"));
+        assert_eq!(
+            w.error().as_deref(),
+            Some("the broker was closed (Broker::close was called); open its directory again to go on")
+        );
         assert!(matches!(w.halt(), Err(Error::Closed)));
     }
 }
