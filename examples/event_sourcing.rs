@@ -30,8 +30,8 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
 use millpond::{
-    AutoCommit, Bincode, Broker, CleanupPolicy, Codec, CompactionReport, Error, Record, StartFrom, Topic, TopicConfig,
-    TypedConsumer,
+    AutoCommit, Bincode, Broker, CleanupPolicy, CompactionReport, Decoder, Error, Record, StartFrom, Topic,
+    TopicConfig, TypedConsumer,
 };
 use serde::{Deserialize, Serialize};
 

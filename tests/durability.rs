@@ -986,11 +986,14 @@ fn a_failed_msync_poisons_the_partition_and_says_so() {
 #[derive(Debug, Clone, Copy)]
 struct RawBytes;
 
-impl millpond::Codec<Vec<u8>> for RawBytes {
+impl millpond::Encoder<Vec<u8>> for RawBytes {
     fn encode(&self, value: &Vec<u8>, out: &mut Vec<u8>) -> Result<(), String> {
         out.extend_from_slice(value);
         Ok(())
     }
+}
+
+impl millpond::Decoder<Vec<u8>> for RawBytes {
     fn decode(&self, bytes: &[u8]) -> Result<Vec<u8>, String> {
         Ok(bytes.to_vec())
     }

@@ -10,8 +10,8 @@ use std::time::{Duration, Instant};
 
 use crossbeam_channel::RecvTimeoutError;
 use millpond::{
-    AutoCommit, Backlog, Bincode, Broker, Codec, Error, Record, SendTimeoutError, StartFrom, Topic, TopicConfig,
-    TrySendError, TypedConsumer,
+    AutoCommit, Backlog, Bincode, Broker, Decoder, Encoder, Error, Record, SendTimeoutError, StartFrom, Topic,
+    TopicConfig, TrySendError, TypedConsumer, TypedSendTimeoutError, TypedTrySendError,
 };
 use serde::{Deserialize, Serialize};
 use support::dir::TempDir;
@@ -104,7 +104,7 @@ struct Point {
     y: i32,
 }
 
-impl Codec<Point> for PointCsv {
+impl Encoder<Point> for PointCsv {
     fn encode(&self, p: &Point, out: &mut Vec<u8>) -> Result<(), String> {
         if p.x.abs() > 1000 || p.y.abs() > 1000 {
             return Err(format!("{p:?} is off the grid"));
@@ -112,7 +112,9 @@ impl Codec<Point> for PointCsv {
         out.extend_from_slice(format!("{},{}", p.x, p.y).as_bytes());
         Ok(())
     }
+}
 
+impl Decoder<Point> for PointCsv {
     fn decode(&self, bytes: &[u8]) -> Result<Point, String> {
         let text = std::str::from_utf8(bytes).map_err(|e| e.to_string())?;
         let (x, y) = text.split_once(',').ok_or_else(|| format!("no comma in {text:?}"))?;
@@ -530,4 +532,82 @@ fn bytes_backlog_below_the_index_interval_frees_up_when_caught_up() {
         producer.send_timeout(Record::new(vec![2u8; 100]), Duration::from_secs(10)).is_ok(),
         "caught up, yet the producer is still held back"
     );
+}
+
+/// A type that can only be written: a typed producer needs no `Deserialize`.
+#[derive(Serialize)]
+struct WriteOnly<'a> {
+    label: &'a str,
+    n: u32,
+}
+
+#[test]
+fn a_typed_producer_needs_only_serialize() {
+    let dir = TempDir::new("typed-serialize-only");
+    let broker = Broker::open(dir.path()).unwrap();
+    let topic = broker.create_topic("t", TopicConfig::default()).unwrap();
+    topic.typed_producer::<WriteOnly<'_>>().send(&WriteOnly { label: "x", n: 7 }).unwrap();
+    // Read back as a type with the same shape that can be decoded.
+    let back: (String, u32) =
+        Bincode.decode(topic.consumer(StartFrom::Earliest).unwrap().recv().unwrap().value()).unwrap();
+    assert_eq!(back, ("x".to_string(), 7));
+}
+
+#[test]
+fn typed_try_send_and_send_timeout_hand_the_value_back_when_full() {
+    let dir = TempDir::new("typed-full");
+    let broker = Broker::open(dir.path()).unwrap();
+    let topic = broker.create_topic("t", TopicConfig::default().max_backlog(Backlog::Records(1))).unwrap();
+    let _slow = topic.group("slow").unwrap().join().unwrap();
+    let p = topic.typed_producer::<Order>();
+    p.try_send(order(1)).unwrap();
+    let second = order(2);
+    match p.try_send(second.clone()) {
+        Err(TypedTrySendError::Full(back)) => assert_eq!(back, second),
+        other => panic!("expected Full with the value, got {other:?}"),
+    }
+    match p.send_timeout(second.clone(), Duration::from_millis(20)) {
+        Err(TypedSendTimeoutError::Timeout(back)) => assert_eq!(back, second),
+        other => panic!("expected Timeout with the value, got {other:?}"),
+    }
+    assert_eq!(topic.high_watermark(0).unwrap(), 1, "nothing was sent while full");
+}
+
+#[test]
+fn typed_batches_with_keys_and_partitions_are_stored_whole_and_in_order() {
+    let dir = TempDir::new("typed-batch-keys");
+    let broker = Broker::open(dir.path()).unwrap();
+    let topic = broker.create_topic("t", TopicConfig::default().partitions(4)).unwrap();
+    let p = topic.typed_producer::<u32>();
+    let values: Vec<u32> = (0..100).collect();
+    let keys: Vec<String> = values.iter().map(|v| format!("key-{}", v % 5)).collect();
+    let ids = p.send_batch_keyed(keys.iter().map(String::as_str).zip(&values)).unwrap();
+    assert_eq!(ids.len(), 100);
+    // One key, one partition; within it the batch's order.
+    for k in 0..5 {
+        let mine: Vec<_> = ids.iter().enumerate().filter(|(i, _)| i % 5 == k).map(|(_, id)| *id).collect();
+        assert!(mine.iter().all(|id| id.partition == mine[0].partition), "key-{k} spread over partitions");
+        assert!(mine.windows(2).all(|w| w[0].offset < w[1].offset), "key-{k} out of order");
+    }
+    let mut c = topic.typed_consumer::<u32>(StartFrom::Earliest).unwrap();
+    let mut got: Vec<u32> = c.try_iter().map(|m| m.unwrap().value).collect();
+    got.sort_unstable();
+    assert_eq!(got, values);
+
+    // Explicit partitions through send_batch_with.
+    let ids = p.send_batch_with(&[10, 11, 12, 13], |v, r| r.partition(v % 4)).unwrap();
+    assert_eq!(ids.iter().map(|id| id.partition).collect::<Vec<_>>(), vec![2, 3, 0, 1]);
+}
+
+#[test]
+fn a_typed_batch_with_a_value_that_cannot_be_encoded_sends_nothing() {
+    let dir = TempDir::new("typed-batch-encode");
+    let broker = Broker::open(dir.path()).unwrap();
+    let topic = broker.create_topic("t", TopicConfig::default()).unwrap();
+    let p = topic.typed_producer_with::<Point, _>(PointCsv);
+    let points = [Point { x: 1, y: 2 }, Point { x: 5000, y: 0 }, Point { x: 3, y: 4 }];
+    let err = p.send_batch_keyed(points.iter().map(|pt| ("k", pt))).unwrap_err();
+    assert!(matches!(err, Error::Encode { .. }), "{err}");
+    assert!(matches!(p.try_send(Point { x: 9999, y: 0 }), Err(TypedTrySendError::Failed(Error::Encode { .. }))));
+    assert_eq!(topic.high_watermark(0).unwrap(), 0, "nothing of the batch was stored");
 }

@@ -5,3 +5,4 @@ pub(crate) mod source;
 pub(crate) mod typed_consumer;
 pub(crate) mod typed_message;
 pub(crate) mod typed_producer;
+pub(crate) mod typed_send_error;

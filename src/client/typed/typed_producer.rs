@@ -6,11 +6,14 @@ use std::time::Duration;
 use crate::broker::topic::Topic;
 use crate::client::produce::producer::Producer;
 use crate::client::produce::send_error::{SendTimeoutError, TrySendError};
-use crate::client::typed::codec::{Bincode, Codec};
+use crate::client::typed::codec::{Bincode, Encoder};
+use crate::client::typed::typed_send_error::{TypedSendTimeoutError, TypedTrySendError};
 use crate::error::{Error, Result};
-use crate::storage::record::{Record, RecordId};
+use crate::storage::record::{IntoBytes, Record, RecordId};
 
-/// Sends values of type `T`, encoded by a [`Codec`]. Made by
+/// Sends values of type `T`, encoded by an [`Encoder`] (a producer needs
+/// only that half of a [`Codec`](crate::Codec): with the default
+/// [`Bincode`], `T: Serialize` is enough). Made by
 /// [`Topic::typed_producer`](crate::Topic::typed_producer).
 ///
 /// # Examples
@@ -54,7 +57,7 @@ impl<T, C> std::fmt::Debug for TypedProducer<T, C> {
     }
 }
 
-impl<T, C: Codec<T>> TypedProducer<T, C> {
+impl<T, C: Encoder<T>> TypedProducer<T, C> {
     pub(crate) fn new(producer: Producer, codec: C) -> Self {
         TypedProducer { producer, codec, _values: PhantomData }
     }
@@ -100,51 +103,54 @@ impl<T, C: Codec<T>> TypedProducer<T, C> {
     }
 
     /// Like [`send`](TypedProducer::send), but never waits for room under a
-    /// [`Backlog`](crate::Backlog) limit: `Ok(None)` means the backlog is
-    /// full and nothing was sent (the value is still yours).
+    /// [`Backlog`](crate::Backlog) limit: on a full backlog the value comes
+    /// back in [`TypedTrySendError::Full`], nothing sent.
     ///
     /// ```
-    /// use millpond::{Backlog, Broker, TopicConfig};
+    /// use millpond::{Backlog, Broker, TopicConfig, TypedTrySendError};
     /// # let dir = std::env::temp_dir().join(format!("millpond-doc-typedtry-{}", std::process::id()));
     /// let broker = Broker::open(&dir)?;
     /// let topic = broker.create_topic("t", TopicConfig::default().max_backlog(Backlog::Records(1)))?;
     /// let _slow = topic.group("slow")?.join()?;
     /// let p = topic.typed_producer::<u32>();
-    /// assert!(p.try_send(&1)?.is_some());
-    /// assert!(p.try_send(&2)?.is_none()); // full
+    /// assert!(p.try_send(1).is_ok());
+    /// assert!(matches!(p.try_send(2), Err(TypedTrySendError::Full(2)))); // full: 2 is yours again
     /// # drop(_slow); drop(broker); std::fs::remove_dir_all(&dir)?;
     /// # Ok::<(), Box<dyn std::error::Error>>(())
     /// ```
-    pub fn try_send(&self, value: &T) -> Result<Option<RecordId>> {
-        match self.producer.try_send(Record::new(self.encode(value)?)) {
-            Ok(id) => Ok(Some(id)),
-            Err(TrySendError::Full(_)) => Ok(None),
-            Err(e) => Err(e.into_error()),
+    pub fn try_send(&self, value: T) -> std::result::Result<RecordId, TypedTrySendError<T>> {
+        let bytes = self.encode(&value).map_err(TypedTrySendError::Failed)?;
+        match self.producer.try_send(Record::new(bytes)) {
+            Ok(id) => Ok(id),
+            Err(TrySendError::Full(_)) => Err(TypedTrySendError::Full(value)),
+            Err(e) => Err(TypedTrySendError::Failed(e.into_error())),
         }
     }
 
     /// Like [`send`](TypedProducer::send), but waits at most `timeout` for
-    /// room under a [`Backlog`](crate::Backlog) limit: `Ok(None)` means it
-    /// timed out and nothing was sent.
+    /// room under a [`Backlog`](crate::Backlog) limit: on a timeout the value
+    /// comes back in [`TypedSendTimeoutError::Timeout`], nothing sent.
     ///
     /// ```
-    /// use millpond::{Backlog, Broker, TopicConfig};
+    /// use millpond::{Backlog, Broker, TopicConfig, TypedSendTimeoutError};
     /// use std::time::Duration;
     /// # let dir = std::env::temp_dir().join(format!("millpond-doc-typedsto-{}", std::process::id()));
     /// let broker = Broker::open(&dir)?;
     /// let topic = broker.create_topic("t", TopicConfig::default().max_backlog(Backlog::Records(1)))?;
     /// let _slow = topic.group("slow")?.join()?;
     /// let p = topic.typed_producer::<u32>();
-    /// assert!(p.send_timeout(&1, Duration::from_millis(10))?.is_some());
-    /// assert!(p.send_timeout(&2, Duration::from_millis(10))?.is_none());
+    /// assert!(p.send_timeout(1, Duration::from_millis(10)).is_ok());
+    /// let late = p.send_timeout(2, Duration::from_millis(10));
+    /// assert!(matches!(late, Err(TypedSendTimeoutError::Timeout(2))));
     /// # drop(_slow); drop(broker); std::fs::remove_dir_all(&dir)?;
     /// # Ok::<(), Box<dyn std::error::Error>>(())
     /// ```
-    pub fn send_timeout(&self, value: &T, timeout: Duration) -> Result<Option<RecordId>> {
-        match self.producer.send_timeout(Record::new(self.encode(value)?), timeout) {
-            Ok(id) => Ok(Some(id)),
-            Err(SendTimeoutError::Timeout(_)) => Ok(None),
-            Err(e) => Err(e.into_error()),
+    pub fn send_timeout(&self, value: T, timeout: Duration) -> std::result::Result<RecordId, TypedSendTimeoutError<T>> {
+        let bytes = self.encode(&value).map_err(TypedSendTimeoutError::Failed)?;
+        match self.producer.send_timeout(Record::new(bytes), timeout) {
+            Ok(id) => Ok(id),
+            Err(SendTimeoutError::Timeout(_)) => Err(TypedSendTimeoutError::Timeout(value)),
+            Err(e) => Err(TypedSendTimeoutError::Failed(e.into_error())),
         }
     }
 
@@ -163,8 +169,75 @@ impl<T, C: Codec<T>> TypedProducer<T, C> {
     where
         T: 'v,
     {
-        let encoded = values.into_iter().map(|v| self.encode(v)).collect::<Result<Vec<_>>>()?;
-        self.producer.send_batch(encoded.into_iter().map(Record::new))
+        self.send_batch_with(values, |_, record| record)
+    }
+
+    /// Encodes and sends many `(key, value)` pairs as one batch: each record
+    /// goes to its key's partition, as with
+    /// [`send_keyed`](TypedProducer::send_keyed), and the whole batch is
+    /// stored or none of it (see [`Producer::send_batch`]).
+    ///
+    /// ```
+    /// use millpond::{Broker, TopicConfig};
+    /// # let dir = std::env::temp_dir().join(format!("millpond-doc-typedbatchkey-{}", std::process::id()));
+    /// let broker = Broker::open(&dir)?;
+    /// let topic = broker.create_topic("t", TopicConfig::default().partitions(4))?;
+    /// let p = topic.typed_producer::<u64>();
+    /// let ids = p.send_batch_keyed([("alice", &10), ("bob", &20), ("alice", &30)])?;
+    /// // The same key, the same partition, in order.
+    /// assert_eq!(ids[0].partition, ids[2].partition);
+    /// assert!(ids[0].offset < ids[2].offset);
+    /// # drop(broker); std::fs::remove_dir_all(&dir)?;
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn send_batch_keyed<'v, K: IntoBytes<'v>>(
+        &self,
+        items: impl IntoIterator<Item = (K, &'v T)>,
+    ) -> Result<Vec<RecordId>>
+    where
+        T: 'v,
+    {
+        let records = items
+            .into_iter()
+            .map(|(key, value)| Ok(Record::new(self.encode(value)?).key(key)))
+            .collect::<Result<Vec<_>>>()?;
+        self.producer.send_batch(records)
+    }
+
+    /// Encodes and sends many values as one batch, each record finished by
+    /// `build` from its value (a key, a partition, headers, a timestamp).
+    ///
+    /// ```
+    /// use millpond::{Broker, StartFrom, TopicConfig};
+    /// use serde::Serialize;
+    ///
+    /// #[derive(Serialize)] // a producer needs only Serialize
+    /// struct Reading { sensor: u32, celsius: f32 }
+    ///
+    /// # let dir = std::env::temp_dir().join(format!("millpond-doc-typedbatchwith-{}", std::process::id()));
+    /// let broker = Broker::open(&dir)?;
+    /// let topic = broker.create_topic("readings", TopicConfig::default().partitions(2))?;
+    /// let readings = [Reading { sensor: 0, celsius: 20.5 }, Reading { sensor: 1, celsius: 19.0 }];
+    /// let ids = topic
+    ///     .typed_producer::<Reading>()
+    ///     .send_batch_with(&readings, |r, record| record.partition(r.sensor).header("unit", "C"))?;
+    /// assert_eq!((ids[0].partition, ids[1].partition), (0, 1));
+    /// let m = topic.consumer_of(&[1], StartFrom::Earliest)?.recv()?;
+    /// assert_eq!(m.header("unit"), Some(&b"C"[..]));
+    /// # drop(broker); std::fs::remove_dir_all(&dir)?;
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn send_batch_with<'v>(
+        &self,
+        values: impl IntoIterator<Item = &'v T>,
+        mut build: impl FnMut(&'v T, Record<'v>) -> Record<'v>,
+    ) -> Result<Vec<RecordId>>
+    where
+        T: 'v,
+    {
+        let records =
+            values.into_iter().map(|v| Ok(build(v, Record::new(self.encode(v)?)))).collect::<Result<Vec<_>>>()?;
+        self.producer.send_batch(records)
     }
 
     /// The untyped producer underneath (for flush and raw records).
@@ -188,7 +261,7 @@ impl Topic {
     /// A producer of values of type `T`, encoded with [`Bincode`](Bincode).
     ///
     /// See [`TypedProducer`] for an example.
-    pub fn typed_producer<T: serde::Serialize + serde::de::DeserializeOwned>(&self) -> TypedProducer<T> {
+    pub fn typed_producer<T: serde::Serialize>(&self) -> TypedProducer<T> {
         TypedProducer::new(self.producer(), Bincode)
     }
 
@@ -204,7 +277,7 @@ impl Topic {
     /// # drop(broker); std::fs::remove_dir_all(&dir)?;
     /// # Ok::<(), Box<dyn std::error::Error>>(())
     /// ```
-    pub fn typed_producer_with<T, C: Codec<T>>(&self, codec: C) -> TypedProducer<T, C> {
+    pub fn typed_producer_with<T, C: Encoder<T>>(&self, codec: C) -> TypedProducer<T, C> {
         TypedProducer::new(self.producer(), codec)
     }
 }
