@@ -188,6 +188,28 @@ pub enum Error {
         partition: u32,
     },
 
+    /// The consumer group has no members and no committed offsets on this
+    /// topic: there is nothing to describe, and no lag to report.
+    #[error("consumer group {group:?} does not exist on topic {topic:?} (no members, no committed offsets)")]
+    GroupNotFound {
+        /// The topic.
+        topic: String,
+        /// The group.
+        group: String,
+    },
+
+    /// The operation needs a group without members (resetting or deleting
+    /// its offsets), and this one has some.
+    #[error("consumer group {group:?} on topic {topic:?} has {members} active member(s); stop them first")]
+    GroupActive {
+        /// The topic.
+        topic: String,
+        /// The group.
+        group: String,
+        /// How many members it has now.
+        members: usize,
+    },
+
     /// A record the format cannot hold (for example a header name over 64 KiB).
     #[error("invalid record for topic {topic:?}: {reason}")]
     InvalidRecord {

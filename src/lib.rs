@@ -110,6 +110,7 @@ pub use client::consume::iter::{Iter, TryIter};
 pub use client::consume::start_from::StartFrom;
 pub use client::consume::waiting::WaitStrategy;
 pub use client::consumer_group::group::{Group, PartitionLag};
+pub use client::consumer_group::group_admin::{GroupDescription, MemberDescription, ResetTo};
 pub use client::consumer_group::member::GroupMember;
 pub use client::consumer_group::policy::{AutoCommit, OffsetReset};
 pub use client::consumer_group::rebalance::{RebalanceEvent, RebalanceKind};

@@ -24,6 +24,7 @@ use crate::storage::partition_log::state::PartitionLog;
 use crate::storage::prefault::Prefaulter;
 use crate::storage::recovery_event::RecoveryEvent;
 use crate::topic::meta::{self, TopicMeta};
+use crate::topic::names;
 use crate::topic::state::TopicState;
 use crate::topic::verify::{VerifyReport, verify_topic};
 
@@ -84,6 +85,42 @@ impl Shared {
             state
         });
         Arc::clone(state)
+    }
+
+    /// The groups of `topic`: those with committed offsets on disk
+    /// (`groups/<group>/<topic>/offsets` or its `.prev`), and those with
+    /// members now, sorted. Nothing is followed through a symlink: a
+    /// symlinked group directory or offsets file is not listed.
+    pub(crate) fn group_names(&self, topic: &str) -> Result<Vec<String>> {
+        let mut names: std::collections::BTreeSet<String> = self
+            .groups
+            .lock()
+            .iter()
+            .filter(|((_, t), state)| t == topic && state.member_count() > 0)
+            .map(|((g, _), _)| g.clone())
+            .collect();
+        let groups_dir = self.dir.join(GROUPS_DIR);
+        let entries = match std::fs::read_dir(&groups_dir) {
+            Ok(entries) => entries,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(names.into_iter().collect()),
+            Err(e) => return Err(Error::io("list groups", &groups_dir, e)),
+        };
+        let is_file = |p: &Path| std::fs::symlink_metadata(p).is_ok_and(|m| m.file_type().is_file());
+        for entry in entries {
+            let entry = entry.map_err(Error::io_at("list groups", &groups_dir))?;
+            let Some(name) = entry.file_name().to_str().map(str::to_string) else { continue };
+            if names::validate("group", &name).is_err() || !entry.file_type().is_ok_and(|t| t.is_dir()) {
+                continue; // not a group directory millpond would write
+            }
+            let offsets = entry.path().join(topic);
+            if fsutil::is_symlink(&offsets) {
+                continue;
+            }
+            if is_file(&offsets.join("offsets")) || is_file(&offsets.join("offsets.prev")) {
+                names.insert(name);
+            }
+        }
+        Ok(names.into_iter().collect())
     }
 
     /// A fresh entry in the trash directory. Short (not derived from the

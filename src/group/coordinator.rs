@@ -227,11 +227,8 @@ impl GroupState {
     pub(crate) fn commit(&self, member: u64, offsets: &[(u32, u64)]) -> Result<()> {
         let _store = self.store.lock();
         let mut inner = self.inner.lock();
-        if let Some(reason) = &inner.closed {
-            return Err(match reason {
-                Error::TopicDeleted { topic } => Error::TopicDeleted { topic: topic.clone() },
-                _ => Error::Closed,
-            });
+        if let Some(e) = Self::closed_error(&inner) {
+            return Err(e);
         }
         for &(p, o) in offsets {
             if inner.owner.get(&p) != Some(&member) {
@@ -257,20 +254,109 @@ impl GroupState {
         let current_damaged = inner.current_damaged;
         drop(inner);
         // Each commit carries the epoch of the last record it covers.
-        let with_epochs: BTreeMap<u32, Committed> = next
-            .iter()
-            .map(|(&p, &offset)| {
-                let epoch =
-                    self.topic.partitions.get(p as usize).map_or(0, |log| log.epoch_of(offset.saturating_sub(1)));
-                (p, Committed { offset, epoch })
-            })
-            .collect();
+        let with_epochs = self.with_epochs(&next);
         self.file.store(&with_epochs, current_damaged)?;
         let mut inner = self.inner.lock();
         inner.current_damaged = false;
         self.publish_committed(&next);
         inner.committed = Some(next);
         Ok(())
+    }
+
+    /// The error for a group that is closed, if it is.
+    fn closed_error(inner: &Inner) -> Option<Error> {
+        inner.closed.as_ref().map(|reason| match reason {
+            Error::TopicDeleted { topic } => Error::TopicDeleted { topic: topic.clone() },
+            _ => Error::Closed,
+        })
+    }
+
+    /// `GroupActive` unless the group has no members.
+    fn check_inactive(&self, inner: &Inner) -> Result<()> {
+        if inner.members.is_empty() {
+            return Ok(());
+        }
+        Err(Error::GroupActive {
+            topic: self.topic.name.to_string(),
+            group: self.name.clone(),
+            members: inner.members.len(),
+        })
+    }
+
+    /// Whether the group exists: it has members or committed offsets.
+    pub(crate) fn exists(&self) -> Result<bool> {
+        let mut inner = self.inner.lock();
+        Ok(!inner.members.is_empty() || !self.committed_loaded(&mut inner)?.is_empty())
+    }
+
+    /// Sets the committed offsets of the partitions in `offsets` (each at
+    /// most its high watermark), as an operator's reset: only while the
+    /// group has no members, so no member's position disagrees with it.
+    /// Partitions not named keep theirs.
+    pub(crate) fn reset(&self, offsets: &BTreeMap<u32, u64>) -> Result<()> {
+        let _store = self.store.lock();
+        let mut inner = self.inner.lock();
+        if let Some(e) = Self::closed_error(&inner) {
+            return Err(e);
+        }
+        self.check_inactive(&inner)?;
+        for (&p, &o) in offsets {
+            let log = self.topic.partitions.get(p as usize).ok_or_else(|| Error::InvalidPartition {
+                topic: self.topic.name.to_string(),
+                partition: p,
+                partitions: self.partitions(),
+            })?;
+            if o > log.high_watermark() {
+                return Err(log.out_of_range(o));
+            }
+        }
+        let mut next = self.committed_loaded(&mut inner)?.clone();
+        next.extend(offsets.iter().map(|(&p, &o)| (p, o)));
+        let with_epochs = self.with_epochs(&next);
+        // Held across the write (unlike a commit's): no member may join
+        // and read the old offsets while the new ones are being stored.
+        self.file.store(&with_epochs, inner.current_damaged)?;
+        inner.current_damaged = false;
+        self.publish_committed(&next);
+        inner.committed = Some(next);
+        Ok(())
+    }
+
+    /// Deletes the group's committed offsets on this topic, on disk too,
+    /// only while it has no members. The group can be joined again
+    /// afterwards, starting by its offset-reset policy.
+    pub(crate) fn delete(&self) -> Result<()> {
+        let _store = self.store.lock();
+        let mut inner = self.inner.lock();
+        if let Some(e) = Self::closed_error(&inner) {
+            return Err(e);
+        }
+        self.check_inactive(&inner)?;
+        self.file.delete()?;
+        for p in 0..self.partitions() {
+            self.progress.set_committed(p, u64::MAX);
+        }
+        inner.committed = Some(BTreeMap::new());
+        inner.load_warning = None;
+        inner.current_damaged = false;
+        Ok(())
+    }
+
+    /// Each member's target partitions, by member id.
+    pub(crate) fn assignment(&self) -> BTreeMap<u64, Vec<u32>> {
+        self.inner.lock().target.clone()
+    }
+
+    /// `offsets` with the epoch of the last record each one covers.
+    fn with_epochs(&self, offsets: &BTreeMap<u32, u64>) -> BTreeMap<u32, Committed> {
+        offsets
+            .iter()
+            .map(|(&p, &offset)| {
+                let epoch =
+                    self.topic.partitions.get(p as usize).map_or(0, |log| log.epoch_of(offset.saturating_sub(1)));
+                (p, Committed { offset, epoch })
+            })
+            .collect()
     }
 
     /// Stops the group for good (broker closed or topic deleted): no commit

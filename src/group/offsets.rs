@@ -179,6 +179,13 @@ impl OffsetsFile {
     /// Loads the committed offsets, falling back to `.prev` if the current
     /// file is missing (a crash between the two renames) or damaged.
     pub(crate) fn load(&self, partitions: u32) -> Result<Loaded> {
+        // Never read through a symlinked group or topic directory: what is
+        // there is not this broker's.
+        for dir in [self.dir.parent(), Some(self.dir.as_path())].into_iter().flatten() {
+            if fsutil::is_symlink(dir) {
+                return Err(Error::Symlink { op: "read committed offsets", path: dir.to_path_buf() });
+            }
+        }
         let current = self.read(&self.path(), partitions);
         match current {
             Ok(Some(offsets)) => Ok(Loaded { offsets, fell_back: None }),
@@ -235,6 +242,33 @@ impl OffsetsFile {
         }
         std::fs::rename(&tmp, &path).map_err(Error::io_at("rename offsets into place", &path))?;
         fsutil::fsync_dir(&self.dir)
+    }
+
+    /// Removes the group's offsets for this topic for good (a deleted
+    /// group), durably: the topic's directory under the group's, then the
+    /// group's directory if nothing else is left in it. Refuses to work
+    /// below a symlink.
+    pub(crate) fn delete(&self) -> Result<()> {
+        let group_dir = self.dir.parent().map(Path::to_path_buf).unwrap_or_default();
+        for dir in [&group_dir, &self.dir] {
+            if fsutil::is_symlink(dir) {
+                return Err(Error::Symlink { op: "delete committed offsets", path: dir.clone() });
+            }
+        }
+        match std::fs::symlink_metadata(&self.dir) {
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(()),
+            Err(e) => return Err(Error::io("delete committed offsets", &self.dir, e)),
+            Ok(_) => {}
+        }
+        self.remove()?;
+        fsutil::fsync_dir(&group_dir)?;
+        // Other topics' offsets of the same group keep the directory.
+        if std::fs::remove_dir(&group_dir).is_ok()
+            && let Some(groups) = group_dir.parent()
+        {
+            fsutil::fsync_dir(groups)?;
+        }
+        Ok(())
     }
 
     /// Removes the files (when the topic is deleted).

@@ -591,6 +591,14 @@ impl Consumer {
         result
     }
 
+    /// A new group member's first assignment, taken at `join` (see
+    /// `Membership::take_initial_assignment`).
+    pub(crate) fn take_initial_assignment(&mut self) {
+        if let Some(m) = self.membership.as_mut() {
+            m.take_initial_assignment(&mut self.cursors);
+        }
+    }
+
     /// Leaves the group, if a member, committing the positions first when
     /// `commit` and the group auto-commits.
     pub(crate) fn leave_group(&mut self, commit: bool) -> Result<()> {

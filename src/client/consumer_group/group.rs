@@ -94,6 +94,16 @@ pub struct PartitionLag {
 }
 
 impl Group {
+    /// The group's coordinator state.
+    pub(crate) fn state(&self) -> &Arc<GroupState> {
+        &self.state
+    }
+
+    /// The topic the group reads.
+    pub(crate) fn topic(&self) -> &Topic {
+        &self.topic
+    }
+
     pub(crate) fn new(topic: Topic, state: Arc<GroupState>) -> Group {
         Group {
             topic,
@@ -209,7 +219,8 @@ impl Group {
     }
 
     /// Joins the group: a new member, which takes its share of the
-    /// partitions at its first receive call. Fails with
+    /// partitions now (those another member still holds, once it lets them
+    /// go, at a later receive call). Fails with
     /// [`Error::CorruptMetadata`](crate::Error::CorruptMetadata) if the offsets file and its previous
     /// version are both damaged.
     ///
@@ -227,6 +238,7 @@ impl Group {
             self.auto_commit,
             self.commit_on_revoke,
         )));
+        consumer.take_initial_assignment();
         Ok(GroupMember::new(consumer))
     }
 
@@ -252,9 +264,13 @@ impl Group {
     }
 
     /// Per partition: high watermark minus committed offset.
+    /// [`Error::GroupNotFound`](crate::Error::GroupNotFound) for a group
+    /// that does not exist ([`Group::exists`]: no members, no committed
+    /// offsets), rather than a lag it does not have.
     ///
     /// See [`Group`] for an example.
     pub fn lag(&self) -> Result<Vec<PartitionLag>> {
+        self.check_exists()?;
         let committed = self.state.committed()?;
         Ok(self
             .topic
@@ -304,10 +320,8 @@ impl Group {
     /// # let dir = std::env::temp_dir().join(format!("millpond-doc-owners-{}", std::process::id()));
     /// let broker = Broker::open(&dir)?;
     /// let g = broker.create_topic("t", TopicConfig::default().partitions(2))?.group("g")?;
-    /// let mut m = g.join()?;
-    /// assert!(g.owners().is_empty()); // partitions are taken at the first receive call
-    /// m.try_recv()?;
-    /// assert_eq!(g.owners().len(), 2);
+    /// let m = g.join()?;
+    /// assert_eq!(g.owners().len(), 2); // both partitions are m's from `join` on
     /// # drop(m); drop(broker); std::fs::remove_dir_all(&dir)?;
     /// # Ok::<(), Box<dyn std::error::Error>>(())
     /// ```

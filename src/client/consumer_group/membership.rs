@@ -25,6 +25,9 @@ pub(crate) struct Membership {
     commit_on_revoke: bool,
     last_commit: Instant,
     listener: Option<Listener>,
+    /// Partitions taken before a listener was installed (at `join`), told
+    /// to the listener when it is.
+    unannounced: Vec<(u32, u64)>,
     /// Reports not yet returned, one per receive call (see `sync`):
     /// `Error::Lagged` for committed offsets retention deleted, and the
     /// errors of partitions that could not be opened.
@@ -77,6 +80,7 @@ impl Membership {
             commit_on_revoke,
             last_commit: Instant::now(),
             listener: None,
+            unannounced: Vec::new(),
             lagged: Vec::new(),
             unopened: BTreeMap::new(),
         }
@@ -87,7 +91,10 @@ impl Membership {
         &self.state.name
     }
 
-    /// Installs the rebalance listener, replacing any earlier one.
+    /// Installs the rebalance listener, replacing any earlier one. The
+    /// partitions taken before it was installed (at `join`) are told to it
+    /// at the start of the next receive call, where a listener's panic is
+    /// handled like any other (the member leaves the group).
     pub(crate) fn set_listener(&mut self, listener: Listener) {
         self.listener = Some(listener);
     }
@@ -112,22 +119,39 @@ impl Membership {
         &self.state.notifier
     }
 
-    /// Tells the rebalance listener, if any, about partitions just given
-    /// to this member (nothing when `assigned` is empty).
-    fn announce_assigned(&mut self, assigned: &[(u32, u64)]) {
+    /// Tells the rebalance listener about partitions just given to this
+    /// member (nothing when `assigned` is empty), or keeps them to tell a
+    /// listener installed later. Returns the seeks the listener asked for.
+    fn announce_assigned(&mut self, assigned: &[(u32, u64)]) -> Vec<(u32, u64)> {
         if assigned.is_empty() {
-            return;
+            return Vec::new();
         }
+        let Some(listener) = self.listener.as_mut() else {
+            self.unannounced.extend_from_slice(assigned);
+            return Vec::new();
+        };
         let partitions: Vec<u32> = assigned.iter().map(|&(p, _)| p).collect();
-        if let Some(listener) = self.listener.as_mut() {
-            listener(&RebalanceEvent {
-                kind: RebalanceKind::Assigned,
-                partitions: &partitions,
-                positions: assigned,
-                state: &self.state,
-                member: self.id,
-            });
+        let event = RebalanceEvent {
+            kind: RebalanceKind::Assigned,
+            partitions: &partitions,
+            positions: assigned,
+            state: &self.state,
+            member: self.id,
+            seeks: Default::default(),
+        };
+        listener(&event);
+        event.seeks.into_inner()
+    }
+
+    /// Moves `cursors` where the listener asked (partitions the member no
+    /// longer owns are skipped: their new owner starts them).
+    fn apply_seeks(cursors: &mut CursorSet, seeks: Vec<(u32, u64)>) -> Result<()> {
+        for (p, offset) in seeks {
+            if cursors.assignment().contains(&p) {
+                cursors.seek(p, offset)?;
+            }
         }
+        Ok(())
     }
 }
 
@@ -148,10 +172,38 @@ fn start_offset(log: &PartitionLog, group: &str, committed: Option<u64>, reset: 
 }
 
 impl Membership {
-    /// Applies group changes to `cursors`: gives up revoked partitions
-    /// (committing first if configured), takes newly assigned free ones,
-    /// and auto-commits. Called at the start of every receive call.
+    /// Applies group changes to `cursors` (see [`Membership::apply`]) and
+    /// returns the first report not yet returned. Called at the start of
+    /// every receive call.
     pub(crate) fn sync(&mut self, cursors: &mut CursorSet) -> Result<()> {
+        self.apply(cursors)?;
+        match self.lagged.pop() {
+            Some(e) => Err(e),
+            None => Ok(()),
+        }
+    }
+
+    /// At `join`: takes the partitions that are free now, so a member
+    /// starts with its assignment rather than at its first receive call.
+    /// Whatever this has to report waits for that call: reports stay
+    /// queued, and a refusal of the reset policy (`OffsetReset::Fail`)
+    /// leaves the group changed, so the first receive call meets it again.
+    pub(crate) fn take_initial_assignment(&mut self, cursors: &mut CursorSet) {
+        if let Err(e) = self.apply(cursors) {
+            log::debug!("millpond: group {:?}: assignment at join deferred: {e}", self.state.name);
+        }
+    }
+
+    /// Tells a listener installed since `join` what the member took then,
+    /// gives up revoked partitions (committing first if configured), takes
+    /// newly assigned free ones, applies the listener's seeks, and
+    /// auto-commits.
+    fn apply(&mut self, cursors: &mut CursorSet) -> Result<()> {
+        if self.listener.is_some() && !self.unannounced.is_empty() {
+            let unannounced = std::mem::take(&mut self.unannounced);
+            let seeks = self.announce_assigned(&unannounced);
+            Self::apply_seeks(cursors, seeks)?;
+        }
         if cursors.topic().unusable().is_some() {
             // Closed or deleted: no rebalancing or committing any more; what
             // is already assigned can still be read to its end.
@@ -173,6 +225,8 @@ impl Membership {
             if !revoked.is_empty() {
                 let positions: Vec<(u32, u64)> =
                     cursors.positions().into_iter().filter(|(p, _)| revoked.contains(p)).collect();
+                // Taken and lost before any listener heard of them: nothing to tell.
+                self.unannounced.retain(|(p, _)| !revoked.contains(p));
                 if let Some(listener) = self.listener.as_mut() {
                     listener(&RebalanceEvent {
                         kind: RebalanceKind::Revoked,
@@ -180,6 +234,7 @@ impl Membership {
                         positions: &positions,
                         state: &self.state,
                         member: self.id,
+                        seeks: Default::default(),
                     });
                 }
                 let committed = if self.commit_on_revoke { self.state.commit(self.id, &positions) } else { Ok(()) };
@@ -200,11 +255,13 @@ impl Membership {
             }
             self.reopen(cursors, true, &mut assigned)?;
             self.seen = generation;
-            self.announce_assigned(&assigned);
+            let seeks = self.announce_assigned(&assigned);
+            Self::apply_seeks(cursors, seeks)?;
         } else if !self.unopened.is_empty() {
             let mut assigned = Vec::new();
             self.reopen(cursors, false, &mut assigned)?;
-            self.announce_assigned(&assigned);
+            let seeks = self.announce_assigned(&assigned);
+            Self::apply_seeks(cursors, seeks)?;
         }
         if let AutoCommit::Interval(every) = self.auto_commit
             && self.last_commit.elapsed() >= every
@@ -212,10 +269,7 @@ impl Membership {
             self.state.commit(self.id, &cursors.positions())?;
             self.last_commit = Instant::now();
         }
-        match self.lagged.pop() {
-            Some(e) => Err(e),
-            None => Ok(()),
-        }
+        Ok(())
     }
 
     /// Starts reading partition `p`, just acquired with `committed`, where

@@ -30,6 +30,7 @@
 //! (as for a [`Consumer`]); the others are read in turn meanwhile.
 
 pub(crate) mod group;
+pub(crate) mod group_admin;
 pub(crate) mod member;
 pub(crate) mod membership;
 pub(crate) mod policy;

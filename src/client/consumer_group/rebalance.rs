@@ -1,7 +1,9 @@
 //! [`RebalanceEvent`]: what a member's rebalance listener is told when
 //! partitions are taken away or handed over.
 
-use crate::error::Result;
+use std::cell::RefCell;
+
+use crate::error::{Error, Result};
 use crate::group::coordinator::GroupState;
 
 /// Whether a [`RebalanceEvent`] takes partitions away or hands them over.
@@ -32,10 +34,11 @@ pub enum RebalanceKind {
 /// let topic = broker.create_topic("t", TopicConfig::default().partitions(2))?;
 /// let log = Arc::new(Mutex::new(Vec::new()));
 /// let seen = Arc::clone(&log);
-/// let mut a = topic.group("g")?.join()?;
+/// let mut a = topic.group("g")?.join()?; // takes both partitions
+/// // A listener installed after `join` hears of what it took at the next
+/// // receive call.
 /// a.on_rebalance(move |e| seen.lock().unwrap().push((e.kind(), e.partitions().to_vec())));
-/// a.try_recv()?; // takes both partitions
-/// let mut b = topic.group("g")?.join()?;
+/// let mut b = topic.group("g")?.join()?; // partition 1 is b's once a lets it go
 /// a.try_recv()?; // gives partition 1 up
 /// b.try_recv()?; // takes it
 /// assert_eq!(a.assignment(), [0]);
@@ -50,6 +53,9 @@ pub struct RebalanceEvent<'a> {
     pub(crate) positions: &'a [(u32, u64)],
     pub(crate) state: &'a GroupState,
     pub(crate) member: u64,
+    /// Positions the listener asked for with [`RebalanceEvent::seek`],
+    /// applied by the member once the listener returns.
+    pub(crate) seeks: RefCell<Vec<(u32, u64)>>,
 }
 
 impl std::fmt::Debug for RebalanceEvent<'_> {
@@ -114,6 +120,48 @@ impl RebalanceEvent<'_> {
     /// ```
     pub fn commit(&self, offsets: &[(u32, u64)]) -> Result<()> {
         self.state.commit(self.member, offsets)
+    }
+
+    /// On [`RebalanceKind::Assigned`]: start reading `partition` (one of
+    /// this event's) at `offset` instead of where the group would have
+    /// started it (Kafka's seek in `onPartitionsAssigned`: for example at
+    /// offsets the application keeps with its own state). The member moves
+    /// there before it returns a record of that partition.
+    /// [`Error::NotAssigned`] for a partition this event does not hand over
+    /// (or on a revocation), [`Error::OffsetOutOfRange`] for an offset
+    /// outside the partition's log.
+    ///
+    /// ```
+    /// use millpond::{Broker, RebalanceKind, Record, TopicConfig};
+    /// # let dir = std::env::temp_dir().join(format!("millpond-doc-rebalance-seek-{}", std::process::id()));
+    /// let broker = Broker::open(&dir)?;
+    /// let topic = broker.create_topic("t", TopicConfig::default())?;
+    /// topic.producer().send_batch((0..10u8).map(|i| Record::new(vec![i])))?;
+    /// let mut m = topic.group("g")?.join()?;
+    /// // The application's own store says it has processed up to offset 7.
+    /// m.on_rebalance(|e| {
+    ///     if e.kind() == RebalanceKind::Assigned {
+    ///         e.seek(0, 7).expect("partition 0 is handed over");
+    ///     }
+    /// });
+    /// assert_eq!(m.recv()?.value(), &[7]);
+    /// # drop((m, topic, broker)); std::fs::remove_dir_all(&dir)?;
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn seek(&self, partition: u32, offset: u64) -> Result<()> {
+        if self.kind != RebalanceKind::Assigned || !self.partitions.contains(&partition) {
+            return Err(Error::NotAssigned {
+                topic: self.state.topic.name.to_string(),
+                group: self.state.name.clone(),
+                partition,
+            });
+        }
+        let log = &self.state.topic.partitions[partition as usize];
+        if offset < log.log_start() || offset > log.high_watermark() {
+            return Err(log.out_of_range(offset));
+        }
+        self.seeks.borrow_mut().push((partition, offset));
+        Ok(())
     }
 }
 
