@@ -156,7 +156,8 @@ impl WaitCell {
     }
 
     /// Arms the cell for a task that found nothing to read: puts `waker`
-    /// into it (replacing the waker of an earlier poll), then registers it
+    /// into it (its only waker: the disarm that must come before this
+    /// dropped any earlier one), then registers it
     /// with every notifier `notifiers` visits, each registration ending in
     /// the `SeqCst` fence of [`Notifier::register`]. The caller must then
     /// re-check for data and return `Pending` only if there is still none,
@@ -166,10 +167,7 @@ impl WaitCell {
         {
             let mut s = self.state.lock();
             s.woken = false;
-            match &s.waker {
-                Some(w) if w.will_wake(waker) => {}
-                _ => s.waker = Some(waker.clone()),
-            }
+            s.waker = Some(waker.clone());
         }
         notifiers(&mut |n| n.register(self));
     }

@@ -42,11 +42,13 @@ use crate::storage::notify::{Notifier, WaitCell};
 
 /// The preemption bound when `LOOM_MAX_PREEMPTIONS` is not set. loom's
 /// documentation finds a bound of 2 or 3 enough to catch most bugs; at 3 the
-/// five models take about two seconds in a release build (at 4, some ten
-/// seconds; at 5, about a minute). Each broken variant tried while writing
-/// them (no fence in `notify`, a `Release` one there, no fence in
+/// twelve models take about five seconds in a release build. Each broken
+/// variant tried while writing them fails here at once, as a deadlock: for
+/// threads, no fence in `notify`, a `Release` one there, no fence in
 /// `register`, the re-check before `register`, `close` waking before it
-/// marks the notifier closed) fails here at once, as a deadlock.
+/// marks the notifier closed; for tasks, no fence in `register` too, a wake
+/// that drops the waker instead of waking it, and a disarm that does not
+/// unregister (which also fails the registration counts).
 const PREEMPTIONS: usize = 3;
 
 fn model<F: Fn() + Sync + Send + 'static>(body: F) {
