@@ -389,6 +389,26 @@ fn a_group_member_waiting_async_wakes_for_a_rebalance_when_a_second_member_joins
     assert_all_once_in_order(&all, N);
 }
 
+/// A member that owns no partition waits only on its group's notifier;
+/// closing the broker wakes its task with `Closed`, as it wakes a blocked
+/// member's thread.
+#[test]
+fn an_idle_group_member_waiting_async_wakes_when_the_broker_closes() {
+    let (_dir, broker, topic) = topic("async-idle-member", 1);
+    let group = topic.group("g").unwrap();
+    let mut busy = group.join().unwrap();
+    busy.try_recv().unwrap(); // takes the only partition
+    let mut idle = group.join().unwrap();
+    let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_time().build().unwrap();
+    let waiting = rt.spawn(async move { tokio::time::timeout(HANG, idle.recv_async()).await });
+    thread::sleep(Duration::from_millis(50));
+    assert!(!waiting.is_finished(), "the idle member has nothing to read");
+    broker.close().unwrap();
+    let woken = rt.block_on(waiting).unwrap().expect("hang: close did not wake the idle member's task");
+    assert!(matches!(woken, Err(Error::Closed)), "{woken:?}");
+    drop(busy);
+}
+
 #[test]
 fn typed_async_receive_decodes_and_goes_on_past_a_bad_record() {
     let (_dir, broker, topic) = topic("async-typed", 1);
