@@ -1,7 +1,8 @@
 //! The performance table: millpond against crossbeam-channel (the in-memory
 //! baseline), commitlog 0.2 (the persistent one: a segmented, indexed log
-//! written with `write(2)`) and a raw memcpy into a mapped file, on the same
-//! workloads, in the same run.
+//! written with `write(2)`), a raw memcpy into a mapped file, and, for the
+//! async consumer, tokio's unbounded mpsc channel, on the same workloads, in
+//! the same run.
 //!
 //! `cargo run --release --example bench` prints one row per workload with
 //! every figure and its ratio against each baseline. 100-byte records
@@ -509,6 +510,61 @@ fn concurrent(dir: &Path, n: u64, producers: u32, consumers: u32) -> Result<(f64
     Ok((ours, theirs))
 }
 
+/// One producer thread, one consumer task awaiting each record
+/// (`recv_async`) on a current-thread tokio runtime, against the same with
+/// tokio's unbounded mpsc channel (`recv().await`).
+fn async_task(dir: &Path, n: u64) -> Result<(f64, f64), BoxError> {
+    let rt = tokio::runtime::Builder::new_current_thread().build()?;
+    let broker = fresh(dir)?;
+    let topic = broker.create_topic("async", big_segments())?;
+    let mut consumer = topic.consumer(StartFrom::Earliest)?;
+    let producer = topic.producer();
+    let start = Instant::now();
+    let writer = std::thread::spawn(move || -> Result<(), millpond::Error> {
+        let value = [7u8; RECORD];
+        for _ in 0..n {
+            producer.send(Record::new(&value))?;
+        }
+        Ok(())
+    });
+    let got = rt.block_on(async {
+        let mut got = 0u64;
+        while got < n {
+            if consumer.recv_async().await?.value().len() == RECORD {
+                got += 1;
+            }
+        }
+        Ok::<_, millpond::Error>(got)
+    })?;
+    writer.join().map_err(|_| "producer panicked")??;
+    let ours = rate(got, start.elapsed());
+
+    let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel::<[u8; RECORD]>();
+    let start = Instant::now();
+    let sender = std::thread::spawn(move || {
+        for _ in 0..n {
+            if tx.send([7u8; RECORD]).is_err() {
+                return;
+            }
+        }
+    });
+    let received = rt.block_on(async {
+        let mut got = 0u64;
+        while let Some(v) = rx.recv().await {
+            if v.len() == RECORD {
+                got += 1;
+            }
+        }
+        got
+    });
+    sender.join().map_err(|_| "sender panicked")?;
+    let theirs = rate(received, start.elapsed());
+    if received != n {
+        return Err("tokio mpsc lost records".into());
+    }
+    Ok((ours, theirs))
+}
+
 /// Rows 6 and 7: produce-to-consume latency at a fixed rate.
 fn latency(dir: &Path, n: u64, per_sec: u64, wait: WaitStrategy) -> Result<(Histogram<u64>, Histogram<u64>), BoxError> {
     let broker = fresh(dir)?;
@@ -792,6 +848,14 @@ fn run(dir: &Path, s: Sizes) -> Result<Vec<Row>, BoxError> {
         ratios: vec![(o / t, "crossbeam")],
         target: ">= 1.0",
     });
+    let (o, t) = async_task(dir, s.records)?;
+    rows.push(Row {
+        workload: "1 producer -> 1 async consumer task (recv_async)",
+        millpond: mps(o),
+        baseline: format!("{} tokio mpsc unbounded", mps(t)),
+        ratios: vec![(o / t, "tokio mpsc")],
+        target: ">= 1.0",
+    });
     let (o, t) = concurrent(dir, s.records, 4, 2)?;
     rows.push(Row {
         workload: "4 producers -> 2 consumers",
@@ -919,7 +983,7 @@ fn main() -> Result<(), BoxError> {
     tidy(&dir);
     let rows = rows?;
     println!(
-        "millpond {} on {} cores; crossbeam-channel and commitlog 0.2 in the same run",
+        "millpond {} on {} cores; crossbeam-channel, commitlog 0.2 and tokio's mpsc in the same run",
         env!("CARGO_PKG_VERSION"),
         std::thread::available_parallelism().map_or(1, |n| n.get())
     );
@@ -939,7 +1003,7 @@ mod tests {
         let rows = super::run(&dir, sizes);
         super::tidy(&dir);
         let rows = rows.unwrap();
-        assert_eq!(rows.len(), 15);
+        assert_eq!(rows.len(), 16);
         assert!(rows.iter().all(|r| !r.ratios.is_empty() && r.ratios.iter().all(|(x, _)| x.is_finite() && *x > 0.0)));
         // Every row that has commitlog as a baseline says so in its ratios.
         let against_commitlog =

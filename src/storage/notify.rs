@@ -1,9 +1,15 @@
-//! Wait and wake for blocking consumers.
+//! Wait and wake for blocking and async consumers.
 //!
 //! Each partition has a [`Notifier`]; each waiting consumer has one
 //! [`WaitCell`] that it registers with the notifiers of every partition it
-//! reads before it sleeps. A producer publishes a record and then calls
+//! reads before it waits. A producer publishes a record and then calls
 //! [`Notifier::notify`], which costs one fence and one load when nobody waits.
+//!
+//! A cell is a thread's or a task's: a thread sleeps on its condition
+//! variable ([`WaitCell::sleep`]); a task leaves its [`Waker`] in it
+//! ([`WaitCell::arm_task`]) and returns `Pending`. Both kinds sit in the one
+//! list of cells, and [`WaitCell::wake`] serves both, so the argument below
+//! holds for threads and tasks alike.
 //!
 //! # Why no wake-up is lost
 //!
@@ -15,8 +21,18 @@
 //! or the producer sees `waiting > 0` and wakes the cell; the cell's flag is
 //! set under its mutex, so a wake that arrives before the consumer sleeps is
 //! remembered rather than lost.
+//!
+//! A task puts its waker into the cell (under the cell's mutex) *before* it
+//! registers, so a producer that sees the registration finds the waker, or
+//! the task's re-check sees the record. A wake takes the waker out; the
+//! task's next poll first ends its registration ([`WaitCell::disarm_task`]),
+//! looks for data, and only then arms again with the waker of that poll: a
+//! task polled many times is registered once per notifier, never more, and
+//! its latest waker is the one woken. A task whose future is dropped
+//! disarms, leaving nothing behind.
 
 use std::sync::Arc;
+use std::task::Waker;
 use std::time::Instant;
 
 use self::sync::{AtomicBool, AtomicUsize, Condvar, Mutex, Ordering, fence};
@@ -102,19 +118,68 @@ mod sync {
     }
 }
 
-/// A sleeping consumer's bed: a flag and a condition variable.
+/// A waiting consumer's bed: a flag and a condition variable for a thread,
+/// a waker slot for a task.
 #[derive(Debug, Default)]
 pub(crate) struct WaitCell {
-    woken: Mutex<bool>,
+    state: Mutex<CellState>,
     cv: Condvar,
 }
 
+/// What [`WaitCell::wake`] leaves for the cell's owner, under one mutex.
+#[derive(Debug, Default)]
+struct CellState {
+    /// Set by a wake, cleared by the sleep (or task poll) that sees it.
+    woken: bool,
+    /// The waker of the task that armed the cell, taken by the next wake.
+    waker: Option<Waker>,
+}
+
 impl WaitCell {
-    /// Wakes the owner of this cell (or makes its next wait return at once).
+    /// Wakes the owner of this cell: the sleeping thread, or the task whose
+    /// waker is in it (or makes the thread's next sleep return at once).
+    ///
+    /// The waker is woken after the cell's mutex is released; it is called
+    /// while the notifier's list is locked (see [`Notifier::notify`]), which
+    /// a waker that only schedules its task (every executor's does) never
+    /// notices.
     pub(crate) fn wake(&self) {
-        let mut w = self.woken.lock();
-        *w = true;
-        self.cv.notify_one();
+        let waker = {
+            let mut s = self.state.lock();
+            s.woken = true;
+            self.cv.notify_one();
+            s.waker.take()
+        };
+        if let Some(w) = waker {
+            w.wake();
+        }
+    }
+
+    /// Arms the cell for a task that found nothing to read: puts `waker`
+    /// into it (its only waker: the disarm that must come before this
+    /// dropped any earlier one), then registers it
+    /// with every notifier `notifiers` visits, each registration ending in
+    /// the `SeqCst` fence of [`Notifier::register`]. The caller must then
+    /// re-check for data and return `Pending` only if there is still none,
+    /// and must [`disarm_task`](WaitCell::disarm_task) with the same
+    /// notifiers before it arms again or goes away.
+    pub(crate) fn arm_task(self: &Arc<Self>, waker: &Waker, notifiers: impl Fn(&mut dyn FnMut(&Notifier))) {
+        {
+            let mut s = self.state.lock();
+            s.woken = false;
+            s.waker = Some(waker.clone());
+        }
+        notifiers(&mut |n| n.register(self));
+    }
+
+    /// Ends what [`arm_task`](WaitCell::arm_task) began: unregisters from
+    /// every notifier and drops the waker, so neither a later notify nor the
+    /// list of cells keeps anything of the task.
+    pub(crate) fn disarm_task(self: &Arc<Self>, notifiers: impl Fn(&mut dyn FnMut(&Notifier))) {
+        notifiers(&mut |n| n.unregister(self));
+        let mut s = self.state.lock();
+        s.woken = false;
+        s.waker = None;
     }
 
     /// Sleeps until woken or until `deadline`. Returns `false` on timeout.
@@ -125,28 +190,28 @@ impl WaitCell {
     /// so no model can lean on it by mistake. What a deadline adds, an early
     /// return, cannot lose a wake-up: callers re-check after any return.
     pub(crate) fn sleep(&self, deadline: Option<Instant>) -> bool {
-        let mut w = self.woken.lock();
-        while !*w {
+        let mut s = self.state.lock();
+        while !s.woken {
             match deadline {
                 #[cfg(all(test, loom))]
                 Some(_) => panic!("the loom model has no clock: sleep with no deadline"),
                 #[cfg(not(all(test, loom)))]
                 Some(d) => {
-                    if self.cv.wait_until(&mut w, d).timed_out() {
-                        let woken = *w;
-                        *w = false;
+                    if self.cv.wait_until(&mut s, d).timed_out() {
+                        let woken = s.woken;
+                        s.woken = false;
                         return woken;
                     }
                 }
-                None => self.cv.wait(&mut w),
+                None => self.cv.wait(&mut s),
             }
         }
-        *w = false;
+        s.woken = false;
         true
     }
 }
 
-/// Per-partition registry of sleeping consumers.
+/// Per-partition registry of waiting consumers, threads and tasks alike.
 #[derive(Debug, Default)]
 pub(crate) struct Notifier {
     waiting: AtomicUsize,
@@ -189,6 +254,14 @@ impl Notifier {
             cells.swap_remove(i);
             self.waiting.fetch_sub(1, Ordering::SeqCst);
         }
+    }
+
+    /// How many cells are registered now (for the tests that check an async
+    /// receive leaves one registration per notifier at most, and none once
+    /// it is dropped).
+    #[cfg(test)]
+    pub(crate) fn registered(&self) -> usize {
+        self.cells.lock().len()
     }
 
     /// Marks the partition closed and wakes everyone, for good.

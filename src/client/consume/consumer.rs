@@ -5,6 +5,7 @@ use std::cell::Cell;
 use std::marker::PhantomData;
 use std::sync::Arc;
 use std::sync::atomic::AtomicBool;
+use std::task::{Context, Poll};
 use std::time::{Duration, Instant};
 
 use crate::broker::topic::Topic;
@@ -496,14 +497,19 @@ impl Consumer {
     /// # Ok::<(), Box<dyn std::error::Error>>(())
     /// ```
     pub fn poll(&mut self, max: usize, timeout: Duration) -> Result<Vec<Message>> {
-        let mut out = Vec::new();
         if max == 0 {
-            return Ok(out);
+            return Ok(Vec::new());
         }
         match self.recv_timeout(timeout)? {
-            Some(m) => out.push(m),
-            None => return Ok(out),
+            Some(m) => Ok(self.gather(m, max)),
+            None => Ok(Vec::new()),
         }
+    }
+
+    /// `first` and the records available at once after it, up to `max` in
+    /// all: the rest of a [`poll`](Consumer::poll), blocking or async.
+    pub(crate) fn gather(&mut self, first: Message, max: usize) -> Vec<Message> {
+        let mut out = vec![first];
         while out.len() < max {
             match self.take_available() {
                 Ok(Some(m)) => out.push(m),
@@ -520,7 +526,54 @@ impl Consumer {
                 Err(_) => break,
             }
         }
-        Ok(out)
+        out
+    }
+
+    /// One poll of an async receive: the next record if one is there (the
+    /// position moves past it only then), else `Pending` with the task's
+    /// waker left in this consumer's cell, registered with every notifier
+    /// that can make a record or a group change appear.
+    ///
+    /// `armed` belongs to the future being polled: whether its last poll
+    /// left the cell armed. An armed cell is disarmed before anything else,
+    /// because looking for records may change the partitions (a
+    /// rebalance) and so the notifiers to register with; nothing else can
+    /// change them meanwhile, as the future borrows the consumer. The
+    /// future must call [`disarm_task`](Consumer::disarm_task) when it is
+    /// dropped armed.
+    pub(crate) fn poll_found(&mut self, cx: &mut Context<'_>, armed: &mut bool) -> Poll<Result<(usize, Found)>> {
+        // Two looks at most in one poll: when the re-check keeps saying
+        // "ready" and there is still nothing (a segment being rolled), the
+        // task is woken at once to look again later, giving its thread
+        // back to the executor meanwhile instead of spinning in `poll`.
+        for _ in 0..2 {
+            if std::mem::take(armed) {
+                self.disarm_task();
+            }
+            if let Some(found) = self.try_found().transpose() {
+                return Poll::Ready(found);
+            }
+            self.waiter.cell().arm_task(cx.waker(), |visit| self.each_notifier(visit));
+            *armed = true;
+            // Re-check after registering (see storage/notify.rs: no lost
+            // wake-ups, for tasks as for threads).
+            if !self.ready_to_look() {
+                return Poll::Pending;
+            }
+        }
+        cx.waker().wake_by_ref();
+        Poll::Pending
+    }
+
+    /// One poll of an async receive of an owned record (see
+    /// [`poll_found`](Consumer::poll_found)).
+    pub(crate) fn poll_message(&mut self, cx: &mut Context<'_>, armed: &mut bool) -> Poll<Result<Message>> {
+        self.poll_found(cx, armed).map_ok(|(i, f)| self.cursors.message(i, &f))
+    }
+
+    /// Ends the registration an async receive's last `Pending` poll left.
+    pub(crate) fn disarm_task(&self) {
+        self.waiter.cell().disarm_task(|visit| self.each_notifier(visit));
     }
 
     /// Installs the flag a channel bridge sets to stop a blocked receive, and
@@ -547,14 +600,16 @@ impl Consumer {
         self.cursors.may_have_data() || self.membership.as_ref().is_some_and(|m| m.changed())
     }
 
+    /// Whether a receive call should look again: something may be ready,
+    /// or nothing more can arrive.
+    fn ready_to_look(&self) -> bool {
+        self.any_ready() || self.cursors.closed_error().is_some()
+    }
+
     /// Waits until some partition may have data, the consumer is closed or
     /// interrupted (`true`), or `deadline` passes (`false`).
     fn wait_for_data(&self, deadline: Option<Instant>) -> bool {
-        self.waiter.wait(
-            deadline,
-            || self.any_ready() || self.cursors.closed_error().is_some(),
-            |visit| self.each_notifier(visit),
-        )
+        self.waiter.wait(deadline, || self.ready_to_look(), |visit| self.each_notifier(visit))
     }
 
     /// Visits every notifier that can wake this consumer: its partitions',

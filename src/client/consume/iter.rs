@@ -56,7 +56,18 @@ impl ErrorFuse {
         if self.ended {
             return None;
         }
-        let item = receive();
+        self.pass(receive())
+    }
+
+    /// Whether the iteration ended on a repeated error.
+    pub(crate) fn ended(&self) -> bool {
+        self.ended
+    }
+
+    /// Lets `item` through, unless it repeats the error just let through:
+    /// then the iteration ends. For a stream, which receives between its
+    /// own check of [`ended`](ErrorFuse::ended) and this.
+    pub(crate) fn pass<T>(&mut self, item: Option<Result<T>>) -> Option<Result<T>> {
         match &item {
             Some(Err(e)) => {
                 let text = e.to_string();

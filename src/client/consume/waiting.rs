@@ -9,7 +9,11 @@ use crate::storage::notify::{Notifier, WaitCell};
 
 /// How a blocked consumer waits for new records.
 ///
-/// Like the LMAX Disruptor's wait strategies: trade CPU for latency.
+/// Like the LMAX Disruptor's wait strategies: trade CPU for latency. The
+/// strategy concerns the blocking calls (`recv`, `poll`, `iter`, ...); an
+/// async receive (`recv_async`, `stream`) never spins: when nothing is
+/// there it leaves its task's waker with the partitions and returns
+/// `Pending`, giving the thread back to the executor.
 ///
 /// # Examples
 ///
@@ -62,6 +66,11 @@ impl Waiter {
     /// Removes the interrupt flag (when a bridge hands the consumer back).
     pub(crate) fn clear_interrupt(&mut self) {
         self.interrupt = None;
+    }
+
+    /// The cell this consumer waits on, as a thread or as a task.
+    pub(crate) fn cell(&self) -> &Arc<WaitCell> {
+        &self.cell
     }
 
     /// Whether a channel bridge asked the receive to stop.

@@ -6,6 +6,9 @@ use std::time::{Duration, Instant};
 use crate::broker::topic::Topic;
 use crate::client::consume::consumer::Consumer;
 use crate::client::consume::iter::{Iter, TryIter};
+use crate::client::consume::poll_future::PollFuture;
+use crate::client::consume::recv_future::RecvFuture;
+use crate::client::consume::stream::MessageStream;
 use crate::client::consume::waiting::WaitStrategy;
 use crate::client::consumer_group::membership::Membership;
 use crate::client::consumer_group::rebalance::RebalanceEvent;
@@ -339,6 +342,80 @@ impl GroupMember {
         self.consumer.poll_ref(max, timeout)
     }
 
+    /// The async form of [`recv`](GroupMember::recv) (see
+    /// [`Consumer::recv_async`]): group changes take effect at the start of
+    /// each poll, as at the start of each blocking receive, and a rebalance
+    /// wakes the waiting task as it wakes a blocked thread. Cancel-safe:
+    /// dropping the future takes no record, so nothing is committed for it.
+    ///
+    /// ```
+    /// use millpond::{AutoCommit, Broker, Record, TopicConfig};
+    /// # let dir = std::env::temp_dir().join(format!("millpond-doc-member-recvasync-{}", std::process::id()));
+    /// let broker = Broker::open(&dir)?;
+    /// let topic = broker.create_topic("jobs", TopicConfig::default())?;
+    /// let group = topic.group("workers")?.auto_commit(AutoCommit::Off);
+    /// let mut member = group.join()?;
+    /// let producer = topic.producer();
+    /// let sender = std::thread::spawn(move || producer.send(Record::new("job-1")));
+    /// let m = futures::executor::block_on(member.recv_async())?;
+    /// assert_eq!(m.value(), b"job-1");
+    /// member.commit()?;
+    /// assert_eq!(group.committed()?[&0], 1);
+    /// sender.join().unwrap()?;
+    /// # drop((member, group, topic, broker)); std::fs::remove_dir_all(&dir)?;
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn recv_async(&mut self) -> RecvFuture<'_> {
+        self.consumer.recv_async()
+    }
+
+    /// The async form of [`poll`](GroupMember::poll) (see
+    /// [`Consumer::poll_async`]). A `commit` after handling the batch
+    /// commits all of it.
+    ///
+    /// ```
+    /// use millpond::{AutoCommit, Broker, Record, TopicConfig};
+    /// # let dir = std::env::temp_dir().join(format!("millpond-doc-member-pollasync-{}", std::process::id()));
+    /// let broker = Broker::open(&dir)?;
+    /// let topic = broker.create_topic("t", TopicConfig::default())?;
+    /// topic.producer().send_batch((0..10).map(|i| Record::new(vec![i as u8])))?;
+    /// let group = topic.group("sum")?.auto_commit(AutoCommit::Off);
+    /// let mut member = group.join()?;
+    /// let batch = futures::executor::block_on(member.poll_async(100))?;
+    /// member.commit()?;
+    /// assert_eq!(batch.iter().map(|m| u32::from(m.value()[0])).sum::<u32>(), 45);
+    /// assert_eq!(group.lag()?[0].lag, 0);
+    /// # drop((member, group, topic, broker)); std::fs::remove_dir_all(&dir)?;
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn poll_async(&mut self, max: usize) -> PollFuture<'_> {
+        self.consumer.poll_async(max)
+    }
+
+    /// The async form of [`iter`](GroupMember::iter): a
+    /// [`futures_core::Stream`] of owned records (see [`Consumer::stream`]),
+    /// ending when the broker closes.
+    ///
+    /// ```
+    /// use futures::StreamExt;
+    /// use millpond::{AutoCommit, Broker, Record, TopicConfig};
+    /// # let dir = std::env::temp_dir().join(format!("millpond-doc-member-stream-{}", std::process::id()));
+    /// let broker = Broker::open(&dir)?;
+    /// let topic = broker.create_topic("t", TopicConfig::default().partitions(2))?;
+    /// topic.producer().send_batch((0..4).map(|i| Record::new(format!("{i}"))))?;
+    /// let mut member = topic.group("g")?.auto_commit(AutoCommit::Off).join()?;
+    /// let closer = broker.clone();
+    /// let closing = std::thread::spawn(move || { std::thread::sleep(std::time::Duration::from_millis(50)); closer.close() });
+    /// let received = futures::executor::block_on(member.stream().count());
+    /// assert_eq!(received, 4); // then the stream ended: the broker closed
+    /// closing.join().expect("closed")?;
+    /// # drop((member, topic, broker)); std::fs::remove_dir_all(&dir)?;
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn stream(&mut self) -> MessageStream<'_> {
+        self.consumer.stream()
+    }
+
     /// See [`Consumer::iter`].
     ///
     /// See [`GroupMember`] for an example.
@@ -358,6 +435,43 @@ impl GroupMember {
 mod tests {
     use crate::{Broker, Error, TopicConfig};
     use std::time::Duration;
+
+    #[test]
+    fn a_pending_async_receive_registers_once_with_its_partitions_and_its_group() {
+        use std::future::Future;
+        let dir = std::env::temp_dir().join(format!("millpond-unit-member-async-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        let broker = Broker::open(&dir).unwrap();
+        let topic = broker.create_topic("t", TopicConfig::default().partitions(2)).unwrap();
+        let mut m = topic.group("g").unwrap().join().unwrap();
+        let mut cx = std::task::Context::from_waker(std::task::Waker::noop());
+        let counts = |m: &super::GroupMember| {
+            let group = m.consumer.membership.as_ref().unwrap().notifier().registered();
+            let parts: Vec<usize> = (0..2).map(|p| topic.partition_log(p).unwrap().notifier.registered()).collect();
+            (parts, group)
+        };
+        let mut f = m.recv_async();
+        for _ in 0..50 {
+            assert!(std::pin::Pin::new(&mut f).poll(&mut cx).is_pending());
+        }
+        drop(f);
+        assert_eq!(counts(&m), (vec![0, 0], 0), "dropped: nothing left registered");
+        let mut f = m.recv_async();
+        assert!(std::pin::Pin::new(&mut f).poll(&mut cx).is_pending());
+        assert!(std::pin::Pin::new(&mut f).poll(&mut cx).is_pending());
+        drop(f);
+        let mut f = m.poll_async(10);
+        assert!(std::pin::Pin::new(&mut f).poll(&mut cx).is_pending());
+        // While `f` borrows the member, the partitions' notifiers are
+        // reached through the topic.
+        assert!(std::pin::Pin::new(&mut f).poll(&mut cx).is_pending());
+        let parts: Vec<usize> = (0..2).map(|p| topic.partition_log(p).unwrap().notifier.registered()).collect();
+        assert_eq!(parts, [1, 1], "one registration per partition, however often polled");
+        drop(f);
+        assert_eq!(counts(&m), (vec![0, 0], 0));
+        drop((m, topic, broker));
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
 
     #[test]
     fn member_without_partitions_wakes_when_the_broker_closes() {

@@ -3,6 +3,9 @@
 use std::time::{Duration, Instant};
 
 use crate::client::consume::consumer::Consumer;
+use crate::client::consume::poll_future::PollFuture;
+use crate::client::consume::recv_future::RecvFuture;
+use crate::client::consume::stream::MessageStream;
 use crate::client::consumer_group::member::GroupMember;
 use crate::error::Result;
 use crate::storage::message::Message;
@@ -39,6 +42,12 @@ pub trait Source: sealed::Sealed {
     fn source_topic(&self) -> &str;
     #[doc(hidden)]
     fn source_poll(&mut self, max: usize, timeout: Duration) -> Result<Vec<Message>>;
+    #[doc(hidden)]
+    fn source_recv_async(&mut self) -> RecvFuture<'_>;
+    #[doc(hidden)]
+    fn source_poll_async(&mut self, max: usize) -> PollFuture<'_>;
+    #[doc(hidden)]
+    fn source_stream(&mut self) -> MessageStream<'_>;
 }
 
 mod sealed {
@@ -52,6 +61,15 @@ mod sealed {
 }
 
 impl Source for Consumer {
+    fn source_recv_async(&mut self) -> RecvFuture<'_> {
+        self.recv_async()
+    }
+    fn source_poll_async(&mut self, max: usize) -> PollFuture<'_> {
+        self.poll_async(max)
+    }
+    fn source_stream(&mut self) -> MessageStream<'_> {
+        self.stream()
+    }
     fn source_try_recv(&mut self) -> Result<Option<Message>> {
         self.try_recv()
     }
@@ -70,6 +88,15 @@ impl Source for Consumer {
 }
 
 impl Source for GroupMember {
+    fn source_recv_async(&mut self) -> RecvFuture<'_> {
+        self.recv_async()
+    }
+    fn source_poll_async(&mut self, max: usize) -> PollFuture<'_> {
+        self.poll_async(max)
+    }
+    fn source_stream(&mut self) -> MessageStream<'_> {
+        self.stream()
+    }
     fn source_try_recv(&mut self) -> Result<Option<Message>> {
         self.try_recv()
     }

@@ -6,16 +6,20 @@ use std::time::{Duration, Instant};
 use crate::broker::topic::Topic;
 use crate::client::consume::consumer::Consumer;
 use crate::client::consume::start_from::StartFrom;
-use crate::client::typed::codec::{Bincode, Codec};
+use crate::client::typed::codec::{Bincode, Decoder};
 use crate::client::typed::source::Source;
 use crate::client::typed::typed_message::TypedMessage;
-use crate::error::{Error, Result};
+use crate::client::typed::typed_poll_future::TypedPollFuture;
+use crate::client::typed::typed_recv_future::TypedRecvFuture;
+use crate::client::typed::typed_stream::TypedStream;
+use crate::error::Result;
 use crate::storage::message::Message;
 
-/// Receives values of type `T`, decoded by a [`Codec`], from a [`Consumer`]
+/// Receives values of type `T`, decoded by a [`Decoder`] (the half of a
+/// [`Codec`](crate::Codec) a consumer needs), from a [`Consumer`]
 /// or a [`GroupMember`](crate::GroupMember).
 ///
-/// A record that fails to decode is returned as [`Error::Decode`] with its
+/// A record that fails to decode is returned as [`Error::Decode`](crate::Error::Decode) with its
 /// partition and offset; the consumer has already moved past it, so the
 /// next call goes on with the following record (skip it, log it, or send it
 /// to a dead-letter topic).
@@ -50,7 +54,7 @@ impl<T, C, S: std::fmt::Debug> std::fmt::Debug for TypedConsumer<T, C, S> {
     }
 }
 
-impl<T, C: Codec<T>, S: Source> TypedConsumer<T, C, S> {
+impl<T, C: Decoder<T>, S: Source> TypedConsumer<T, C, S> {
     /// Wraps a consumer or group member with a codec.
     ///
     /// ```
@@ -69,18 +73,10 @@ impl<T, C: Codec<T>, S: Source> TypedConsumer<T, C, S> {
     }
 
     fn decode(&self, message: Message) -> Result<TypedMessage<T>> {
-        match self.codec.decode(message.value()) {
-            Ok(value) => Ok(TypedMessage { value, message }),
-            Err(reason) => Err(Error::Decode {
-                topic: self.source.source_topic().to_string(),
-                partition: message.partition(),
-                offset: message.offset(),
-                reason,
-            }),
-        }
+        TypedMessage::decode(&self.codec, self.source.source_topic(), message)
     }
 
-    /// See [`Consumer::try_recv`]; decode failures are [`Error::Decode`].
+    /// See [`Consumer::try_recv`]; decode failures are [`Error::Decode`](crate::Error::Decode).
     ///
     /// See [`TypedConsumer::new`] for an example.
     pub fn try_recv(&mut self) -> Result<Option<TypedMessage<T>>> {
@@ -90,7 +86,7 @@ impl<T, C: Codec<T>, S: Source> TypedConsumer<T, C, S> {
         }
     }
 
-    /// See [`Consumer::recv`]; decode failures are [`Error::Decode`].
+    /// See [`Consumer::recv`]; decode failures are [`Error::Decode`](crate::Error::Decode).
     ///
     /// See [`TypedConsumer`] for an example.
     pub fn recv(&mut self) -> Result<TypedMessage<T>> {
@@ -98,7 +94,7 @@ impl<T, C: Codec<T>, S: Source> TypedConsumer<T, C, S> {
         self.decode(m)
     }
 
-    /// See [`Consumer::recv_timeout`]; decode failures are [`Error::Decode`].
+    /// See [`Consumer::recv_timeout`]; decode failures are [`Error::Decode`](crate::Error::Decode).
     ///
     /// ```
     /// use millpond::{Broker, StartFrom, TopicConfig};
@@ -144,9 +140,79 @@ impl<T, C: Codec<T>, S: Source> TypedConsumer<T, C, S> {
         Ok(messages.into_iter().map(|m| self.decode(m)).collect())
     }
 
+    /// The async form of [`recv`](TypedConsumer::recv) (see
+    /// [`Consumer::recv_async`]); decode failures are [`Error::Decode`](crate::Error::Decode),
+    /// and the consumer has moved past the bad record, as for `recv`.
+    ///
+    /// ```
+    /// use millpond::{Broker, Error, Record, StartFrom, TopicConfig};
+    /// # let dir = std::env::temp_dir().join(format!("millpond-doc-typedrecvasync-{}", std::process::id()));
+    /// let broker = Broker::open(&dir)?;
+    /// let topic = broker.create_topic("readings", TopicConfig::default())?;
+    /// let mut c = topic.typed_consumer::<f64>(StartFrom::Earliest)?;
+    /// topic.producer().send(Record::new("not a float"))?;
+    /// topic.typed_producer::<f64>().send(&21.5)?;
+    /// futures::executor::block_on(async {
+    ///     assert!(matches!(c.recv_async().await, Err(Error::Decode { offset: 0, .. })));
+    ///     assert_eq!(c.recv_async().await?.value, 21.5);
+    ///     Ok::<(), Error>(())
+    /// })?;
+    /// # drop(c); drop(broker); std::fs::remove_dir_all(&dir)?;
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn recv_async(&mut self) -> TypedRecvFuture<'_, T, C> {
+        TypedRecvFuture::new(self.source.source_recv_async(), &self.codec)
+    }
+
+    /// The async form of [`poll`](TypedConsumer::poll) (see
+    /// [`Consumer::poll_async`]): each item decoded separately.
+    ///
+    /// ```
+    /// use millpond::{Broker, StartFrom, TopicConfig};
+    /// # let dir = std::env::temp_dir().join(format!("millpond-doc-typedpollasync-{}", std::process::id()));
+    /// let broker = Broker::open(&dir)?;
+    /// let topic = broker.create_topic("t", TopicConfig::default())?;
+    /// topic.typed_producer::<u32>().send_batch(&[1, 2, 3])?;
+    /// let mut c = topic.typed_consumer::<u32>(StartFrom::Earliest)?;
+    /// let batch = futures::executor::block_on(c.poll_async(10))?;
+    /// let values: Vec<u32> = batch.into_iter().map(|m| m.map(|m| m.value)).collect::<Result<_, _>>()?;
+    /// assert_eq!(values, [1, 2, 3]);
+    /// # drop(c); drop(broker); std::fs::remove_dir_all(&dir)?;
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn poll_async(&mut self, max: usize) -> TypedPollFuture<'_, T, C> {
+        TypedPollFuture::new(self.source.source_poll_async(max), &self.codec)
+    }
+
+    /// The async form of [`iter`](TypedConsumer::iter): a
+    /// [`futures_core::Stream`] of decoded values that ends when the broker
+    /// closes; a record that does not decode is yielded as
+    /// [`Error::Decode`](crate::Error::Decode) and the stream goes on.
+    ///
+    /// ```
+    /// use futures::StreamExt;
+    /// use millpond::{Broker, StartFrom, TopicConfig};
+    /// # let dir = std::env::temp_dir().join(format!("millpond-doc-typedstream-{}", std::process::id()));
+    /// let broker = Broker::open(&dir)?;
+    /// let topic = broker.create_topic("t", TopicConfig::default())?;
+    /// let mut c = topic.typed_consumer::<String>(StartFrom::Earliest)?;
+    /// let producer = topic.typed_producer::<String>();
+    /// let sender = std::thread::spawn(move || producer.send_batch(&["a".to_string(), "b".to_string()]));
+    /// let values: Vec<String> = futures::executor::block_on(c.stream().take(2).map(|m| m.map(|m| m.value)).collect::<Vec<_>>())
+    ///     .into_iter()
+    ///     .collect::<Result<_, _>>()?;
+    /// assert_eq!(values, ["a", "b"]);
+    /// sender.join().unwrap()?;
+    /// # drop(c); drop(broker); std::fs::remove_dir_all(&dir)?;
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn stream(&mut self) -> TypedStream<'_, T, C> {
+        TypedStream::new(self.source.source_stream(), &self.codec)
+    }
+
     /// A blocking iterator over decoded values, like [`Consumer::iter`]: it
     /// ends when the broker closes or the topic is deleted; a record that
-    /// does not decode is yielded as [`Error::Decode`] and the iterator goes
+    /// does not decode is yielded as [`Error::Decode`](crate::Error::Decode) and the iterator goes
     /// on.
     ///
     /// ```
@@ -171,7 +237,7 @@ impl<T, C: Codec<T>, S: Source> TypedConsumer<T, C, S> {
 
     /// A non-blocking iterator over the decoded values available now, like
     /// [`Consumer::try_iter`]; decode failures are yielded as
-    /// [`Error::Decode`].
+    /// [`Error::Decode`](crate::Error::Decode).
     ///
     /// ```
     /// use millpond::{Broker, StartFrom, TopicConfig};
@@ -226,7 +292,7 @@ impl<T, C: Codec<T>, S: Source> TypedConsumer<T, C, S> {
 
 /// Blocking iterator from [`TypedConsumer::iter`]: ends when the broker
 /// closes or the topic is deleted; other errors (including
-/// [`Error::Decode`]) are yielded as `Err`.
+/// [`Error::Decode`](crate::Error::Decode)) are yielded as `Err`.
 ///
 /// See [`TypedConsumer::iter`] for an example.
 pub struct TypedIter<'c, T, C = Bincode, S = Consumer> {
@@ -240,7 +306,7 @@ impl<T, C, S: std::fmt::Debug> std::fmt::Debug for TypedIter<'_, T, C, S> {
     }
 }
 
-impl<T, C: Codec<T>, S: Source> Iterator for TypedIter<'_, T, C, S> {
+impl<T, C: Decoder<T>, S: Source> Iterator for TypedIter<'_, T, C, S> {
     type Item = Result<TypedMessage<T>>;
 
     fn next(&mut self) -> Option<Self::Item> {
@@ -250,7 +316,7 @@ impl<T, C: Codec<T>, S: Source> Iterator for TypedIter<'_, T, C, S> {
 
 /// Non-blocking iterator from [`TypedConsumer::try_iter`]: ends when nothing
 /// more is available (or the broker closed); other errors (including
-/// [`Error::Decode`]) are yielded as `Err`.
+/// [`Error::Decode`](crate::Error::Decode)) are yielded as `Err`.
 ///
 /// See [`TypedConsumer::try_iter`] for an example.
 pub struct TypedTryIter<'c, T, C = Bincode, S = Consumer> {
@@ -264,7 +330,7 @@ impl<T, C, S: std::fmt::Debug> std::fmt::Debug for TypedTryIter<'_, T, C, S> {
     }
 }
 
-impl<T, C: Codec<T>, S: Source> Iterator for TypedTryIter<'_, T, C, S> {
+impl<T, C: Decoder<T>, S: Source> Iterator for TypedTryIter<'_, T, C, S> {
     type Item = Result<TypedMessage<T>>;
 
     fn next(&mut self) -> Option<Self::Item> {
@@ -277,17 +343,14 @@ impl Topic {
     /// [`Bincode`](Bincode).
     ///
     /// See [`TypedConsumer`] for an example.
-    pub fn typed_consumer<T: serde::Serialize + serde::de::DeserializeOwned>(
-        &self,
-        from: StartFrom,
-    ) -> Result<TypedConsumer<T>> {
+    pub fn typed_consumer<T: serde::de::DeserializeOwned>(&self, from: StartFrom) -> Result<TypedConsumer<T>> {
         Ok(TypedConsumer::new(self.consumer(from)?, Bincode))
     }
 
     /// An independent consumer of values of type `T`, decoded with `codec`.
     ///
     /// See [`Topic::typed_producer_with`] for an example.
-    pub fn typed_consumer_with<T, C: Codec<T>>(&self, from: StartFrom, codec: C) -> Result<TypedConsumer<T, C>> {
+    pub fn typed_consumer_with<T, C: Decoder<T>>(&self, from: StartFrom, codec: C) -> Result<TypedConsumer<T, C>> {
         Ok(TypedConsumer::new(self.consumer(from)?, codec))
     }
 }
