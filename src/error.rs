@@ -51,6 +51,12 @@ pub enum Error {
     #[error("the broker was closed (Broker::close was called); open its directory again to go on")]
     Closed,
 
+    /// A blocking or async receive was interrupted by the consumer's
+    /// [`WakeupHandle`](crate::WakeupHandle); nothing was received, and the
+    /// consumer can go on receiving.
+    #[error("the receive was interrupted by its WakeupHandle")]
+    Interrupted,
+
     /// The topic was deleted while this handle was in use.
     #[error("topic {topic:?} was deleted")]
     TopicDeleted {

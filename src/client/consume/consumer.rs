@@ -12,6 +12,7 @@ use crate::broker::topic::Topic;
 use crate::client::consume::cursor_set::CursorSet;
 use crate::client::consume::start_from::StartFrom;
 use crate::client::consume::waiting::{WaitStrategy, Waiter};
+use crate::client::consume::wakeup::WakeupHandle;
 use crate::client::consumer_group::membership::Membership;
 use crate::client::consumer_group::policy::OffsetReset;
 use crate::error::{Error, Result};
@@ -413,6 +414,9 @@ impl Consumer {
             if let Some(found) = self.try_found()? {
                 return Ok(Some(found));
             }
+            if self.waiter.take_wakeup() {
+                return Err(Error::Interrupted);
+            }
             if self.waiter.interrupted() || !self.wait_for_data(deadline) {
                 return Ok(None);
             }
@@ -553,6 +557,9 @@ impl Consumer {
             if let Some(found) = self.try_found().transpose() {
                 return Poll::Ready(found);
             }
+            if self.waiter.take_wakeup() {
+                return Poll::Ready(Err(Error::Interrupted));
+            }
             self.waiter.cell().arm_task(cx.waker(), |visit| self.each_notifier(visit));
             *armed = true;
             // Re-check after registering (see storage/notify.rs: no lost
@@ -574,6 +581,30 @@ impl Consumer {
     /// Ends the registration an async receive's last `Pending` poll left.
     pub(crate) fn disarm_task(&self) {
         self.waiter.cell().disarm_task(|visit| self.each_notifier(visit));
+    }
+
+    /// A handle another thread or task uses to wake this consumer out of a
+    /// blocking receive (Kafka's `consumer.wakeup()`): the receive that is
+    /// waiting, or the next one that would wait, returns
+    /// [`Error::Interrupted`] once per [`WakeupHandle::wake`]. Records that
+    /// are already there are returned first; nothing is lost or skipped. For
+    /// shutting a consumer thread down without closing the broker.
+    ///
+    /// ```
+    /// use millpond::{Broker, Error, StartFrom, TopicConfig};
+    /// # let dir = std::env::temp_dir().join(format!("millpond-doc-wakeup-{}", std::process::id()));
+    /// let broker = Broker::open(&dir)?;
+    /// let topic = broker.create_topic("t", TopicConfig::default())?;
+    /// let mut consumer = topic.consumer(StartFrom::Latest)?;
+    /// let wakeup = consumer.wakeup_handle();
+    /// let worker = std::thread::spawn(move || consumer.recv().map(|m| m.offset()));
+    /// wakeup.wake(); // shutting down: the blocked recv returns
+    /// assert!(matches!(worker.join().unwrap(), Err(Error::Interrupted)));
+    /// # drop(topic); drop(broker); std::fs::remove_dir_all(&dir)?;
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn wakeup_handle(&self) -> WakeupHandle {
+        WakeupHandle::new(Arc::clone(self.waiter.wakeup_flag()), Arc::clone(self.waiter.cell()))
     }
 
     /// Installs the flag a channel bridge sets to stop a blocked receive, and
@@ -603,7 +634,7 @@ impl Consumer {
     /// Whether a receive call should look again: something may be ready,
     /// or nothing more can arrive.
     fn ready_to_look(&self) -> bool {
-        self.any_ready() || self.cursors.closed_error().is_some()
+        self.any_ready() || self.cursors.closed_error().is_some() || self.waiter.wakeup_requested()
     }
 
     /// Waits until some partition may have data, the consumer is closed or

@@ -11,3 +11,4 @@ pub(crate) mod start_from;
 pub(crate) mod stream;
 pub(crate) mod task_wait;
 pub(crate) mod waiting;
+pub(crate) mod wakeup;

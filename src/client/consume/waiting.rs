@@ -48,6 +48,9 @@ pub(crate) struct Waiter {
     strategy: WaitStrategy,
     /// Set by a channel bridge to stop a blocked receive.
     interrupt: Option<Arc<AtomicBool>>,
+    /// Set by a [`WakeupHandle`](crate::WakeupHandle): the next receive
+    /// that would wait returns `Error::Interrupted` instead.
+    wakeup: Arc<AtomicBool>,
 }
 
 impl Waiter {
@@ -61,6 +64,21 @@ impl Waiter {
     pub(crate) fn set_interrupt(&mut self, flag: Arc<AtomicBool>) -> Arc<WaitCell> {
         self.interrupt = Some(flag);
         Arc::clone(&self.cell)
+    }
+
+    /// The flag a [`WakeupHandle`](crate::WakeupHandle) sets.
+    pub(crate) fn wakeup_flag(&self) -> &Arc<AtomicBool> {
+        &self.wakeup
+    }
+
+    /// Whether a wake-up was asked for and not yet delivered.
+    pub(crate) fn wakeup_requested(&self) -> bool {
+        self.wakeup.load(Ordering::SeqCst)
+    }
+
+    /// Delivers a requested wake-up: `true` once per request.
+    pub(crate) fn take_wakeup(&self) -> bool {
+        self.wakeup.swap(false, Ordering::SeqCst)
     }
 
     /// Removes the interrupt flag (when a bridge hands the consumer back).

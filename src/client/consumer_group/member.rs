@@ -10,6 +10,7 @@ use crate::client::consume::poll_future::PollFuture;
 use crate::client::consume::recv_future::RecvFuture;
 use crate::client::consume::stream::MessageStream;
 use crate::client::consume::waiting::WaitStrategy;
+use crate::client::consume::wakeup::WakeupHandle;
 use crate::client::consumer_group::membership::Membership;
 use crate::client::consumer_group::rebalance::RebalanceEvent;
 use crate::error::{Error, Result};
@@ -428,6 +429,15 @@ impl GroupMember {
     /// See [`GroupMember`] for an example.
     pub fn try_iter(&mut self) -> TryIter<'_> {
         self.consumer.try_iter()
+    }
+
+    /// A handle that wakes this member out of a blocking or async receive
+    /// from another thread ([`Error::Interrupted`]), to stop it without
+    /// closing the broker (see [`Consumer::wakeup_handle`]).
+    ///
+    /// See [`WakeupHandle`](crate::WakeupHandle) for an example.
+    pub fn wakeup_handle(&self) -> WakeupHandle {
+        self.consumer.wakeup_handle()
     }
 }
 
