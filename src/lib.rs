@@ -120,6 +120,7 @@ pub use client::consumer_group::policy::{AutoCommit, OffsetReset};
 pub use client::consumer_group::rebalance::{RebalanceEvent, RebalanceKind};
 pub use client::produce::producer::Producer;
 pub use client::produce::send_error::{SendTimeoutError, TrySendError};
+pub use client::produce::send_future::SendFuture;
 pub use client::typed::codec::{Bincode, Codec, Decoder, Encoder};
 pub use client::typed::source::Source;
 pub use client::typed::typed_consumer::{TypedConsumer, TypedIter, TypedTryIter};

@@ -172,6 +172,7 @@ impl Broker {
             maintenance: Mutex::new(None),
             health,
             prefault: Mutex::new(prefault),
+            durable: Mutex::new(None),
             trash_seq: AtomicU64::new(0),
             groups: Mutex::new(HashMap::new()),
         });

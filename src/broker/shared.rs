@@ -17,11 +17,13 @@ use crate::error::{Error, Result};
 use crate::group::coordinator::GroupState;
 use crate::group::offsets::OffsetsFile;
 use crate::storage::background::Worker;
+use crate::storage::durable_appender::{Completion, DurableAppender};
 use crate::storage::fsutil;
 use crate::storage::health::Health;
 use crate::storage::partition_log::settings::LogSettings;
 use crate::storage::partition_log::state::PartitionLog;
 use crate::storage::prefault::Prefaulter;
+use crate::storage::record::Record;
 use crate::storage::recovery_event::RecoveryEvent;
 use crate::topic::meta::{self, TopicMeta};
 use crate::topic::names;
@@ -59,6 +61,9 @@ pub(crate) struct Shared {
     pub(crate) health: Arc<Health>,
     /// The pre-fault thread (see `storage/prefault.rs`), unless disabled.
     pub(crate) prefault: Mutex<Option<(Prefaulter, JoinHandle<()>)>>,
+    /// The thread that appends async sends to `FsyncPolicy::Always`
+    /// partitions (see `storage/durable_appender.rs`), once needed.
+    pub(crate) durable: Mutex<Option<DurableAppender>>,
     pub(crate) trash_seq: AtomicU64,
     /// Consumer groups in use, by (group, topic).
     pub(crate) groups: Mutex<HashMap<(String, String), Arc<GroupState>>>,
@@ -121,6 +126,25 @@ impl Shared {
             }
         }
         Ok(names.into_iter().collect())
+    }
+
+    /// Queues `record` for `log` on the durable-append thread (started on
+    /// first use); `Closed` once the broker is closed.
+    pub(crate) fn submit_durable(
+        &self,
+        log: Arc<PartitionLog>,
+        record: Record<'static>,
+        size: usize,
+    ) -> Result<Arc<Completion>> {
+        let mut durable = self.durable.lock();
+        // Checked under the lock `close` takes the thread under: a record
+        // queued here is one the thread still writes.
+        self.check_open()?;
+        let appender = match durable.as_mut() {
+            Some(a) => a,
+            None => durable.insert(DurableAppender::start()?),
+        };
+        Ok(appender.submit(log, record, size))
     }
 
     /// A fresh entry in the trash directory. Short (not derived from the
@@ -200,6 +224,12 @@ impl Shared {
             if let Err(e) = maintenance.halt() {
                 log::error!("millpond: the maintenance thread ended badly: {e}");
             }
+        }
+        // Queued durable appends are written (or fail) before the
+        // partitions close, so a sender awaiting one hears how it went.
+        let durable = self.durable.lock().take(); // not held while joining
+        if let Some(mut durable) = durable {
+            durable.stop();
         }
         if let Some((prefault, handle)) = self.prefault.lock().take() {
             prefault.stop();

@@ -8,6 +8,7 @@ pub(crate) mod background;
 pub(crate) mod batch;
 pub(crate) mod bytes_debug;
 pub(crate) mod cursor;
+pub(crate) mod durable_appender;
 pub(crate) mod epochs;
 pub(crate) mod frame;
 pub(crate) mod fsutil;

@@ -132,6 +132,22 @@ impl fmt::Debug for Record<'_> {
 }
 
 impl<'a> Record<'a> {
+    /// The same record owning its bytes, to outlive what it borrowed.
+    pub(crate) fn into_owned(self) -> Record<'static> {
+        let own = |c: Cow<'a, [u8]>| Cow::Owned(c.into_owned());
+        Record {
+            key: self.key.map(own),
+            value: self.value.map(own),
+            headers: self
+                .headers
+                .into_iter()
+                .map(|(n, v)| (Cow::Owned(n.into_owned()), Cow::Owned(v.into_owned())))
+                .collect(),
+            timestamp: self.timestamp,
+            partition: self.partition,
+        }
+    }
+
     /// A record with this value.
     ///
     /// ```

@@ -39,7 +39,7 @@ impl Topic {
         })
     }
 
-    fn over_limit(&self, partition: u32) -> bool {
+    pub(crate) fn over_limit(&self, partition: u32) -> bool {
         let limit = match self.inner.config.max_backlog {
             Backlog::Records(n) | Backlog::Bytes(n) => n,
             Backlog::Unbounded => return false,

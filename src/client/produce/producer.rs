@@ -92,12 +92,12 @@ impl Producer {
         &self.topic
     }
 
-    fn round_robin(&self) -> u32 {
+    pub(crate) fn round_robin(&self) -> u32 {
         self.next_partition.fetch_add(1, Ordering::Relaxed) % self.topic.partitions()
     }
 
     /// The partition for `record`, with `fallback` for keyless records.
-    fn choose(&self, record: &Record<'_>, fallback: impl FnOnce() -> u32) -> Result<u32> {
+    pub(crate) fn choose(&self, record: &Record<'_>, fallback: impl FnOnce() -> u32) -> Result<u32> {
         let partitions = self.topic.partitions();
         match (record.partition, record.key.as_deref()) {
             (Some(p), _) if p < partitions => Ok(p),
@@ -111,7 +111,7 @@ impl Producer {
 
     /// Checks a record against the format and the topic's size limit,
     /// returning its encoded size.
-    fn check(&self, record: &Record<'_>) -> Result<usize> {
+    pub(crate) fn check(&self, record: &Record<'_>) -> Result<usize> {
         frame::check_record_shape(record)
             .map_err(|reason| Error::InvalidRecord { topic: self.topic.name().to_string(), reason })?;
         let size = frame::record_len(record);
@@ -154,7 +154,7 @@ impl Producer {
         self.append_one(&record, partition, size)
     }
 
-    fn append_one(&self, record: &Record<'_>, partition: u32, size: usize) -> Result<RecordId> {
+    pub(crate) fn append_one(&self, record: &Record<'_>, partition: u32, size: usize) -> Result<RecordId> {
         let log = self.topic.partition_log(partition)?;
         let offset = log.append(&[record], &[size])?;
         Ok(RecordId { partition, offset })
