@@ -136,7 +136,9 @@ pub enum Error {
     /// bridge panicked (from [`Mirror::stop`](crate::Mirror::stop) or the
     /// bridge's `stop`): a bug in millpond, or in librdkafka under the
     /// bridge. Its partitions' records stay where they were; nothing
-    /// copied is lost.
+    /// copied is lost. Also the thread of a
+    /// [`MemberChannel`](crate::MemberChannel), whose rebalance listener
+    /// panicked: nothing more was committed.
     #[error("the {what} thread panicked")]
     ThreadPanicked {
         /// Which thread.

@@ -116,6 +116,7 @@ pub use client::consume::wakeup::WakeupHandle;
 pub use client::consumer_group::group::{Group, PartitionLag};
 pub use client::consumer_group::group_admin::{GroupDescription, MemberDescription, ResetTo};
 pub use client::consumer_group::member::GroupMember;
+pub use client::consumer_group::member_channel::{Acker, MemberChannel};
 pub use client::consumer_group::policy::{AutoCommit, OffsetReset};
 pub use client::consumer_group::rebalance::{RebalanceEvent, RebalanceKind};
 pub use client::produce::producer::Producer;

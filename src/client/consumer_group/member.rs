@@ -439,6 +439,11 @@ impl GroupMember {
     pub fn wakeup_handle(&self) -> WakeupHandle {
         self.consumer.wakeup_handle()
     }
+
+    /// The membership, for the channel bridge.
+    pub(crate) fn membership_mut(&mut self) -> Option<&mut Membership> {
+        self.consumer.membership.as_deref_mut()
+    }
 }
 
 #[cfg(test)]

@@ -99,6 +99,16 @@ impl Membership {
         self.listener = Some(listener);
     }
 
+    /// Hands commits over to a [`MemberChannel`](crate::MemberChannel):
+    /// no more commits of positions (auto or on revocation), since the
+    /// positions run ahead of what the application has handled; returns
+    /// the auto-commit policy it had and the listener installed so far.
+    pub(crate) fn hand_over_commits(&mut self) -> (AutoCommit, Option<Listener>) {
+        let auto = std::mem::replace(&mut self.auto_commit, AutoCommit::Off);
+        self.commit_on_revoke = false;
+        (auto, self.listener.take())
+    }
+
     /// Commits `offsets` for this member (durable when it returns).
     pub(crate) fn commit(&self, offsets: &[(u32, u64)]) -> Result<()> {
         self.state.commit(self.id, offsets)

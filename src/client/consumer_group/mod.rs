@@ -32,6 +32,7 @@
 pub(crate) mod group;
 pub(crate) mod group_admin;
 pub(crate) mod member;
+pub(crate) mod member_channel;
 pub(crate) mod membership;
 pub(crate) mod policy;
 pub(crate) mod rebalance;
