@@ -6,7 +6,9 @@
 //!
 //! `cargo run --release --example bench` prints one row per workload with
 //! every figure and its ratio against each baseline. 100-byte records
-//! throughout. Pass `quick` for a smaller run. The figures are only
+//! throughout. Pass `quick` for a smaller run, `contended` for only the row
+//! of four producers on one partition (to compare changes to the append
+//! path; with `quick`, on fewer records). The figures are only
 //! meaningful in release mode on an otherwise idle machine; `cargo test`
 //! runs a tiny version that checks every workload delivers every record, not
 //! the speed.
@@ -427,16 +429,19 @@ fn read_backlog(dir: &Path, n: u64) -> Result<[Row; 3], BoxError> {
     ])
 }
 
-/// Rows 4 and 5: producers and consumers on their own threads.
-fn concurrent(dir: &Path, n: u64, producers: u32, consumers: u32) -> Result<(f64, f64), BoxError> {
+/// Rows 4 to 6: producers and consumers on their own threads, producer `p`
+/// sending to partition `p % partitions` (each producer on a partition of
+/// its own when `partitions == producers`; all contending for one when
+/// `partitions == 1`).
+fn concurrent(dir: &Path, n: u64, producers: u32, consumers: u32, partitions: u32) -> Result<(f64, f64), BoxError> {
     let broker = fresh(dir)?;
-    let topic = broker.create_topic("flow", big_segments().partitions(producers))?;
+    let topic = broker.create_topic("flow", big_segments().partitions(partitions))?;
     let per_producer = n / u64::from(producers);
     // Each consumer reads its share of the partitions.
     let mut readers = Vec::new();
     for c in 0..consumers {
-        let mine: Vec<u32> = (0..producers).filter(|p| p % consumers == c).collect();
-        let expected = per_producer * mine.len() as u64;
+        let mine: Vec<u32> = (0..partitions).filter(|p| p % consumers == c).collect();
+        let expected = per_producer * (0..producers).filter(|p| mine.contains(&(p % partitions))).count() as u64;
         let mut consumer = topic.consumer_of(&mine, StartFrom::Earliest)?;
         readers.push(std::thread::spawn(move || -> Result<u64, millpond::Error> {
             let mut got = 0;
@@ -458,7 +463,7 @@ fn concurrent(dir: &Path, n: u64, producers: u32, consumers: u32) -> Result<(f64
             std::thread::spawn(move || -> Result<(), millpond::Error> {
                 let value = [7u8; RECORD];
                 for _ in 0..per_producer {
-                    producer.send(Record::new(&value).partition(p))?;
+                    producer.send(Record::new(&value).partition(p % partitions))?;
                 }
                 Ok(())
             })
@@ -566,6 +571,20 @@ fn async_task(dir: &Path, n: u64) -> Result<(f64, f64), BoxError> {
 }
 
 /// Rows 6 and 7: produce-to-consume latency at a fixed rate.
+/// Row 6: four producers contending for one partition (its writer lock),
+/// one consumer; against four crossbeam senders into one channel.
+fn contended(dir: &Path, n: u64) -> Result<Row, BoxError> {
+    let (o, t) = concurrent(dir, n, 4, 1, 1)?;
+    Ok(Row {
+        workload: "4 producers -> 1 partition -> 1 consumer",
+        millpond: mps(o),
+        baseline: format!("{} crossbeam 4 tx / 1 rx", mps(t)),
+        ratios: vec![(o / t, "crossbeam")],
+        target: ">= 1.0",
+    })
+}
+
+/// Rows 7 and 8: produce-to-consume latency at a fixed rate.
 fn latency(dir: &Path, n: u64, per_sec: u64, wait: WaitStrategy) -> Result<(Histogram<u64>, Histogram<u64>), BoxError> {
     let broker = fresh(dir)?;
     let topic = broker.create_topic("latency", big_segments())?;
@@ -649,7 +668,7 @@ fn pct(h: &Histogram<u64>) -> String {
     )
 }
 
-/// Row 8: opening a topic with many sealed segments.
+/// Row 9: opening a topic with many sealed segments.
 fn open_time(dir: &Path, segments: u64) -> Result<f64, BoxError> {
     let broker = fresh(dir)?;
     let cfg = TopicConfig::default().segment_bytes(64 << 10).max_record_bytes(4096);
@@ -815,7 +834,7 @@ fn rss_anon_kib() -> Option<u64> {
     line.split_whitespace().nth(1)?.parse().ok()
 }
 
-/// Row 9: heap growth with the backlog.
+/// Row 10: heap growth with the backlog.
 fn memory(dir: &Path, small: u64, big: u64) -> Result<(u64, u64), BoxError> {
     let mut growth = Vec::new();
     for n in [small, big] {
@@ -840,7 +859,7 @@ fn run(dir: &Path, s: Sizes) -> Result<Vec<Row>, BoxError> {
     rows.extend(read_backlog(dir, s.records)?);
     let (synced, disk) = durable(dir, s.records)?;
     rows.extend([synced, disk]);
-    let (o, t) = concurrent(dir, s.records, 1, 1)?;
+    let (o, t) = concurrent(dir, s.records, 1, 1, 1)?;
     rows.push(Row {
         workload: "1 producer -> 1 consumer, concurrent",
         millpond: mps(o),
@@ -856,7 +875,7 @@ fn run(dir: &Path, s: Sizes) -> Result<Vec<Row>, BoxError> {
         ratios: vec![(o / t, "tokio mpsc")],
         target: ">= 1.0",
     });
-    let (o, t) = concurrent(dir, s.records, 4, 2)?;
+    let (o, t) = concurrent(dir, s.records, 4, 2, 4)?;
     rows.push(Row {
         workload: "4 producers -> 2 consumers",
         millpond: mps(o),
@@ -864,6 +883,7 @@ fn run(dir: &Path, s: Sizes) -> Result<Vec<Row>, BoxError> {
         ratios: vec![(o / t, "crossbeam")],
         target: ">= 1.0",
     });
+    rows.push(contended(dir, s.records)?);
     let (o, t) = median_latency(dir, s, WaitStrategy::SpinThenPark)?;
     rows.push(Row {
         workload: "latency at 100k/s, blocking (p99; median of 3 runs)",
@@ -979,6 +999,13 @@ fn main() -> Result<(), BoxError> {
         Sizes { records: 2_000_000, latency_records: 200_000, latency_rate: 100_000, big_backlog: 2_000_000 }
     };
     let dir = temp_dir("main");
+    if std::env::args().any(|a| a == "contended") {
+        // Only the contended row, for comparing changes to the append path.
+        let row = contended(&dir, sizes.records);
+        tidy(&dir);
+        print(&[row?]);
+        return Ok(());
+    }
     let rows = run(&dir, sizes);
     tidy(&dir);
     let rows = rows?;
@@ -1003,7 +1030,7 @@ mod tests {
         let rows = super::run(&dir, sizes);
         super::tidy(&dir);
         let rows = rows.unwrap();
-        assert_eq!(rows.len(), 16);
+        assert_eq!(rows.len(), 17);
         assert!(rows.iter().all(|r| !r.ratios.is_empty() && r.ratios.iter().all(|(x, _)| x.is_finite() && *x > 0.0)));
         // Every row that has commitlog as a baseline says so in its ratios.
         let against_commitlog =

@@ -171,6 +171,57 @@ fn rlimit_child() {
     println!("CHILD-OK");
 }
 
+const CONTENDED_TEST: &str = "contending_producers_on_a_full_disk_each_get_disk_full_or_their_record_stored";
+
+/// Four producers on one partition, so that most sends are written by
+/// another thread's send (the write group): when the roll fails, each send
+/// gets `DiskFull` or its record stored at the offset it was told, and
+/// nothing else is stored.
+#[test]
+fn contending_producers_on_a_full_disk_each_get_disk_full_or_their_record_stored() {
+    match child::role().as_deref() {
+        Some("rlimit-contended") => contended_child(),
+        Some(_) => {}
+        None => run_child(CONTENDED_TEST, "rlimit-contended"),
+    }
+}
+
+fn contended_child() {
+    let dir = child::dir();
+    let broker = Broker::open(&dir).unwrap();
+    let topic = broker.create_topic("t", config()).unwrap();
+    limit_file_size(FSIZE_LIMIT);
+    let start = std::sync::Arc::new(std::sync::Barrier::new(4));
+    let senders: Vec<_> = (0..4u64)
+        .map(|t| {
+            let p = topic.producer();
+            let start = std::sync::Arc::clone(&start);
+            std::thread::spawn(move || {
+                start.wait();
+                let (stored, err) = send_until_error(&p, t * 100_000, 1000);
+                expect_disk_full(&err);
+                // Still full: a few more sends fail the same way.
+                for i in 0..5 {
+                    expect_disk_full(&p.send(rec(t * 100_000 + 50_000 + i).record()).unwrap_err());
+                }
+                stored
+            })
+        })
+        .collect();
+    let stored: Vec<Stored> = senders.into_iter().flat_map(|h| h.join().unwrap()).collect();
+    let stored = by_position(stored);
+    println!("CHILD: rlimit-contended: {} records acknowledged", stored.len());
+    assert!(stored.len() > 10, "the preallocated segment takes records");
+    assert_eq!(topic.high_watermark(0).unwrap(), stored.len() as u64, "only acknowledged records are stored");
+    assert_eq!(read_all(&topic), stored, "each acknowledged record is at the offset its send returned");
+    assert_eq!(segment_bases(&dir, "t", 0), [0], "no new segment file is left behind");
+    unlimit_file_size();
+    let more = rec(999_999);
+    let id = topic.producer().send(more.record()).unwrap();
+    assert_eq!(id.offset, stored.len() as u64, "no offset is skipped");
+    println!("CHILD-OK");
+}
+
 const CREATE_TEST: &str = "create_topic_on_a_full_disk_is_disk_full_leaves_nothing_behind_and_can_be_retried";
 
 /// `Broker::create_topic` promises "On error nothing is left on disk".

@@ -156,7 +156,7 @@ impl Producer {
 
     pub(crate) fn append_one(&self, record: &Record<'_>, partition: u32, size: usize) -> Result<RecordId> {
         let log = self.topic.partition_log(partition)?;
-        let offset = log.append(&[record], &[size])?;
+        let offset = log.append_one(record, size)?;
         Ok(RecordId { partition, offset })
     }
 

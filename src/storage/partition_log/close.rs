@@ -14,7 +14,7 @@ impl PartitionLog {
     /// to write the active segment's index (say, on a full disk) loses
     /// nothing, since the next open scans the segment instead; it is reported (`BackgroundTask::SegmentIndex`).
     pub(crate) fn close(&self, reason: Error) -> Result<()> {
-        let mut w = self.writer.lock();
+        let mut w = self.lock_writer();
         if w.closed.is_some() {
             return Ok(());
         }
@@ -40,7 +40,7 @@ impl PartitionLog {
     /// Marks the partition closed without touching its files (for a topic
     /// being deleted).
     pub(crate) fn abandon(&self, reason: Error) {
-        self.writer.lock().closed = Some(reason);
+        self.lock_writer().closed = Some(reason);
         // Waits for any load, retention or compaction using paths to finish.
         *self.gone.write() = true;
         self.notifier.close();

@@ -4,6 +4,9 @@
 //!
 //! 1. The producer encodes nothing up front: it computes the frame's size
 //!    and takes the partition's writer lock (the only lock on the path).
+//!    A `send` that finds the lock held does not wait for it: it queues its
+//!    record for the holder to write with its own, in one frame (a write
+//!    group; see `write_group.rs`).
 //! 2. If the frame does not fit in the active segment, the writer *rolls*:
 //!    it creates and preallocates the next segment first (so a full disk
 //!    leaves the old one active and untouched), persists the old one's index,
@@ -16,7 +19,9 @@
 //!    prepared, it asks the broker's pre-fault thread to prepare the next
 //!    window (a non-blocking channel send; see `storage/prefault.rs`).
 //! 6. The high watermark is published, the fsync policy applied, the lock
-//!    released, and sleeping consumers woken.
+//!    released, and sleeping consumers woken. Producers whose records were
+//!    written with this one are handed their offsets, and whoever releases
+//!    the lock checks for producers that queued meanwhile.
 //!
 //! Readers ([`Cursor`]) never take the writer lock: they load the committed
 //! length (`Acquire`) and decode frames below it, moving to the next segment
@@ -30,6 +35,9 @@
 //!   cheap accessors.
 //! - `open.rs`: opening a partition and recovering its active segment.
 //! - `append.rs`: the write path above (steps 1 to 6).
+//! - `write_group.rs`: combining contending `send`s into one append (the
+//!   leader and follower protocol, and why no follower waits forever);
+//!   `group_queue.rs`: its queue, queued records and completion slots.
 //! - `sync.rs`: msync and fsync, by policy or on `flush`.
 //! - `close.rs`: closing or abandoning a partition.
 //! - `read.rs`: finding and loading the segment that holds an offset.
@@ -46,6 +54,7 @@
 mod append;
 mod close;
 pub(crate) mod compaction;
+pub(crate) mod group_queue;
 mod open;
 mod read;
 mod retention;
@@ -53,3 +62,4 @@ pub(crate) mod settings;
 pub(crate) mod state;
 mod sync;
 mod verify;
+mod write_group;

@@ -204,6 +204,7 @@ impl PartitionLog {
             dir: dir.to_path_buf(),
             settings,
             writer: Mutex::new(writer),
+            group: CachePadded::default(),
             log_start: AtomicU64::new(bases[0]),
             slots: RwLock::new(slots),
             high_watermark: CachePadded::new(AtomicU64::new(next_offset)),

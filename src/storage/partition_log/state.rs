@@ -15,6 +15,7 @@ use crate::storage::epochs;
 use crate::storage::health::Health;
 use crate::storage::notify::Notifier;
 use crate::storage::padded::CachePadded;
+use crate::storage::partition_log::group_queue::WriteGroup;
 use crate::storage::partition_log::settings::LogSettings;
 use crate::storage::prefault::Prefaulter;
 use crate::storage::segment::{PartitionId, Segment};
@@ -63,7 +64,15 @@ pub(crate) struct PartitionLog {
     pub(crate) id: PartitionId,
     pub(crate) dir: PathBuf,
     pub(crate) settings: LogSettings,
+    /// The writer lock. Taken by `append_one` directly (`try_lock`: the
+    /// write group's leader election) and everywhere else through
+    /// `lock_writer`, whose guard serves queued followers when it drops
+    /// (see `partition_log/write_group.rs`).
     pub(crate) writer: Mutex<Writer>,
+    /// Producers waiting for the holder of the writer lock to write their
+    /// records (followers of a write group); on lines of its own, since
+    /// contending producers write it.
+    pub(crate) group: CachePadded<WriteGroup>,
     pub(crate) slots: RwLock<Vec<Arc<Slot>>>,
     /// Written on every append: on lines of its own (see `CachePadded`).
     pub(crate) high_watermark: CachePadded<AtomicU64>,
@@ -154,7 +163,7 @@ impl PartitionLog {
         // An epoch that no later one follows ended where this session
         // started, unless it is this session's own (still running).
         let end = self.epochs.end_of(epoch).or_else(|| {
-            let w = self.writer.lock();
+            let w = self.lock_writer();
             (w.epoch != Some(epoch)).then_some(self.session_start)
         });
         match end {

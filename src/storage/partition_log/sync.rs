@@ -53,7 +53,7 @@ impl PartitionLog {
     /// Makes everything appended so far durable (the `flush` barrier).
     /// The sync holds the writer lock (see [`PartitionLog::sync_if_due`]).
     pub(crate) fn flush(&self) -> Result<()> {
-        let mut w = self.writer.lock();
+        let mut w = self.lock_writer();
         self.error_if_unwritable(&w)?;
         self.sync_locked(&mut w)
     }
@@ -70,7 +70,7 @@ impl PartitionLog {
     /// the same way, for the same reason.
     pub(crate) fn sync_if_due(&self) -> Result<()> {
         let FsyncPolicy::Interval(every) = self.settings.fsync else { return Ok(()) };
-        let mut w = self.writer.lock();
+        let mut w = self.lock_writer();
         if w.closed.is_some() || w.poisoned.is_some() || w.unsynced_records == 0 || w.last_sync.elapsed() < every {
             return Ok(());
         }
