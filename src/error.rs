@@ -45,6 +45,17 @@ pub enum Error {
         path: PathBuf,
     },
 
+    /// The path is not a broker directory (it has no `millpond.lock`), and
+    /// opening was asked not to create one
+    /// ([`Broker::open_existing`](crate::Broker::open_existing),
+    /// [`BrokerConfig::create`](crate::BrokerConfig::create)). Nothing was
+    /// created.
+    #[error("no millpond broker at {path} (no millpond.lock there); nothing was created")]
+    BrokerNotFound {
+        /// The directory asked for.
+        path: PathBuf,
+    },
+
     /// The broker was closed with [`Broker::close`](crate::Broker::close):
     /// the operation cannot proceed. (Dropping handles never causes this:
     /// every handle keeps the broker open until the last one goes.)

@@ -25,6 +25,8 @@ pub struct BrokerConfig {
     pub(crate) fail_on_damaged_topic: bool,
     /// Where background failures are reported, besides the log.
     pub(crate) background_error: Option<Callback>,
+    /// Create the directory (and make it a broker) when it is not one.
+    pub(crate) create: bool,
 }
 
 /// The pre-fault window of [`BrokerConfig::default`].
@@ -37,6 +39,7 @@ impl Default for BrokerConfig {
             prefault_bytes: DEFAULT_PREFAULT_BYTES,
             fail_on_damaged_topic: false,
             background_error: None,
+            create: true,
         }
     }
 }
@@ -47,6 +50,7 @@ impl std::fmt::Debug for BrokerConfig {
             .field("recovery", &self.recovery)
             .field("prefault_bytes", &self.prefault_bytes)
             .field("fail_on_damaged_topic", &self.fail_on_damaged_topic)
+            .field("create", &self.create)
             .field("on_background_error", &self.background_error.as_ref().map(|_| "callback"))
             .finish()
     }
@@ -126,6 +130,37 @@ impl BrokerConfig {
     pub fn fail_on_damaged_topic(mut self, fail: bool) -> Self {
         self.fail_on_damaged_topic = fail;
         self
+    }
+
+    /// Whether opening may create the broker: make the directory (and its
+    /// parents) if missing and the broker's files in it (`true`, the
+    /// default). With `false`, a path that is not already a broker
+    /// directory (no `millpond.lock` in it: a typo, a wrong mount) is
+    /// [`Error::BrokerNotFound`](crate::Error::BrokerNotFound) and nothing
+    /// is created. [`Broker::open_existing`](crate::Broker::open_existing)
+    /// opens this way.
+    ///
+    /// ```
+    /// use millpond::{Broker, BrokerConfig, Error};
+    /// # let dir = std::env::temp_dir().join(format!("millpond-doc-create-{}", std::process::id()));
+    /// let typo = dir.join("brokr");
+    /// let err = Broker::open_with(&typo, BrokerConfig::default().create(false)).unwrap_err();
+    /// assert!(matches!(err, Error::BrokerNotFound { .. }));
+    /// assert!(!typo.exists()); // nothing was created
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn create(mut self, create: bool) -> Self {
+        self.create = create;
+        self
+    }
+
+    /// Whether opening may create the broker (see [`BrokerConfig::create`]).
+    ///
+    /// ```
+    /// assert!(millpond::BrokerConfig::default().get_create());
+    /// ```
+    pub fn get_create(&self) -> bool {
+        self.create
     }
 
     /// The [`RecoveryMode`].

@@ -110,6 +110,25 @@ impl Broker {
         Broker::open_with(dir, BrokerConfig::default())
     }
 
+    /// Opens the broker directory `dir`, which must already be one (made
+    /// by an earlier open): a path without a broker is
+    /// [`Error::BrokerNotFound`] and nothing is created, so a mistyped path
+    /// cannot start an empty broker by accident. Otherwise as
+    /// [`Broker::open`].
+    ///
+    /// ```
+    /// use millpond::{Broker, Error};
+    /// # let dir = std::env::temp_dir().join(format!("millpond-doc-openexisting-{}", std::process::id()));
+    /// assert!(matches!(Broker::open_existing(&dir), Err(Error::BrokerNotFound { .. })));
+    /// drop(Broker::open(&dir)?); // creates it
+    /// let broker = Broker::open_existing(&dir)?; // now it is there
+    /// # drop(broker); std::fs::remove_dir_all(&dir)?;
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn open_existing(dir: impl AsRef<Path>) -> Result<Broker> {
+        Broker::open_with(dir, BrokerConfig::default().create(false))
+    }
+
     /// Opens `dir` with explicit [`BrokerConfig`] settings.
     ///
     /// ```
@@ -126,12 +145,16 @@ impl Broker {
                 reason: "the broker directory path is empty (pass \".\" to mean the current directory)".into(),
             });
         }
-        fsutil::create_dir_all(&dir)?;
         let lock_path = dir.join(LOCK_FILE);
+        if config.create {
+            fsutil::create_dir_all(&dir)?;
+        } else if !std::fs::symlink_metadata(&lock_path).is_ok_and(|m| m.file_type().is_file()) {
+            return Err(Error::BrokerNotFound { path: dir });
+        }
         let lock = fsutil::new_file_options()
             .read(true)
             .write(true)
-            .create(true)
+            .create(config.create)
             .truncate(false)
             .open(&lock_path)
             .map_err(Error::io_at("open lock file", &lock_path))?;
