@@ -133,7 +133,9 @@ impl Mirror {
     ///
     /// See [`Mirror`] for an example.
     pub fn lag(&self) -> Result<u64> {
-        Ok(self.group.lag()?.iter().map(|l| l.lag).sum())
+        // The mirror's own group: before its first commit it has none, and
+        // then everything is its lag (not a group that "does not exist").
+        Ok(self.group.lag_of_any()?.iter().map(|l| l.lag).sum())
     }
 
     /// Whether the thread is still copying (it stops on [`stop`](Mirror::stop)

@@ -196,9 +196,10 @@ impl Broker {
             let entry = entry.map_err(Error::io_at("list groups", &groups_dir))?;
             // The entry's own type: a symlink is not followed (it is not a
             // group millpond made, and what it points to is not ours).
+            // Each group's offsets go whole or not at all (see
+            // `OffsetsFile::delete_into`).
             if entry.file_type().is_ok_and(|t| t.is_dir()) {
-                OffsetsFile::new(entry.path(), name).remove()?;
-                fsutil::fsync_dir(&entry.path())?;
+                OffsetsFile::new(entry.path(), name).delete_into(&shared.trash_path())?;
             }
         }
         // The rename is the commit point; removing the files afterwards may

@@ -233,7 +233,11 @@ impl Shared {
         }
         if let Some((prefault, handle)) = self.prefault.lock().take() {
             prefault.stop();
-            let _ = handle.join(); // pre-faulting has no result to report
+            // Not from the thread itself (its step can hold the last handle
+            // through a background-error callback): it ends on its own.
+            if handle.thread().id() != std::thread::current().id() {
+                let _ = handle.join(); // pre-faulting has no result to report
+            }
         }
         let _admin = self.admin.lock();
         let topics: Vec<Arc<TopicState>> = self.topics.read().values().cloned().collect();

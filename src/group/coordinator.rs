@@ -322,17 +322,18 @@ impl GroupState {
         Ok(())
     }
 
-    /// Deletes the group's committed offsets on this topic, on disk too,
-    /// only while it has no members. The group can be joined again
+    /// Deletes the group's committed offsets on this topic, on disk too
+    /// (moved to `doomed`, in the broker's trash, as the atomic step), only
+    /// while it has no members. The group can be joined again
     /// afterwards, starting by its offset-reset policy.
-    pub(crate) fn delete(&self) -> Result<()> {
+    pub(crate) fn delete(&self, doomed: &std::path::Path) -> Result<()> {
         let _store = self.store.lock();
         let mut inner = self.inner.lock();
         if let Some(e) = Self::closed_error(&inner) {
             return Err(e);
         }
         self.check_inactive(&inner)?;
-        self.file.delete()?;
+        self.file.delete_into(doomed)?;
         for p in 0..self.partitions() {
             self.progress.set_committed(p, u64::MAX);
         }

@@ -244,11 +244,15 @@ impl OffsetsFile {
         fsutil::fsync_dir(&self.dir)
     }
 
-    /// Removes the group's offsets for this topic for good (a deleted
-    /// group), durably: the topic's directory under the group's, then the
-    /// group's directory if nothing else is left in it. Refuses to work
-    /// below a symlink.
-    pub(crate) fn delete(&self) -> Result<()> {
+    /// Removes the group's offsets for this topic for good, atomically
+    /// under a crash: the topic's directory under the group's is renamed
+    /// to `doomed` (an entry of the broker's trash, emptied at every open)
+    /// and the group directory fsynced, the one step that commits the
+    /// deletion; only then are the files removed, and the group's directory
+    /// if nothing else is left in it. A crash leaves the offsets either
+    /// whole or gone, never the previous version alone (which loading
+    /// would fall back to). Refuses to work below a symlink.
+    pub(crate) fn delete_into(&self, doomed: &Path) -> Result<()> {
         let group_dir = self.dir.parent().map(Path::to_path_buf).unwrap_or_default();
         for dir in [&group_dir, &self.dir] {
             if fsutil::is_symlink(dir) {
@@ -260,8 +264,10 @@ impl OffsetsFile {
             Err(e) => return Err(Error::io("delete committed offsets", &self.dir, e)),
             Ok(_) => {}
         }
-        self.remove()?;
+        std::fs::rename(&self.dir, doomed).map_err(Error::io_at("move deleted offsets to trash", &self.dir))?;
         fsutil::fsync_dir(&group_dir)?;
+        // Best effort from here: the trash is emptied at the next open.
+        let _ = std::fs::remove_dir_all(doomed);
         // Other topics' offsets of the same group keep the directory.
         if std::fs::remove_dir(&group_dir).is_ok()
             && let Some(groups) = group_dir.parent()
@@ -269,15 +275,6 @@ impl OffsetsFile {
             fsutil::fsync_dir(groups)?;
         }
         Ok(())
-    }
-
-    /// Removes the files (when the topic is deleted).
-    pub(crate) fn remove(&self) -> Result<()> {
-        match std::fs::remove_dir_all(&self.dir) {
-            Ok(()) => Ok(()),
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
-            Err(e) => Err(Error::io("remove committed offsets", &self.dir, e)),
-        }
     }
 }
 

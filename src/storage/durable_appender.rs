@@ -93,10 +93,17 @@ impl DurableAppender {
     }
 
     /// Ends the thread after it has appended (or failed) everything queued,
-    /// and waits for it.
+    /// and waits for it, unless this is that thread: a sender's waker can
+    /// hold the broker's last handle and drop it while the thread finishes
+    /// a send, so the broker's close can run here. Then the thread is not
+    /// joined (it cannot join itself); it goes on once this returns,
+    /// answers what is still queued (`Closed`, as the partitions are closed
+    /// by then) and ends.
     pub(crate) fn stop(&mut self) {
         self.tx = None;
-        if let Some(h) = self.handle.take() {
+        if let Some(h) = self.handle.take()
+            && h.thread().id() != std::thread::current().id()
+        {
             let _ = h.join(); // the thread reports through each completion
         }
     }

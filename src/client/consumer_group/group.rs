@@ -271,6 +271,13 @@ impl Group {
     /// See [`Group`] for an example.
     pub fn lag(&self) -> Result<Vec<PartitionLag>> {
         self.check_exists()?;
+        self.lag_of_any()
+    }
+
+    /// [`Group::lag`] without the existence check: a group with no members
+    /// and no commits lags by its whole reset range (for a mirror, whose
+    /// group is its own and known to be meant).
+    pub(crate) fn lag_of_any(&self) -> Result<Vec<PartitionLag>> {
         let committed = self.state.committed()?;
         Ok(self
             .topic

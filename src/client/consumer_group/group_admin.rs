@@ -211,7 +211,7 @@ impl Group {
     /// ```
     pub fn delete(&self) -> Result<()> {
         self.check_exists()?;
-        self.state().delete()
+        self.state().delete(&self.topic().shared.trash_path())
     }
 }
 

@@ -259,17 +259,28 @@ impl Membership {
             let mut assigned = Vec::new();
             let fresh: Vec<u32> =
                 target.into_iter().filter(|p| !owned.contains(p) && !self.unopened.contains_key(p)).collect();
-            for p in fresh {
-                let Some(committed) = self.state.try_acquire(self.id, p)? else { continue };
-                self.open_assigned(cursors, p, committed, &mut assigned)?;
+            // Whatever was taken before a failure (a refusal of the reset
+            // policy, say) is still announced: it is read from now on.
+            let taken = (|| {
+                for p in fresh {
+                    let Some(committed) = self.state.try_acquire(self.id, p)? else { continue };
+                    self.open_assigned(cursors, p, committed, &mut assigned)?;
+                }
+                self.reopen(cursors, true, &mut assigned)
+            })();
+            if let Err(e) = taken {
+                self.unannounced.extend_from_slice(&assigned);
+                return Err(e);
             }
-            self.reopen(cursors, true, &mut assigned)?;
             self.seen = generation;
             let seeks = self.announce_assigned(&assigned);
             Self::apply_seeks(cursors, seeks)?;
         } else if !self.unopened.is_empty() {
             let mut assigned = Vec::new();
-            self.reopen(cursors, false, &mut assigned)?;
+            if let Err(e) = self.reopen(cursors, false, &mut assigned) {
+                self.unannounced.extend_from_slice(&assigned);
+                return Err(e);
+            }
             let seeks = self.announce_assigned(&assigned);
             Self::apply_seeks(cursors, seeks)?;
         }

@@ -129,7 +129,11 @@ impl Future for SendFuture<'_, '_> {
         let this = self.get_mut();
         if let Some(done) = &this.durable {
             let partition = this.target.map_or(0, |(p, _)| p);
-            return done.poll(cx).map_ok(|offset| RecordId { partition, offset });
+            let polled = done.poll(cx).map_ok(|offset| RecordId { partition, offset });
+            if polled.is_ready() {
+                this.durable = None; // a poll after this one is an error, as on the plain path
+            }
+            return polled;
         }
         let Some(record) = this.record.as_ref() else {
             return Poll::Ready(Err(Error::InvalidConfig { reason: "SendFuture polled after it completed".into() }));
@@ -164,7 +168,9 @@ impl Future for SendFuture<'_, '_> {
         match this.producer.topic().shared.submit_durable(log, record.into_owned(), size) {
             Ok(done) => {
                 let polled = done.poll(cx).map_ok(|offset| RecordId { partition, offset });
-                this.durable = Some(done);
+                if polled.is_pending() {
+                    this.durable = Some(done);
+                }
                 polled
             }
             Err(e) => Poll::Ready(Err(e)),
