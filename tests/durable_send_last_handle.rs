@@ -40,7 +40,7 @@ fn last_handle_dropped_by_the_durable_threads_wake_closes_the_broker() {
         prev(info);
     }));
 
-    let tmp = TempDir::new("review-durable-last-handle");
+    let tmp = TempDir::new("durable-last-handle");
     let segment_bytes = 1 << 20;
     {
         let broker = Broker::open(tmp.path()).unwrap();
@@ -79,7 +79,13 @@ fn last_handle_dropped_by_the_durable_threads_wake_closes_the_broker() {
     let panics = panics.lock().unwrap().clone();
     assert!(panics.is_empty(), "a library thread panicked while closing: {panics:?}");
     assert!(trimmed, "the broker was never closed cleanly: {} still at its preallocated size", seg.display());
-    // And it can be opened again.
-    let reopened = Broker::open(tmp.path()).unwrap();
+    // And it can be opened again once the close (on the durable thread,
+    // the lock released last) is through.
+    let mut reopened = None;
+    poll_until(Duration::from_secs(5), || {
+        reopened = Broker::open(tmp.path()).ok();
+        reopened.is_some()
+    });
+    let reopened = reopened.expect("the closing broker released its lock");
     assert!(reopened.recovery_report().is_empty(), "{:?}", reopened.recovery_report());
 }
