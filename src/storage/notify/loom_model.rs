@@ -153,18 +153,36 @@ fn no_waiters(n: &Notifier) {
     assert!(n.cells.lock().is_empty());
 }
 
-/// (a) One producer appends one record while a consumer parks for it: the
+/// Who waits in a model: a blocked thread (`wait_until`) or a task
+/// (`TaskWait` under `block_on`). Each scenario below runs for both, so
+/// threads and tasks are held to the same argument by the same body.
+#[derive(Debug, Clone, Copy)]
+enum Waiter {
+    Thread,
+    Task,
+}
+
+impl Waiter {
+    /// Waits with `cell` on `notifiers` until `ready`.
+    fn wait(self, cell: &Arc<WaitCell>, notifiers: &[&Notifier], ready: impl Fn() -> bool + Unpin) {
+        match self {
+            Waiter::Thread => wait_until(cell, notifiers, ready),
+            Waiter::Task => block_on(TaskWait::new(cell, notifiers, ready)),
+        }
+    }
+}
+
+/// (a) One producer appends one record while a consumer waits for it: the
 /// consumer always wakes, and reads the record that woke it.
-#[test]
-fn loom_model_append_wakes_a_parking_consumer() {
-    model(|| {
+fn append_wakes_a_waiter(waiter: Waiter) {
+    model(move || {
         let p = Arc::new(Partition::default());
         let producer = {
             let p = Arc::clone(&p);
             thread::spawn(move || p.append(1))
         };
         let cell = Arc::new(WaitCell::default());
-        wait_until(&cell, &[&p.notifier], || p.has(1));
+        waiter.wait(&cell, &[&p.notifier], || p.has(1));
         assert_eq!(p.record.load(Ordering::Relaxed), 1);
         producer.join().unwrap();
         no_waiters(&p.notifier);
@@ -173,10 +191,10 @@ fn loom_model_append_wakes_a_parking_consumer() {
 
 /// (a, twice) Two appends, and a consumer that waits for each in turn with
 /// the same cell: the wake left over from the first append (a cell's flag
-/// outlives its sleep) must neither hide the second nor be the only one.
-#[test]
-fn loom_model_consumer_waits_twice_with_one_cell() {
-    model(|| {
+/// outlives its sleep; a waker taken by the first wake) must neither hide
+/// the second nor be the only one.
+fn waiter_waits_twice_with_one_cell(waiter: Waiter) {
+    model(move || {
         let p = Arc::new(Partition::default());
         let producer = {
             let p = Arc::clone(&p);
@@ -187,7 +205,7 @@ fn loom_model_consumer_waits_twice_with_one_cell() {
         };
         let cell = Arc::new(WaitCell::default());
         for next in 1..=2 {
-            wait_until(&cell, &[&p.notifier], || p.has(next));
+            waiter.wait(&cell, &[&p.notifier], || p.has(next));
             assert!(p.record.load(Ordering::Relaxed) >= next);
         }
         producer.join().unwrap();
@@ -195,21 +213,90 @@ fn loom_model_consumer_waits_twice_with_one_cell() {
     });
 }
 
-/// (b) `close` racing with a consumer that parks: the consumer always
+/// (b) `close` racing with a consumer that waits: the consumer always
 /// wakes and sees the partition closed.
-#[test]
-fn loom_model_close_wakes_a_parking_consumer() {
-    model(|| {
+fn close_wakes_a_waiter(waiter: Waiter) {
+    model(move || {
         let n = Arc::new(Notifier::default());
         let closer = {
             let n = Arc::clone(&n);
             thread::spawn(move || n.close())
         };
         let cell = Arc::new(WaitCell::default());
-        wait_until(&cell, &[&n], || n.is_closed());
+        waiter.wait(&cell, &[&n], || n.is_closed());
         closer.join().unwrap();
         no_waiters(&n);
     });
+}
+
+/// (c) A consumer of two partitions waits on both notifiers with one cell;
+/// two producers append, one to each: whichever append it sees first wakes
+/// it, and neither producer's notify is lost while it is registered.
+fn waiter_of_two_partitions_wakes_on_either(waiter: Waiter) {
+    model(move || {
+        let parts = Arc::new([Partition::default(), Partition::default()]);
+        let producers: Vec<_> = (0..2)
+            .map(|i| {
+                let parts = Arc::clone(&parts);
+                thread::spawn(move || parts[i].append(1))
+            })
+            .collect();
+        let cell = Arc::new(WaitCell::default());
+        let notifiers = [&parts[0].notifier, &parts[1].notifier];
+        // Wait for both, one wake at a time, as a consumer reading both
+        // partitions does.
+        waiter.wait(&cell, &notifiers, || parts.iter().any(|p| p.has(1)));
+        waiter.wait(&cell, &notifiers, || parts.iter().all(|p| p.has(1)));
+        for p in parts.iter() {
+            assert_eq!(p.record.load(Ordering::Relaxed), 1);
+        }
+        for t in producers {
+            t.join().unwrap();
+        }
+        for p in parts.iter() {
+            no_waiters(&p.notifier);
+        }
+    });
+}
+
+#[test]
+fn loom_model_append_wakes_a_parking_consumer() {
+    append_wakes_a_waiter(Waiter::Thread);
+}
+
+#[test]
+fn loom_model_append_wakes_a_waiting_task() {
+    append_wakes_a_waiter(Waiter::Task);
+}
+
+#[test]
+fn loom_model_consumer_waits_twice_with_one_cell() {
+    waiter_waits_twice_with_one_cell(Waiter::Thread);
+}
+
+#[test]
+fn loom_model_task_waits_twice_with_one_cell() {
+    waiter_waits_twice_with_one_cell(Waiter::Task);
+}
+
+#[test]
+fn loom_model_close_wakes_a_parking_consumer() {
+    close_wakes_a_waiter(Waiter::Thread);
+}
+
+#[test]
+fn loom_model_close_wakes_a_waiting_task() {
+    close_wakes_a_waiter(Waiter::Task);
+}
+
+#[test]
+fn loom_model_consumer_of_two_partitions_wakes_on_either() {
+    waiter_of_two_partitions_wakes_on_either(Waiter::Thread);
+}
+
+#[test]
+fn loom_model_task_of_two_partitions_wakes_on_either() {
+    waiter_of_two_partitions_wakes_on_either(Waiter::Task);
 }
 
 /// (c) Two consumers, each with its own cell, park on one partition: one
@@ -232,79 +319,6 @@ fn loom_model_one_append_wakes_two_consumers() {
         for c in consumers {
             c.join().unwrap();
         }
-        no_waiters(&p.notifier);
-    });
-}
-
-/// (c) A consumer of two partitions parks on both notifiers with one cell;
-/// two producers append, one to each: whichever append it sees first wakes
-/// it, and neither producer's notify is lost while it is registered.
-#[test]
-fn loom_model_consumer_of_two_partitions_wakes_on_either() {
-    model(|| {
-        let parts = Arc::new([Partition::default(), Partition::default()]);
-        let producers: Vec<_> = (0..2)
-            .map(|i| {
-                let parts = Arc::clone(&parts);
-                thread::spawn(move || parts[i].append(1))
-            })
-            .collect();
-        let cell = Arc::new(WaitCell::default());
-        let notifiers = [&parts[0].notifier, &parts[1].notifier];
-        // Wait for both, one wake at a time, as a consumer reading both
-        // partitions does.
-        wait_until(&cell, &notifiers, || parts.iter().any(|p| p.has(1)));
-        wait_until(&cell, &notifiers, || parts.iter().all(|p| p.has(1)));
-        for p in parts.iter() {
-            assert_eq!(p.record.load(Ordering::Relaxed), 1);
-        }
-        for t in producers {
-            t.join().unwrap();
-        }
-        for p in parts.iter() {
-            no_waiters(&p.notifier);
-        }
-    });
-}
-
-/// (d) The task form of (a): one append while a task waits for it; the
-/// task is always woken, and reads the record that woke it.
-#[test]
-fn loom_model_append_wakes_a_waiting_task() {
-    model(|| {
-        let p = Arc::new(Partition::default());
-        let producer = {
-            let p = Arc::clone(&p);
-            thread::spawn(move || p.append(1))
-        };
-        let cell = Arc::new(WaitCell::default());
-        block_on(TaskWait::new(&cell, &[&p.notifier], || p.has(1)));
-        assert_eq!(p.record.load(Ordering::Relaxed), 1);
-        producer.join().unwrap();
-        no_waiters(&p.notifier);
-    });
-}
-
-/// (d, twice) The task form of the two-wait model: one cell, two waits in
-/// turn, two appends; a waker taken by the first wake or left over must
-/// neither hide the second append nor be the only wake.
-#[test]
-fn loom_model_task_waits_twice_with_one_cell() {
-    model(|| {
-        let p = Arc::new(Partition::default());
-        let producer = {
-            let p = Arc::clone(&p);
-            thread::spawn(move || {
-                p.append(1);
-                p.append(2);
-            })
-        };
-        let cell = Arc::new(WaitCell::default());
-        for next in 1..=2 {
-            block_on(TaskWait::new(&cell, &[&p.notifier], || p.has(next)));
-            assert!(p.record.load(Ordering::Relaxed) >= next);
-        }
-        producer.join().unwrap();
         no_waiters(&p.notifier);
     });
 }
@@ -341,23 +355,6 @@ fn loom_model_task_repolled_with_a_new_waker_is_woken_through_it() {
     });
 }
 
-/// (b) for a task: `close` racing with a task that arms; the task is
-/// always woken and sees the partition closed.
-#[test]
-fn loom_model_close_wakes_a_waiting_task() {
-    model(|| {
-        let n = Arc::new(Notifier::default());
-        let closer = {
-            let n = Arc::clone(&n);
-            thread::spawn(move || n.close())
-        };
-        let cell = Arc::new(WaitCell::default());
-        block_on(TaskWait::new(&cell, &[&n], || n.is_closed()));
-        closer.join().unwrap();
-        no_waiters(&n);
-    });
-}
-
 /// (c) A thread and a task share one partition's list: one append wakes
 /// both, each through its own kind of cell.
 #[test]
@@ -382,32 +379,6 @@ fn loom_model_one_append_wakes_a_thread_and_a_task() {
         thread_waiter.join().unwrap();
         task_waiter.join().unwrap();
         no_waiters(&p.notifier);
-    });
-}
-
-/// (c) for a task: it waits on two partitions with one cell, two producers
-/// append one record each; it wakes for whichever comes first, then for
-/// the other.
-#[test]
-fn loom_model_task_of_two_partitions_wakes_on_either() {
-    model(|| {
-        let parts = Arc::new([Partition::default(), Partition::default()]);
-        let producers: Vec<_> = (0..2)
-            .map(|i| {
-                let parts = Arc::clone(&parts);
-                thread::spawn(move || parts[i].append(1))
-            })
-            .collect();
-        let cell = Arc::new(WaitCell::default());
-        let notifiers = [&parts[0].notifier, &parts[1].notifier];
-        block_on(TaskWait::new(&cell, &notifiers, || parts.iter().any(|p| p.has(1))));
-        block_on(TaskWait::new(&cell, &notifiers, || parts.iter().all(|p| p.has(1))));
-        for t in producers {
-            t.join().unwrap();
-        }
-        for p in parts.iter() {
-            no_waiters(&p.notifier);
-        }
     });
 }
 
