@@ -86,6 +86,24 @@ struct Inner {
     closed: Option<Error>,
 }
 
+/// What writing a batch of commit requests came to, told once the locks
+/// are released (see `GroupState::deliver`).
+struct Written {
+    /// Each request's outcome.
+    outcomes: Vec<(Arc<Completion>, Result<()>)>,
+    /// For the broker's health record: the file was written (a failure of
+    /// asynchronous commits is no longer current), or a write for
+    /// asynchronous requests failed; `None` when nothing was written.
+    health: Option<std::result::Result<(), BackgroundError>>,
+}
+
+impl Written {
+    /// Every request of `batch` refused with (a copy of) `reason`.
+    fn refused(batch: Vec<CommitRequest>, reason: &Error) -> Written {
+        Written { outcomes: batch.into_iter().map(|r| (r.done, Err(copy_error(reason)))).collect(), health: None }
+    }
+}
+
 impl ScheduledWrite for GroupState {
     /// Writes what is queued, as the commit thread does when this group is
     /// handed to it.
@@ -293,10 +311,22 @@ impl GroupState {
         if batch.is_empty() {
             return;
         }
-        let outcomes = self.write_batch(batch);
+        let written = self.write_batch(batch);
         drop(store);
-        // Outside the locks: a woken waiter may commit again at once.
-        for (done, outcome) in outcomes {
+        self.deliver(written);
+    }
+
+    /// Tells the outcomes of a batch: to the health record, then to each
+    /// request. Outside the locks: the background-error callback and a
+    /// woken waiter may commit again at once.
+    fn deliver(&self, written: Written) {
+        let health = &self.committer.health;
+        match written.health {
+            Some(Ok(())) => health.resolved_group(BackgroundTask::Commit, &self.name, &self.topic.name),
+            Some(Err(failure)) => health.report(failure),
+            None => {}
+        }
+        for (done, outcome) in written.outcomes {
             done.complete(outcome);
         }
     }
@@ -343,13 +373,13 @@ impl GroupState {
     /// by `store`, so none can change `committed` meanwhile, and no
     /// partition can be released or member leave meanwhile either (both
     /// take `store`).
-    fn write_batch(&self, batch: Vec<CommitRequest>) -> Vec<(Arc<Completion>, Result<()>)> {
+    fn write_batch(&self, batch: Vec<CommitRequest>) -> Written {
         let mut outcomes = Vec::with_capacity(batch.len());
         let mut accepted = Vec::with_capacity(batch.len());
         let mut inner = self.inner.lock();
         let loaded = match self.committed_loaded(&mut inner) {
             Ok(committed) => committed.clone(),
-            Err(e) => return batch.into_iter().map(|r| (r.done, Err(copy_error(&e)))).collect(),
+            Err(e) => return Written::refused(batch, &e),
         };
         let mut next = loaded.clone();
         let mut background = false;
@@ -365,30 +395,28 @@ impl GroupState {
         }
         if next == loaded {
             outcomes.extend(accepted.into_iter().map(|done| (done, Ok(()))));
-            return outcomes;
+            return Written { outcomes, health: None };
         }
         let current_damaged = inner.current_damaged;
         drop(inner);
         // Each commit carries the epoch of the last record it covers.
         let with_epochs = self.with_epochs(&next);
         let written = self.file.store(&with_epochs, current_damaged);
-        let health = &self.committer.health;
-        match &written {
+        let health = match &written {
             Ok(()) => {
                 let mut inner = self.inner.lock();
                 inner.current_damaged = false;
                 self.publish_committed(&next);
                 inner.committed = Some(next);
-                drop(inner);
-                health.resolved_group(BackgroundTask::Commit, &self.name, &self.topic.name);
+                Some(Ok(()))
             }
             // Nobody may be looking at an asynchronous request's outcome:
             // reported too.
-            Err(e) if background => health.report(
-                BackgroundError::new(BackgroundTask::Commit, copy_error(e)).of_group(&self.name, &self.topic.name),
-            ),
-            Err(_) => {}
-        }
+            Err(e) if background => Some(Err(
+                BackgroundError::new(BackgroundTask::Commit, copy_error(e)).of_group(&self.name, &self.topic.name)
+            )),
+            Err(_) => None,
+        };
         outcomes.extend(accepted.into_iter().map(|done| {
             let outcome = match &written {
                 Ok(()) => Ok(()),
@@ -396,7 +424,7 @@ impl GroupState {
             };
             (done, outcome)
         }));
-        outcomes
+        Written { outcomes, health }
     }
 
     /// The error for a group that is closed, if it is.
@@ -506,16 +534,14 @@ impl GroupState {
         // Waits for a commit writing the file right now.
         let store = self.store.lock();
         let pending = self.commits.close(&reason);
-        let outcomes = if matches!(reason, Error::Closed) {
+        let written = if matches!(reason, Error::Closed) {
             self.write_batch(pending)
         } else {
-            pending.into_iter().map(|r| (r.done, Err(copy_error(&reason)))).collect()
+            Written::refused(pending, &reason)
         };
         self.inner.lock().closed = Some(reason);
         drop(store);
-        for (done, outcome) in outcomes {
-            done.complete(outcome);
-        }
+        self.deliver(written);
         self.notifier.close();
     }
 
