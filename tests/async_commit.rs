@@ -303,6 +303,34 @@ fn interval_auto_commit_does_not_wait_for_the_file_write() {
 }
 
 #[test]
+fn the_handles_are_send_and_the_committer_send_sync_clone() {
+    fn send<T: Send + 'static>() {}
+    fn send_sync_clone<T: Send + Sync + Clone + 'static>() {}
+    send::<millpond::CommitHandle>();
+    send_sync_clone::<millpond::Committer>();
+}
+
+#[test]
+fn a_member_leaving_writes_its_queued_async_commits_first() {
+    let (dir, _broker, topic) = setup("leavepending", 1, 10);
+    let blocker = Blocker::new(dir.path(), &topic);
+    let group = topic.group("g").unwrap().auto_commit(AutoCommit::Off);
+    let m = group.join().unwrap();
+    let committer = m.committer();
+    let held = blocker.hold();
+    let mine = m.commit_offsets_async(&[(0, 4)]);
+    let theirs = committer.commit_offsets_async(&[(0, 6)]);
+    // Not behind the stuck commit thread: leaving writes the group's queue.
+    m.close().unwrap();
+    mine.wait().unwrap();
+    theirs.wait().unwrap();
+    assert_eq!(read_committed(dir.path(), "g", "t")[&0], 6);
+    assert!(matches!(committer.commit_offsets_async(&[(0, 7)]).wait(), Err(Error::NotAMember { .. })));
+    blocker.release();
+    assert!(held.wait().is_err());
+}
+
+#[test]
 fn broker_close_writes_the_commits_requested_before_it() {
     let (dir, broker, topic) = setup("closepending", 1, 10);
     let blocker = Blocker::new(dir.path(), &topic);

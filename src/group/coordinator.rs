@@ -227,16 +227,24 @@ impl GroupState {
         Ok(id)
     }
 
-    /// Removes a member and everything it owned (after any commit being
-    /// written now: its requests still queued then fail with `NotAMember`).
+    /// Removes a member and everything it owned, after writing the commits
+    /// queued so far (its asynchronous ones among them, which would
+    /// otherwise fail with `NotAMember`): what it acknowledged before
+    /// leaving is committed when it has left.
     pub(crate) fn leave(&self, member: u64) {
-        let _store = self.store.lock();
+        let store = self.store.lock();
+        let queued = self.commits.take_all();
+        let written = (!queued.is_empty()).then(|| self.write_batch(queued));
         let mut inner = self.inner.lock();
         inner.members.retain(|&m| m != member);
         inner.owner.retain(|_, &mut m| m != member);
         inner.target = range_assignment(&inner.members, self.partitions());
         self.progress.set_members(inner.members.len());
         drop(inner);
+        drop(store);
+        if let Some(written) = written {
+            self.deliver(written);
+        }
         self.bump();
         self.publish_committed(&BTreeMap::new());
     }

@@ -23,8 +23,9 @@ use crate::group::commit_queue::Completion;
 /// - [`Error::NotAssigned`](crate::Error::NotAssigned): a partition is not
 ///   the member's — when the call was made, or by the time the file was
 ///   written (revoked meanwhile); nothing of the request was committed;
-/// - [`Error::NotAMember`](crate::Error::NotAMember): the member left the
-///   group before the commit was written;
+/// - [`Error::NotAMember`](crate::Error::NotAMember): requested after the
+///   member left the group (through a [`Committer`](crate::Committer));
+///   commits queued when it leaves are written as it leaves;
 /// - [`Error::OffsetOutOfRange`](crate::Error::OffsetOutOfRange): an offset
 ///   past the high watermark;
 /// - [`Error::Closed`](crate::Error::Closed) /

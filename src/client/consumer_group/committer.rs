@@ -18,9 +18,9 @@ use crate::group::coordinator::GroupState;
 /// when the call is made and still when the offsets are written
 /// ([`Error::NotAssigned`] otherwise, and nothing of that request is
 /// committed), and they are queued in one order with the member's own
-/// commits (a later request is never overwritten by an earlier one). Once
-/// the member has left the group (closed or dropped), commits fail with
-/// [`Error::NotAMember`]. A committer does not keep the broker open; after
+/// commits (a later request is never overwritten by an earlier one). The
+/// ones queued when the member leaves the group (closed or dropped) are
+/// written as it leaves; later ones fail with [`Error::NotAMember`]. A committer does not keep the broker open; after
 /// it closes, commits fail with [`Error::Closed`].
 ///
 /// # Examples

@@ -36,7 +36,8 @@
 //! durably, before the partition is released: the next owner starts from
 //! it. Dropping a member with auto-commit enabled commits its positions,
 //! durably before the drop returns; dropping one with `AutoCommit::Off`
-//! commits nothing. [`Broker::close`](crate::Broker::close) writes the
+//! commits nothing more. Either way, the asynchronous commits still queued
+//! when a member leaves are written before it has left. [`Broker::close`](crate::Broker::close) writes the
 //! commits requested before it, before it returns; later ones end with
 //! [`Error::Closed`](crate::Error::Closed).
 
