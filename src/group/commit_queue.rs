@@ -150,9 +150,10 @@ struct QueueInner {
 }
 
 impl CommitQueue {
-    /// Queues `request`. Returns whether the commit thread should be told
-    /// (`schedule` and it was not told yet), or the error refusing it (the
-    /// group closed) after completing the request with it.
+    /// Queues `request`; returns whether the commit thread should now be
+    /// told of the group (`schedule`, and it was not told already). A
+    /// closed group refuses it instead: the request is completed with the
+    /// group's closing error, and `false` returned.
     pub(crate) fn push(&self, request: CommitRequest, schedule: bool) -> bool {
         let mut q = self.inner.lock();
         if let Some(e) = &q.closed {

@@ -107,3 +107,36 @@ impl CommitThread {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Records the name of each thread that wrote.
+    #[derive(Default)]
+    struct Recorder(Mutex<Vec<Option<String>>>);
+
+    impl ScheduledWrite for Recorder {
+        fn write_scheduled(&self) {
+            self.0.lock().push(std::thread::current().name().map(str::to_string));
+        }
+    }
+
+    #[test]
+    fn writes_on_the_commit_thread_until_stopped_then_on_the_caller() {
+        let thread = CommitThread::new(Arc::new(Health::default()));
+        assert!(format!("{thread:?}").contains("not started"));
+        let group = Arc::new(Recorder::default());
+        thread.schedule(Arc::clone(&group) as Arc<dyn ScheduledWrite>);
+        thread.schedule(Arc::clone(&group) as Arc<dyn ScheduledWrite>);
+        assert!(format!("{thread:?}").contains("running"));
+        // Stopping writes what was handed over, then joins the thread.
+        thread.stop();
+        assert!(format!("{thread:?}").contains("stopped"));
+        assert_eq!(*group.0.lock(), vec![Some("millpond-commit".to_string()); 2]);
+        thread.schedule(Arc::clone(&group) as Arc<dyn ScheduledWrite>);
+        assert_eq!(group.0.lock().len(), 3, "after stop: written on the calling thread");
+        assert_eq!(group.0.lock()[2], std::thread::current().name().map(str::to_string));
+        thread.stop(); // again: nothing to do
+    }
+}
