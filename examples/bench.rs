@@ -21,7 +21,7 @@ use std::time::{Duration, Instant};
 use commitlog::message::MessageSet;
 use commitlog::{CommitLog, LogOptions, ReadLimit};
 use hdrhistogram::Histogram;
-use millpond::{Broker, BrokerConfig, FsyncPolicy, Record, StartFrom, TopicConfig, WaitStrategy};
+use millpond::{AutoCommit, Broker, BrokerConfig, FsyncPolicy, Record, StartFrom, TopicConfig, WaitStrategy};
 
 type BoxError = Box<dyn std::error::Error + Send + Sync>;
 
@@ -34,6 +34,10 @@ struct Sizes {
     latency_records: u64,
     latency_rate: u64,
     big_backlog: u64,
+    /// Events of the service rows (publish -> handled by an async task).
+    service_events: u64,
+    /// Their rate per second.
+    service_rate: u64,
 }
 
 /// One row of the table.
@@ -668,6 +672,154 @@ fn pct(h: &Histogram<u64>) -> String {
     )
 }
 
+/// How the consumer task of `service_latency` commits.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum ServiceCommit {
+    Never,
+    /// `commit_async` every 100 ms, handles dropped (the last one awaited).
+    Async,
+    /// `commit` every 100 ms: the fsync on the consuming task.
+    Blocking,
+}
+
+/// Publishes `n` events at `per_sec` with `send`, each carrying its send
+/// time (ns since `base`) in its first 8 bytes; spins to each due time.
+fn publish_paced(
+    n: u64,
+    per_sec: u64,
+    base: Instant,
+    mut send: impl FnMut([u8; RECORD]) -> Result<(), BoxError>,
+) -> Result<(), BoxError> {
+    let interval = Duration::from_nanos(1_000_000_000 / per_sec);
+    let mut value = [0u8; RECORD];
+    let start = Instant::now();
+    for i in 0..n {
+        let due = start + interval * i as u32;
+        while Instant::now() < due {
+            std::hint::spin_loop();
+        }
+        value[..8].copy_from_slice(&(base.elapsed().as_nanos() as u64).to_le_bytes());
+        send(value)?;
+    }
+    Ok(())
+}
+
+fn record_latency(h: &mut Histogram<u64>, base: Instant, value: &[u8]) -> Result<(), BoxError> {
+    let sent = u64::from_le_bytes(value[..8].try_into()?);
+    let now = base.elapsed().as_nanos() as u64;
+    h.record(now.saturating_sub(sent).max(1))?;
+    Ok(())
+}
+
+/// The service rows, millpond's side: a service's publish -> handled latency.
+/// A publisher thread sends at `per_sec`; a consumer-group member awaits
+/// each event in a task (`recv_async` on a current-thread tokio runtime)
+/// and commits as `commit` says. Returns the latencies and the median time
+/// a commit call took on the consuming task.
+fn service_latency(
+    dir: &Path,
+    n: u64,
+    per_sec: u64,
+    commit: ServiceCommit,
+) -> Result<(Histogram<u64>, Duration), BoxError> {
+    let broker = fresh(dir)?;
+    let topic = broker.create_topic("service", big_segments())?;
+    let group = topic.group("handlers")?.auto_commit(AutoCommit::Off);
+    let mut member = group.join()?;
+    let base = Instant::now();
+    let reader = std::thread::spawn(move || -> Result<(Histogram<u64>, Duration), BoxError> {
+        let rt = tokio::runtime::Builder::new_current_thread().build()?;
+        rt.block_on(async move {
+            let mut h = Histogram::<u64>::new_with_bounds(1, 60_000_000_000, 3)?;
+            let mut last_commit = Instant::now();
+            let mut pending = None;
+            let mut commit_calls = Vec::new();
+            for _ in 0..n {
+                let m = member.recv_async().await?;
+                record_latency(&mut h, base, m.value())?;
+                if commit != ServiceCommit::Never && last_commit.elapsed() >= Duration::from_millis(100) {
+                    let called = Instant::now();
+                    match commit {
+                        ServiceCommit::Async => pending = Some(member.commit_async()),
+                        _ => member.commit()?,
+                    }
+                    commit_calls.push(called.elapsed());
+                    last_commit = Instant::now();
+                }
+            }
+            if let Some(last) = pending {
+                last.await?;
+            }
+            commit_calls.sort();
+            Ok((h, commit_calls.get(commit_calls.len() / 2).copied().unwrap_or_default()))
+        })
+    });
+    let producer = topic.producer();
+    publish_paced(n, per_sec, base, |v| Ok(producer.send(Record::new(&v)).map(drop)?))?;
+    let (h, commit_call) = reader.join().map_err(|_| "service consumer panicked")??;
+    if h.len() != n {
+        return Err("service run lost events".into());
+    }
+    if commit != ServiceCommit::Never && n >= per_sec / 5 && group.committed()?.is_empty() {
+        return Err("service run committed nothing".into());
+    }
+    Ok((h, commit_call))
+}
+
+/// The service rows, the baseline: the same service with tokio's unbounded
+/// mpsc channel between the publisher and the task.
+fn mpsc_service_latency(n: u64, per_sec: u64) -> Result<Histogram<u64>, BoxError> {
+    let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel::<[u8; RECORD]>();
+    let base = Instant::now();
+    let reader = std::thread::spawn(move || -> Result<Histogram<u64>, BoxError> {
+        let rt = tokio::runtime::Builder::new_current_thread().build()?;
+        rt.block_on(async move {
+            let mut h = Histogram::<u64>::new_with_bounds(1, 60_000_000_000, 3)?;
+            while let Some(v) = rx.recv().await {
+                record_latency(&mut h, base, &v)?;
+            }
+            Ok(h)
+        })
+    });
+    publish_paced(n, per_sec, base, |v| tx.send(v).map_err(|_| "tokio mpsc receiver gone".into()))?;
+    drop(tx);
+    let h = reader.join().map_err(|_| "mpsc service consumer panicked")??;
+    if h.len() != n {
+        return Err("tokio mpsc lost events".into());
+    }
+    Ok(h)
+}
+
+/// The service rows: three runs of every side, interleaved; for each side, the
+/// run with the median p99. Returns tokio mpsc's, then millpond's without
+/// commits, with async commits, with blocking commits; and the median time
+/// of a `commit_async` call and of a blocking `commit` call.
+fn service_rows(dir: &Path, s: Sizes) -> Result<([Histogram<u64>; 4], [Duration; 2]), BoxError> {
+    let mut sides: [Vec<Histogram<u64>>; 4] = Default::default();
+    let mut calls: [Vec<Duration>; 2] = Default::default();
+    let (n, r) = (s.service_events, s.service_rate);
+    for _ in 0..3 {
+        sides[0].push(mpsc_service_latency(n, r)?);
+        sides[1].push(service_latency(dir, n, r, ServiceCommit::Never)?.0);
+        for (i, way) in [ServiceCommit::Async, ServiceCommit::Blocking].into_iter().enumerate() {
+            let (h, call) = service_latency(dir, n, r, way)?;
+            sides[2 + i].push(h);
+            calls[i].push(call);
+        }
+    }
+    let sides = sides.map(|mut runs| {
+        runs.sort_by_key(|h| h.value_at_quantile(0.99));
+        runs.swap_remove(1)
+    });
+    Ok((
+        sides,
+        calls.map(|mut c| {
+            c.sort();
+            c[1]
+        }),
+    ))
+}
+
 /// Row 9: opening a topic with many sealed segments.
 fn open_time(dir: &Path, segments: u64) -> Result<f64, BoxError> {
     let broker = fresh(dir)?;
@@ -900,6 +1052,34 @@ fn run(dir: &Path, s: Sizes) -> Result<Vec<Row>, BoxError> {
         ratios: vec![(1000.0 / o.value_at_quantile(0.5) as f64, "1 µs / p50")],
         target: "p50 <= 1 µs (ratio = 1 µs / p50)",
     });
+    let ([mpsc, quiet, async_commits, blocking_commits], [async_call, blocking_call]) = service_rows(dir, s)?;
+    let us = |d: Duration| d.as_secs_f64() * 1e6;
+    let q = |h: &Histogram<u64>, at: f64| h.value_at_quantile(at) as f64;
+    rows.push(Row {
+        workload: "publish -> handled at 1,000/s, async consumer task (group member, recv_async; median of 3)",
+        millpond: pct(&quiet),
+        baseline: format!("tokio mpsc: {}", pct(&mpsc)),
+        ratios: vec![
+            (q(&quiet, 0.5) / q(&mpsc, 0.5), "p50 / tokio's p50"),
+            (q(&quiet, 0.99) / q(&mpsc, 0.99), "p99 / tokio's p99"),
+        ],
+        target: "<= 2.0 each",
+    });
+    rows.push(Row {
+        workload: "same, with a commit_async every 100 ms",
+        millpond: format!("{} (a commit_async call: {:.1} µs)", pct(&async_commits), us(async_call)),
+        baseline: format!(
+            "without commits: p99 {:.1} µs; a blocking commit() every 100 ms: p99 {:.1} µs (a commit call: {:.0} µs)",
+            q(&quiet, 0.99) / 1000.0,
+            q(&blocking_commits, 0.99) / 1000.0,
+            us(blocking_call)
+        ),
+        ratios: vec![
+            (q(&async_commits, 0.99) / q(&quiet, 0.99), "p99 / p99 without commits"),
+            (q(&blocking_commits, 0.99) / q(&async_commits, 0.99), "blocking commit's p99 / ours"),
+        ],
+        target: "p99 <= 2.0× without commits",
+    });
     let few = open_time(dir, 10)?;
     let many = open_time(dir, 100)?;
     rows.push(Row {
@@ -994,9 +1174,23 @@ fn tidy(dir: &Path) {
 fn main() -> Result<(), BoxError> {
     let quick = std::env::args().any(|a| a == "quick");
     let sizes = if quick {
-        Sizes { records: 500_000, latency_records: 50_000, latency_rate: 100_000, big_backlog: 500_000 }
+        Sizes {
+            records: 500_000,
+            latency_records: 50_000,
+            latency_rate: 100_000,
+            big_backlog: 500_000,
+            service_events: 3_000,
+            service_rate: 1_000,
+        }
     } else {
-        Sizes { records: 2_000_000, latency_records: 200_000, latency_rate: 100_000, big_backlog: 2_000_000 }
+        Sizes {
+            records: 2_000_000,
+            latency_records: 200_000,
+            latency_rate: 100_000,
+            big_backlog: 2_000_000,
+            service_events: 10_000,
+            service_rate: 1_000,
+        }
     };
     let dir = temp_dir("main");
     if std::env::args().any(|a| a == "contended") {
@@ -1026,11 +1220,18 @@ mod tests {
     #[test]
     fn every_bench_workload_delivers_every_record() {
         let dir = super::temp_dir("test");
-        let sizes = super::Sizes { records: 20_000, latency_records: 2_000, latency_rate: 20_000, big_backlog: 20_000 };
+        let sizes = super::Sizes {
+            records: 20_000,
+            latency_records: 2_000,
+            latency_rate: 20_000,
+            big_backlog: 20_000,
+            service_events: 300,
+            service_rate: 1_000,
+        };
         let rows = super::run(&dir, sizes);
         super::tidy(&dir);
         let rows = rows.unwrap();
-        assert_eq!(rows.len(), 17);
+        assert_eq!(rows.len(), 19);
         assert!(rows.iter().all(|r| !r.ratios.is_empty() && r.ratios.iter().all(|(x, _)| x.is_finite() && *x > 0.0)));
         // Every row that has commitlog as a baseline says so in its ratios.
         let against_commitlog =

@@ -207,6 +207,16 @@ pub enum Error {
         partition: u32,
     },
 
+    /// A commit made through a [`Committer`](crate::Committer) whose group
+    /// member has left the group (closed or dropped): it commits nothing.
+    #[error("the member of group {group:?} on topic {topic:?} that made this committer has left the group")]
+    NotAMember {
+        /// The topic.
+        topic: String,
+        /// The group.
+        group: String,
+    },
+
     /// The consumer group has no members and no committed offsets on this
     /// topic: there is nothing to describe, and no lag to report.
     #[error("consumer group {group:?} does not exist on topic {topic:?} (no members, no committed offsets)")]

@@ -113,6 +113,8 @@ pub use client::consume::start_from::StartFrom;
 pub use client::consume::stream::MessageStream;
 pub use client::consume::waiting::WaitStrategy;
 pub use client::consume::wakeup::WakeupHandle;
+pub use client::consumer_group::commit_handle::CommitHandle;
+pub use client::consumer_group::committer::Committer;
 pub use client::consumer_group::group::{Group, PartitionLag};
 pub use client::consumer_group::group_admin::{GroupDescription, MemberDescription, ResetTo};
 pub use client::consumer_group::member::GroupMember;

@@ -405,7 +405,9 @@ fn poll_with_auto_commit_never_commits_records_it_has_not_returned_yet() {
     let batch = m.poll(100, Duration::from_millis(100)).unwrap();
     assert_eq!(batch.len(), 10);
     // Documented: auto-commit covers the records returned *before* the
-    // receive call. None of the ten has been processed yet.
+    // receive call. None of the ten has been processed yet. (It is written
+    // off the receiving thread: wait for it, then check it never got past.)
+    wait_until(HANG, "the auto-commit at the poll", || group.committed().unwrap().contains_key(&0));
     let committed = group.committed().unwrap().get(&0).copied();
     // Crash before processing the batch: the member never commits or leaves,
     // and a new broker (as after a restart) takes over the directory.
@@ -436,7 +438,8 @@ fn member_of_a_deleted_topic_cannot_resurrect_its_committed_offsets() {
     for _ in 0..6 {
         old.try_recv().unwrap().unwrap();
     }
-    assert_eq!(group.committed().unwrap()[&0], 5);
+    // Auto-commits are written off the receiving thread.
+    wait_until(HANG, "the auto-commit of 5", || group.committed().unwrap().get(&0) == Some(&5));
     broker.delete_topic("t").unwrap();
     assert!(!offsets_path(dir.path(), "g", "t").exists(), "the topic's offsets go with it");
     assert!(!prev_offsets_path(dir.path(), "g", "t").exists());
@@ -478,6 +481,8 @@ fn member_writes_no_offsets_after_the_broker_closes() {
         m.try_recv().unwrap().unwrap();
     }
     let path = offsets_path(dir.path(), "g", "t");
+    // Auto-commits are written off the receiving thread.
+    wait_until(HANG, "the auto-commit of 3", || group.committed().unwrap().get(&0) == Some(&3));
     let before = std::fs::read(&path).unwrap();
     assert_eq!(decode_offsets(&before), Some([(0, 3)].into_iter().collect()));
     broker.close().unwrap();
@@ -508,7 +513,9 @@ fn auto_commit_interval_commits_records_returned_before_the_receive_call() {
     let mut m = group.join().unwrap();
     for o in 0..3 {
         assert_eq!(m.try_recv().unwrap().unwrap().offset(), o);
-        // Committed at the start of this call: the records returned before it.
+        // Requested at the start of this call and written off this thread:
+        // the records returned before it, never the one just returned.
+        wait_until(HANG, "the auto-commit", || group.committed().unwrap().get(&0).is_some_and(|&c| c >= o));
         assert_eq!(group.committed().unwrap().get(&0), Some(&o));
     }
     // A crash now re-delivers only record 2, the one returned by the last call.

@@ -13,6 +13,7 @@ use crate::broker::damaged_topic::DamagedTopic;
 use crate::broker::keep_alive::KeepAlive;
 use crate::broker::shared::{GROUPS_DIR, LOCK_FILE, Shared, TOPICS_DIR, TRASH_DIR, remove_entry};
 use crate::error::{Error, Result};
+use crate::group::commit_thread::CommitThread;
 use crate::storage::fsutil;
 use crate::storage::health::{BackgroundError, BackgroundTask, Health};
 use crate::storage::prefault::Prefaulter;
@@ -193,11 +194,12 @@ impl Broker {
             lock: Mutex::new(Some(lock)),
             report: Mutex::new(Vec::new()),
             maintenance: Mutex::new(None),
-            health,
+            health: Arc::clone(&health),
             prefault: Mutex::new(prefault),
             durable: Mutex::new(None),
             trash_seq: AtomicU64::new(0),
             groups: Mutex::new(HashMap::new()),
+            committer: Arc::new(CommitThread::new(health)),
         });
         // From here on, dropping `broker` on error closes what was opened.
         let broker = Broker { alive: Arc::new(KeepAlive::new(Arc::clone(&shared))) };

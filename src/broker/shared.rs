@@ -14,6 +14,7 @@ use parking_lot::{Mutex, RwLock};
 use crate::broker::config::BrokerConfig;
 use crate::broker::damaged_topic::DamagedTopic;
 use crate::error::{Error, Result};
+use crate::group::commit_thread::CommitThread;
 use crate::group::coordinator::GroupState;
 use crate::group::offsets::OffsetsFile;
 use crate::storage::background::Worker;
@@ -67,6 +68,8 @@ pub(crate) struct Shared {
     pub(crate) trash_seq: AtomicU64,
     /// Consumer groups in use, by (group, topic).
     pub(crate) groups: Mutex<HashMap<(String, String), Arc<GroupState>>>,
+    /// The thread writing asynchronous commits, started on first use.
+    pub(crate) committer: Arc<CommitThread>,
 }
 
 impl Shared {
@@ -85,7 +88,7 @@ impl Shared {
         let mut groups = self.groups.lock();
         let state = groups.entry(key).or_insert_with(|| {
             let file = OffsetsFile::new(self.dir.join(GROUPS_DIR).join(group), &topic.name);
-            let state = Arc::new(GroupState::new(group, Arc::clone(topic), file));
+            let state = Arc::new(GroupState::new(group, Arc::clone(topic), file, Arc::clone(&self.committer)));
             topic.add_group(&state.progress);
             state
         });
@@ -242,10 +245,12 @@ impl Shared {
         let _admin = self.admin.lock();
         let topics: Vec<Arc<TopicState>> = self.topics.read().values().cloned().collect();
         // Group members waiting without partitions sleep on their group's
-        // notifier only: wake them too.
+        // notifier only: wake them too. Each group writes the commits still
+        // queued before it closes; then the commit thread has nothing left.
         for state in self.groups.lock().values() {
             state.close(Error::Closed);
         }
+        self.committer.stop();
         let mut first_error = None;
         for t in topics {
             for p in &t.partitions {

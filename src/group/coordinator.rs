@@ -15,6 +15,17 @@
 //! member gives up the partitions it lost (first committing, if configured)
 //! before another can take them; a member whose new partition is still owned
 //! waits for the release (which bumps the generation again and wakes it).
+//!
+//! # Commits
+//!
+//! Every commit is a request queued in order (see `group/commit_queue.rs`)
+//! and checked twice: when it is made (so a blocking commit reports a bad
+//! partition or offset at once) and again when its offsets file is written,
+//! under the `store` lock that releasing a partition and leaving also take.
+//! So a request never commits a partition its member no longer owns: one
+//! revoked, released or left meanwhile ends it with `NotAssigned` (or
+//! `NotAMember`), and nothing of it is written. Requests queued together
+//! are written together, the later ones' offsets winning.
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -23,7 +34,10 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use parking_lot::Mutex;
 
 use crate::error::{Error, Result};
+use crate::group::commit_queue::{CommitQueue, CommitRequest, Completion, copy_error};
+use crate::group::commit_thread::{CommitThread, ScheduledWrite};
 use crate::group::offsets::{Committed, OffsetsFile};
+use crate::storage::health::{BackgroundError, BackgroundTask};
 use crate::storage::notify::Notifier;
 use crate::topic::group_progress::GroupProgress;
 use crate::topic::state::TopicState;
@@ -36,9 +50,14 @@ pub(crate) struct GroupState {
     /// Serializes writers of the offsets file (commits and close), so the
     /// slow part of a commit (two fsyncs and renames, ~10 ms on our test
     /// disk) runs without `inner`, which every member's receive call takes.
-    /// Lock order: `store` before `inner`.
+    /// Lock order: `store` before `inner`. Releasing partitions and leaving
+    /// take it too, so ownership cannot change while a commit is written.
     store: Mutex<()>,
     inner: Mutex<Inner>,
+    /// Commit requests not yet written.
+    commits: CommitQueue,
+    /// The broker's commit thread, which writes asynchronous commits.
+    committer: Arc<CommitThread>,
     /// Bumped on every change members must react to.
     generation: AtomicU64,
     /// Wakes members blocked in a receive call when the generation changes.
@@ -67,6 +86,33 @@ struct Inner {
     closed: Option<Error>,
 }
 
+/// What writing a batch of commit requests came to, told once the locks
+/// are released (see `GroupState::deliver`).
+struct Written {
+    /// Each request's outcome.
+    outcomes: Vec<(Arc<Completion>, Result<()>)>,
+    /// For the broker's health record: the file was written (a failure of
+    /// asynchronous commits is no longer current), or a write for
+    /// asynchronous requests failed; `None` when nothing was written.
+    health: Option<std::result::Result<(), BackgroundError>>,
+}
+
+impl Written {
+    /// Every request of `batch` refused with (a copy of) `reason`.
+    fn refused(batch: Vec<CommitRequest>, reason: &Error) -> Written {
+        Written { outcomes: batch.into_iter().map(|r| (r.done, Err(copy_error(reason)))).collect(), health: None }
+    }
+}
+
+impl ScheduledWrite for GroupState {
+    /// Writes what is queued, as the commit thread does when this group is
+    /// handed to it.
+    fn write_scheduled(&self) {
+        self.commits.unschedule();
+        self.write_queued();
+    }
+}
+
 /// Kafka's range assignment of `partitions` over `members` (in order).
 pub(crate) fn range_assignment(members: &[u64], partitions: u32) -> BTreeMap<u64, Vec<u32>> {
     let mut out = BTreeMap::new();
@@ -85,7 +131,12 @@ pub(crate) fn range_assignment(members: &[u64], partitions: u32) -> BTreeMap<u64
 }
 
 impl GroupState {
-    pub(crate) fn new(name: &str, topic: Arc<TopicState>, file: OffsetsFile) -> GroupState {
+    pub(crate) fn new(
+        name: &str,
+        topic: Arc<TopicState>,
+        file: OffsetsFile,
+        committer: Arc<CommitThread>,
+    ) -> GroupState {
         let topic_partitions = topic.partitions.len();
         GroupState {
             name: name.to_string(),
@@ -93,6 +144,8 @@ impl GroupState {
             file,
             store: Mutex::new(()),
             inner: Mutex::new(Inner::default()),
+            commits: CommitQueue::default(),
+            committer,
             generation: AtomicU64::new(1),
             notifier: Notifier::default(),
             progress: Arc::new(GroupProgress::new(topic_partitions)),
@@ -174,14 +227,24 @@ impl GroupState {
         Ok(id)
     }
 
-    /// Removes a member and everything it owned.
+    /// Removes a member and everything it owned, after writing the commits
+    /// queued so far (its asynchronous ones among them, which would
+    /// otherwise fail with `NotAMember`): what it acknowledged before
+    /// leaving is committed when it has left.
     pub(crate) fn leave(&self, member: u64) {
+        let store = self.store.lock();
+        let queued = self.commits.take_all();
+        let written = (!queued.is_empty()).then(|| self.write_batch(queued));
         let mut inner = self.inner.lock();
         inner.members.retain(|&m| m != member);
         inner.owner.retain(|_, &mut m| m != member);
         inner.target = range_assignment(&inner.members, self.partitions());
         self.progress.set_members(inner.members.len());
         drop(inner);
+        drop(store);
+        if let Some(written) = written {
+            self.deliver(written);
+        }
         self.bump();
         self.publish_committed(&BTreeMap::new());
     }
@@ -191,8 +254,11 @@ impl GroupState {
         self.inner.lock().target.get(&member).cloned().unwrap_or_default()
     }
 
-    /// Releases `partitions` owned by `member`.
+    /// Releases `partitions` owned by `member` (after any commit being
+    /// written now: its requests for them still queued then fail with
+    /// `NotAssigned`).
     pub(crate) fn release(&self, member: u64, partitions: &[u32]) {
+        let _store = self.store.lock();
         let mut inner = self.inner.lock();
         for p in partitions {
             if inner.owner.get(p) == Some(&member) {
@@ -217,18 +283,79 @@ impl GroupState {
         Ok(Some(committed))
     }
 
-    /// Commits `offsets` for partitions `member` owns. Each offset must be
-    /// at most the partition's high watermark.
-    ///
-    /// Only the file write happens without `inner`: commits are serialized
-    /// by `store`, so none can change `committed` meanwhile, and the
-    /// committing member cannot lose these partitions meanwhile either (it
-    /// gives partitions up only in its own receive calls, and it is here).
+    /// Commits `offsets` for partitions `member` owns, durably when it
+    /// returns. Each offset must be at most the partition's high watermark;
+    /// on error nothing is committed. Queued behind the asynchronous
+    /// requests made before it, and written with them (by this thread, or
+    /// by the commit thread if it is writing them already).
     pub(crate) fn commit(&self, member: u64, offsets: &[(u32, u64)]) -> Result<()> {
-        let _store = self.store.lock();
-        let mut inner = self.inner.lock();
-        if let Some(e) = Self::closed_error(&inner) {
+        self.check_request(member, offsets)?;
+        let done = Completion::pending();
+        let request = CommitRequest { member, offsets: offsets.to_vec(), background: false, done: Arc::clone(&done) };
+        self.commits.push(request, false);
+        self.write_queued();
+        done.wait()
+    }
+
+    /// Queues a commit of `offsets` for `member`, written by the commit
+    /// thread; the outcome arrives in the returned completion. Checked now
+    /// and again when written.
+    pub(crate) fn commit_async(self: &Arc<Self>, member: u64, offsets: &[(u32, u64)]) -> Arc<Completion> {
+        if let Err(e) = self.check_request(member, offsets) {
+            return Completion::ready(Err(e));
+        }
+        let done = Completion::pending();
+        let request = CommitRequest { member, offsets: offsets.to_vec(), background: true, done: Arc::clone(&done) };
+        if self.commits.push(request, true) {
+            self.committer.schedule(Arc::clone(self) as Arc<dyn ScheduledWrite>);
+        }
+        done
+    }
+
+    /// Takes every queued request and writes them in one file write.
+    fn write_queued(&self) {
+        let store = self.store.lock();
+        let batch = self.commits.take_all();
+        if batch.is_empty() {
+            return;
+        }
+        let written = self.write_batch(batch);
+        drop(store);
+        self.deliver(written);
+    }
+
+    /// Tells the outcomes of a batch: to the health record, then to each
+    /// request. Outside the locks: the background-error callback and a
+    /// woken waiter may commit again at once.
+    fn deliver(&self, written: Written) {
+        let health = &self.committer.health;
+        match written.health {
+            Some(Ok(())) => health.resolved_group(BackgroundTask::Commit, &self.name, &self.topic.name),
+            Some(Err(failure)) => health.report(failure),
+            None => {}
+        }
+        for (done, outcome) in written.outcomes {
+            done.complete(outcome);
+        }
+    }
+
+    /// Checks a request against the group as it is now: open, made by a
+    /// member, for partitions it owns, offsets within the log.
+    fn check_request(&self, member: u64, offsets: &[(u32, u64)]) -> Result<()> {
+        let inner = self.inner.lock();
+        self.check_against(&inner, member, offsets)
+    }
+
+    fn check_against(&self, inner: &Inner, member: u64, offsets: &[(u32, u64)]) -> Result<()> {
+        if let Some(e) = Self::closed_error(inner) {
             return Err(e);
+        }
+        // Deleted but not closed yet: nothing may be written for it any more.
+        if self.topic.deleted.load(Ordering::SeqCst) {
+            return Err(Error::TopicDeleted { topic: self.topic.name.to_string() });
+        }
+        if !inner.members.contains(&member) {
+            return Err(Error::NotAMember { topic: self.topic.name.to_string(), group: self.name.clone() });
         }
         for &(p, o) in offsets {
             if inner.owner.get(&p) != Some(&member) {
@@ -243,24 +370,69 @@ impl GroupState {
                 return Err(log.out_of_range(o));
             }
         }
-        let mut next = self.committed_loaded(&mut inner)?.clone();
-        let mut changed = false;
-        for &(p, o) in offsets {
-            changed |= next.insert(p, o) != Some(o);
+        Ok(())
+    }
+
+    /// Applies `batch` in order — each request checked again, a refused one
+    /// contributing nothing — and writes the result in one file write.
+    /// Called with `store` held. Returns each request's outcome.
+    ///
+    /// Only the file write happens without `inner`: writers are serialized
+    /// by `store`, so none can change `committed` meanwhile, and no
+    /// partition can be released or member leave meanwhile either (both
+    /// take `store`).
+    fn write_batch(&self, batch: Vec<CommitRequest>) -> Written {
+        let mut outcomes = Vec::with_capacity(batch.len());
+        let mut accepted = Vec::with_capacity(batch.len());
+        let mut inner = self.inner.lock();
+        let loaded = match self.committed_loaded(&mut inner) {
+            Ok(committed) => committed.clone(),
+            Err(e) => return Written::refused(batch, &e),
+        };
+        let mut next = loaded.clone();
+        let mut background = false;
+        for request in batch {
+            match self.check_against(&inner, request.member, &request.offsets) {
+                Ok(()) => {
+                    next.extend(request.offsets.iter().copied());
+                    background |= request.background;
+                    accepted.push(request.done);
+                }
+                Err(e) => outcomes.push((request.done, Err(e))),
+            }
         }
-        if !changed {
-            return Ok(());
+        if next == loaded {
+            outcomes.extend(accepted.into_iter().map(|done| (done, Ok(()))));
+            return Written { outcomes, health: None };
         }
         let current_damaged = inner.current_damaged;
         drop(inner);
         // Each commit carries the epoch of the last record it covers.
         let with_epochs = self.with_epochs(&next);
-        self.file.store(&with_epochs, current_damaged)?;
-        let mut inner = self.inner.lock();
-        inner.current_damaged = false;
-        self.publish_committed(&next);
-        inner.committed = Some(next);
-        Ok(())
+        let written = self.file.store(&with_epochs, current_damaged);
+        let health = match &written {
+            Ok(()) => {
+                let mut inner = self.inner.lock();
+                inner.current_damaged = false;
+                self.publish_committed(&next);
+                inner.committed = Some(next);
+                Some(Ok(()))
+            }
+            // Nobody may be looking at an asynchronous request's outcome:
+            // reported too.
+            Err(e) if background => Some(Err(
+                BackgroundError::new(BackgroundTask::Commit, copy_error(e)).of_group(&self.name, &self.topic.name)
+            )),
+            Err(_) => None,
+        };
+        outcomes.extend(accepted.into_iter().map(|done| {
+            let outcome = match &written {
+                Ok(()) => Ok(()),
+                Err(e) => Err(copy_error(e)),
+            };
+            (done, outcome)
+        }));
+        Written { outcomes, health }
     }
 
     /// The error for a group that is closed, if it is.
@@ -362,10 +534,23 @@ impl GroupState {
 
     /// Stops the group for good (broker closed or topic deleted): no commit
     /// writes the offsets file after this returns, and waiting members wake.
+    ///
+    /// Commits requested before are not lost: when the broker closes, they
+    /// are written before this returns (with the one being written now, if
+    /// any); when the topic is deleted, they end with `TopicDeleted`. Later
+    /// requests are refused with the same error.
     pub(crate) fn close(&self, reason: Error) {
         // Waits for a commit writing the file right now.
-        let _store = self.store.lock();
+        let store = self.store.lock();
+        let pending = self.commits.close(&reason);
+        let written = if matches!(reason, Error::Closed) {
+            self.write_batch(pending)
+        } else {
+            Written::refused(pending, &reason)
+        };
         self.inner.lock().closed = Some(reason);
+        drop(store);
+        self.deliver(written);
         self.notifier.close();
     }
 

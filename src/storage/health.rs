@@ -48,6 +48,12 @@ pub enum BackgroundTask {
     /// `GroupMember::close` to get the error instead); the group resumes
     /// from its previous commit, so records may be delivered again.
     DropCommit,
+    /// Writing a group's committed offsets for asynchronous commits
+    /// (`GroupMember::commit_async`, a `Committer`, or `AutoCommit::Interval`)
+    /// on the broker's commit thread; each request's handle also ends with
+    /// the error. The group keeps its previous commit, so records may be
+    /// delivered again; the next successful write clears it.
+    Commit,
     /// Closing the broker when its last handle was dropped (call
     /// `Broker::close` to get the error instead).
     Close,
@@ -66,6 +72,7 @@ impl std::fmt::Display for BackgroundTask {
             BackgroundTask::SegmentIndex => "segment index write",
             BackgroundTask::Prefault => "pre-faulting",
             BackgroundTask::DropCommit => "commit on drop",
+            BackgroundTask::Commit => "async commit",
             BackgroundTask::Close => "close on drop",
             BackgroundTask::StartThread => "thread start",
         })

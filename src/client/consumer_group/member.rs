@@ -11,9 +11,12 @@ use crate::client::consume::recv_future::RecvFuture;
 use crate::client::consume::stream::MessageStream;
 use crate::client::consume::waiting::WaitStrategy;
 use crate::client::consume::wakeup::WakeupHandle;
+use crate::client::consumer_group::commit_handle::CommitHandle;
+use crate::client::consumer_group::committer::Committer;
 use crate::client::consumer_group::membership::Membership;
 use crate::client::consumer_group::rebalance::RebalanceEvent;
 use crate::error::{Error, Result};
+use crate::group::commit_queue::Completion;
 use crate::storage::batch::Batch;
 use crate::storage::message::Message;
 use crate::storage::message_ref::MessageRef;
@@ -91,7 +94,9 @@ impl GroupMember {
     }
 
     /// Commits the member's position in every partition it owns: everything
-    /// received so far counts as processed.
+    /// received so far counts as processed. Durable when it returns; it is
+    /// written after the asynchronous commits requested before it (with
+    /// them, in one file write), so it is never overwritten by them.
     ///
     /// See [`Group`](crate::Group) for an example.
     pub fn commit(&mut self) -> Result<()> {
@@ -127,6 +132,73 @@ impl GroupMember {
         }
         let m = self.membership()?;
         m.commit(offsets)
+    }
+
+    /// Commits the member's positions now without waiting for the file
+    /// write (rdkafka's `CommitMode::Async`): the positions are taken at the
+    /// call, the write (fsyncs and renames) runs on the broker's
+    /// `millpond-commit` thread, and receive calls go on delivering
+    /// meanwhile. Await the returned [`CommitHandle`], [`wait`](CommitHandle::wait)
+    /// on it, or drop it to ignore the outcome.
+    ///
+    /// At-least-once as with [`commit`](GroupMember::commit): a crash
+    /// before the write leaves the previous commit, so records are
+    /// re-delivered, never skipped. Commits queued together are written
+    /// together, the latest offset per partition winning (many requests,
+    /// one file write); a later request is never overwritten by an earlier
+    /// one. A partition revoked before the write is not committed: the
+    /// handle ends with [`Error::NotAssigned`] (its position was committed
+    /// by the revocation itself, unless
+    /// [`commit_on_revoke(false)`](crate::Group::commit_on_revoke)).
+    ///
+    /// ```
+    /// use millpond::{AutoCommit, Broker, Record, TopicConfig};
+    /// # let dir = std::env::temp_dir().join(format!("millpond-doc-commitasync-{}", std::process::id()));
+    /// let broker = Broker::open(&dir)?;
+    /// let topic = broker.create_topic("t", TopicConfig::default())?;
+    /// topic.producer().send_batch((0..100).map(|i| Record::new(format!("{i}"))))?;
+    /// let group = topic.group("g")?.auto_commit(AutoCommit::Off);
+    /// let mut member = group.join()?;
+    /// let mut last = None;
+    /// while let Some(_m) = member.try_recv()? {
+    ///     // handle(_m), then acknowledge without waiting for the disk
+    ///     last = Some(member.commit_async());
+    /// }
+    /// futures::executor::block_on(last.unwrap())?; // the last one covers them all
+    /// assert_eq!(group.committed()?[&0], 100);
+    /// # drop((member, group, topic, broker)); std::fs::remove_dir_all(&dir)?;
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn commit_async(&self) -> CommitHandle {
+        self.commit_offsets_async(&self.consumer.positions())
+    }
+
+    /// Commits explicit `(partition, next offset to read)` pairs without
+    /// waiting for the file write (see [`commit_async`](GroupMember::commit_async)).
+    /// The same checks as [`commit_offsets`](GroupMember::commit_offsets)
+    /// are made at the call and again when the file is written; a failed
+    /// one ends the handle with its error and commits nothing of the
+    /// request.
+    ///
+    /// See [`CommitHandle::wait`] for an example.
+    pub fn commit_offsets_async(&self, offsets: &[(u32, u64)]) -> CommitHandle {
+        if let Some(e) = self.consumer.topic().unusable() {
+            return CommitHandle::new(Completion::ready(Err(e)));
+        }
+        CommitHandle::new(match self.membership() {
+            Ok(m) => m.commit_async(offsets),
+            Err(e) => Completion::ready(Err(e)),
+        })
+    }
+
+    /// A `Send + Sync + Clone` handle that commits for this member from any
+    /// thread or task (see [`Committer`]), so an async handler can
+    /// acknowledge what it processed. Its commits fail with
+    /// [`Error::NotAMember`] once this member has left the group.
+    ///
+    /// See [`Committer`] for an example.
+    pub fn committer(&self) -> Committer {
+        Committer::new(self.membership().ok().map(Membership::committer_parts))
     }
 
     /// Leaves the group, committing first under auto-commit, and reports

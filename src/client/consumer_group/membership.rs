@@ -10,6 +10,7 @@ use crate::client::consume::cursor_set::CursorSet;
 use crate::client::consumer_group::policy::{AutoCommit, OffsetReset};
 use crate::client::consumer_group::rebalance::{Listener, RebalanceEvent, RebalanceKind};
 use crate::error::{Error, Result};
+use crate::group::commit_queue::Completion;
 use crate::group::coordinator::GroupState;
 use crate::storage::notify::Notifier;
 use crate::storage::partition_log::state::PartitionLog;
@@ -24,6 +25,10 @@ pub(crate) struct Membership {
     auto_commit: AutoCommit,
     commit_on_revoke: bool,
     last_commit: Instant,
+    /// The last interval auto-commit, written off this thread: its positions
+    /// (not requested again while unchanged) and its outcome, a failure of
+    /// which the next receive call returns.
+    auto_pending: Option<AutoPending>,
     listener: Option<Listener>,
     /// Partitions taken before a listener was installed (at `join`), told
     /// to the listener when it is.
@@ -36,6 +41,9 @@ pub(crate) struct Membership {
     /// (see [`Unopened`]).
     unopened: BTreeMap<u32, Unopened>,
 }
+
+/// An interval auto-commit requested: the positions, and its completion.
+type AutoPending = (Vec<(u32, u64)>, Arc<Completion>);
 
 /// How often a member tries again to open a partition it owns but could
 /// not open (also at every rebalance).
@@ -79,6 +87,7 @@ impl Membership {
             auto_commit,
             commit_on_revoke,
             last_commit: Instant::now(),
+            auto_pending: None,
             listener: None,
             unannounced: Vec::new(),
             lagged: Vec::new(),
@@ -109,9 +118,21 @@ impl Membership {
         (auto, self.listener.take())
     }
 
-    /// Commits `offsets` for this member (durable when it returns).
+    /// Commits `offsets` for this member (durable when it returns, after
+    /// the member's asynchronous commits made before).
     pub(crate) fn commit(&self, offsets: &[(u32, u64)]) -> Result<()> {
         self.state.commit(self.id, offsets)
+    }
+
+    /// Queues a commit of `offsets` for this member, written by the
+    /// broker's commit thread.
+    pub(crate) fn commit_async(&self, offsets: &[(u32, u64)]) -> Arc<Completion> {
+        self.state.commit_async(self.id, offsets)
+    }
+
+    /// The group and this member's id, for a `Committer`.
+    pub(crate) fn committer_parts(&self) -> (Arc<GroupState>, u64) {
+        (Arc::clone(&self.state), self.id)
     }
 
     /// The group's policy for a position that is not (or no longer) in the log.
@@ -284,10 +305,29 @@ impl Membership {
             let seeks = self.announce_assigned(&assigned);
             Self::apply_seeks(cursors, seeks)?;
         }
+        // A failed auto-commit is returned once, by the first receive call
+        // after it is known; the next one commits the positions again. One
+        // refused because a partition was revoked before it was written
+        // (possible with `commit_on_revoke(false)`) is not an error of the
+        // application's: the next one commits the partitions still owned.
+        if let Some(failed) = self.auto_pending.as_ref().and_then(|(_, done)| done.failure()) {
+            self.auto_pending = None;
+            if !matches!(failed, Error::NotAssigned { .. }) {
+                return Err(failed);
+            }
+        }
         if let AutoCommit::Interval(every) = self.auto_commit
             && self.last_commit.elapsed() >= every
         {
-            self.state.commit(self.id, &cursors.positions())?;
+            // Asynchronous, so this receive call does not wait for the
+            // fsync. The positions are taken now: they cover only records
+            // returned before this call, so a crash before the write
+            // re-delivers, never skips.
+            let positions = cursors.positions();
+            if self.auto_pending.as_ref().is_none_or(|(last, _)| *last != positions) {
+                let done = self.state.commit_async(self.id, &positions);
+                self.auto_pending = Some((positions, done));
+            }
             self.last_commit = Instant::now();
         }
         Ok(())

@@ -47,10 +47,17 @@ pub enum OffsetReset {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 #[non_exhaustive]
 pub enum AutoCommit {
-    /// Never; call [`GroupMember::commit`](crate::GroupMember::commit) or [`GroupMember::commit_offsets`](crate::GroupMember::commit_offsets).
+    /// Never; call [`GroupMember::commit`](crate::GroupMember::commit),
+    /// [`GroupMember::commit_offsets`](crate::GroupMember::commit_offsets) or
+    /// their asynchronous forms ([`GroupMember::commit_async`](crate::GroupMember::commit_async)).
     Off,
     /// At the start of a receive call, when this long has passed since the
-    /// last commit, and when the member is dropped.
+    /// last commit, and when the member is dropped. The receive call does
+    /// not wait for it: it is written by the broker's commit thread (as
+    /// [`GroupMember::commit_async`](crate::GroupMember::commit_async)), and
+    /// a failure is returned by a later receive call. The commit on drop
+    /// (and on [`GroupMember::close`](crate::GroupMember::close)) is durable
+    /// before it returns.
     Interval(Duration),
 }
 
