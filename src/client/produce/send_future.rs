@@ -135,9 +135,7 @@ impl Future for SendFuture<'_, '_> {
             }
             return polled;
         }
-        let Some(record) = this.record.as_ref() else {
-            return Poll::Ready(Err(Error::InvalidConfig { reason: "SendFuture polled after it completed".into() }));
-        };
+        let Some(record) = this.record.as_ref() else { return Poll::Ready(Err(polled_after_completion())) };
         let (partition, size) = match this.target {
             Some(t) => t,
             None => {
@@ -157,7 +155,7 @@ impl Future for SendFuture<'_, '_> {
             Poll::Ready(Err(e)) => return Poll::Ready(Err(e)),
             Poll::Pending => return Poll::Pending,
         }
-        let Some(record) = this.record.take() else { return Poll::Pending };
+        let Some(record) = this.record.take() else { return Poll::Ready(Err(polled_after_completion())) };
         let log = match this.producer.topic().partition_log(partition) {
             Ok(log) => Arc::clone(log),
             Err(e) => return Poll::Ready(Err(e)),
@@ -176,6 +174,11 @@ impl Future for SendFuture<'_, '_> {
             Err(e) => Poll::Ready(Err(e)),
         }
     }
+}
+
+/// What a [`SendFuture`] polled again after it completed returns.
+fn polled_after_completion() -> Error {
+    Error::InvalidConfig { reason: "SendFuture polled after it completed".into() }
 }
 
 impl Drop for SendFuture<'_, '_> {
