@@ -60,6 +60,28 @@
 //! # Ok::<(), Box<dyn std::error::Error>>(())
 //! ```
 //!
+//! ## Async
+//!
+//! Every receive has an async form on any executor, and commits can be
+//! written off the consuming task (see the README's Async section and
+//! `examples/async_service.rs`):
+//!
+//! ```
+//! use millpond::{AutoCommit, Broker, Record, TopicConfig};
+//! # let dir = std::env::temp_dir().join(format!("millpond-doc-tour-async-{}", std::process::id()));
+//! let broker = Broker::open(&dir)?;
+//! let events = broker.create_topic("events", TopicConfig::default())?;
+//! events.producer().send(Record::new("placed"))?;
+//! let mut member = events.group("billing")?.auto_commit(AutoCommit::Off).join()?;
+//! futures::executor::block_on(async {
+//!     let m = member.recv_async().await?; // waits without holding a thread
+//!     assert_eq!(m.value(), b"placed");
+//!     member.commit_async().await // the fsync runs on the broker's commit thread
+//! })?;
+//! # drop((member, events, broker)); std::fs::remove_dir_all(&dir)?;
+//! # Ok::<(), Box<dyn std::error::Error>>(())
+//! ```
+//!
 //! ## Guarantees
 //!
 //! | event | what survives |
@@ -73,8 +95,13 @@
 //!
 //! - [`Broker`]: the directory, its lock, topic administration, recovery.
 //! - [`Producer`]: partitioning, batching, durability.
-//! - [`Consumer`]: the receive methods, seeking, the channel bridge;
-//!   [`MessageRef`] and [`Batch`] for zero-copy reads.
+//! - [`Consumer`]: the receive methods (blocking and async), seeking, the
+//!   channel bridge, [`WakeupHandle`]; [`MessageRef`] and [`Batch`] for
+//!   zero-copy reads.
+//! - [`Group`] and [`GroupMember`]: consumer groups, commits (blocking,
+//!   [`GroupMember::commit_async`], a [`Committer`]), rebalances, and what
+//!   an operator does with a group ([`Group::describe`],
+//!   [`Group::reset_offsets`], [`Group::delete`]).
 //! - The on-disk formats are byte tables in the source: frames
 //!   (`src/storage/frame.rs`), segment indexes (`src/storage/index.rs`),
 //!   epoch histories (`src/storage/epochs.rs`), topic metadata
