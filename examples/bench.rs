@@ -593,7 +593,6 @@ fn latency(dir: &Path, n: u64, per_sec: u64, wait: WaitStrategy) -> Result<(Hist
     let broker = fresh(dir)?;
     let topic = broker.create_topic("latency", big_segments())?;
     let base = Instant::now();
-    let interval = Duration::from_nanos(1_000_000_000 / per_sec);
     let mut consumer = topic.consumer(StartFrom::Earliest)?.wait_strategy(wait);
     let reader = std::thread::spawn(move || -> Result<Histogram<u64>, BoxError> {
         let mut h = Histogram::<u64>::new_with_bounds(1, 60_000_000_000, 3)?;
@@ -606,16 +605,10 @@ fn latency(dir: &Path, n: u64, per_sec: u64, wait: WaitStrategy) -> Result<(Hist
         Ok(h)
     });
     let producer = topic.producer();
-    let mut value = [0u8; RECORD];
-    let start = Instant::now();
-    for i in 0..n {
-        let due = start + interval * i as u32;
-        while Instant::now() < due {
-            std::hint::spin_loop();
-        }
-        value[..8].copy_from_slice(&(base.elapsed().as_nanos() as u64).to_le_bytes());
+    publish_paced(n, per_sec, base, |value| {
         producer.send(Record::new(&value))?;
-    }
+        Ok(())
+    })?;
     let ours = reader.join().map_err(|_| "latency reader panicked")??;
 
     let (tx, rx) = crossbeam_channel::unbounded::<[u8; RECORD]>();
@@ -629,15 +622,7 @@ fn latency(dir: &Path, n: u64, per_sec: u64, wait: WaitStrategy) -> Result<(Hist
         }
         Ok(h)
     });
-    let start = Instant::now();
-    for i in 0..n {
-        let due = start + interval * i as u32;
-        while Instant::now() < due {
-            std::hint::spin_loop();
-        }
-        value[..8].copy_from_slice(&(base.elapsed().as_nanos() as u64).to_le_bytes());
-        tx.send(value)?;
-    }
+    publish_paced(n, per_sec, base, |value| Ok(tx.send(value)?))?;
     let theirs = reader.join().map_err(|_| "latency reader panicked")??;
     if ours.len() != n || theirs.len() != n {
         return Err("latency run lost records".into());
