@@ -149,7 +149,9 @@ pub enum Error {
     /// bridge. Its partitions' records stay where they were; nothing
     /// copied is lost. Also the thread of a
     /// [`MemberChannel`](crate::MemberChannel), whose rebalance listener
-    /// panicked: nothing more was committed.
+    /// panicked: nothing more was committed. And the `send` whose record
+    /// another thread's `send` was writing with its own (a write group)
+    /// when that one panicked: the record may or may not be stored.
     #[error("the {what} thread panicked")]
     ThreadPanicked {
         /// Which thread.

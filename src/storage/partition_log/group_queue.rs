@@ -11,7 +11,7 @@ use std::thread::{self, Thread};
 
 use parking_lot::Mutex;
 
-use crate::error::Result;
+use crate::error::{Error, Result};
 use crate::storage::record::Record;
 
 /// How many times a follower checks its slot, with a spin hint between
@@ -172,7 +172,8 @@ impl Slot {
     /// The result a leader left, once [`Slot::wait`] returned.
     pub(crate) fn result(&self) -> Result<u64> {
         let result = self.outcome.lock().result.take();
-        result.unwrap_or_else(|| unreachable!("a completed slot holds its result"))
+        // A completed slot holds its result (`Entry`'s drop always sets one).
+        result.unwrap_or(Err(Error::ThreadPanicked { what: "write group's leader" }))
     }
 
     /// Waits until a leader completed this slot: a brief spin, then parks.
@@ -209,11 +210,41 @@ thread_local! {
     static SLOT: Arc<Slot> = Slot::new();
 }
 
+impl Drop for Entry {
+    /// Every entry leaves the queue through here, so every follower is
+    /// answered: with the result its leader set or, if the leader unwound
+    /// from a panic before it did, an error, never a wait for ever.
+    fn drop(&mut self) {
+        let result = self.result.take().unwrap_or(Err(Error::ThreadPanicked { what: "write group's leader" }));
+        self.slot.complete(result, std::mem::take(&mut self.record));
+    }
+}
+
 /// Hands each follower of a written group its result, after the lock was
-/// released.
+/// released (dropping an entry completes it).
 pub(crate) fn complete(entries: Vec<Entry>) {
-    for e in entries {
-        let result = e.result.unwrap_or_else(|| unreachable!("a leader sets every entry's result"));
-        e.slot.complete(result, e.record);
+    drop(entries);
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn an_entry_dropped_without_a_result_answers_its_follower_with_an_error() {
+        let slot = Slot::mine();
+        let record = slot.arm();
+        drop(Entry { record, size: 1, slot: Arc::clone(&slot), result: None });
+        slot.wait(); // returns at once: the slot was completed
+        assert!(matches!(slot.result(), Err(Error::ThreadPanicked { .. })));
+    }
+
+    #[test]
+    fn an_entry_dropped_with_its_result_hands_it_over() {
+        let slot = Slot::mine();
+        let record = slot.arm();
+        drop(Entry { record, size: 1, slot: Arc::clone(&slot), result: Some(Ok(41)) });
+        slot.wait();
+        assert_eq!(slot.result().unwrap(), 41);
     }
 }
