@@ -88,3 +88,19 @@ fn an_async_receive_is_woken_too() {
     topic.producer().send(Record::new("x")).unwrap();
     assert_eq!(futures::executor::block_on(consumer.recv_async()).unwrap().value(), b"x");
 }
+
+#[test]
+fn a_wake_aimed_at_a_consumer_in_a_channel_does_not_end_the_channel() {
+    let tmp = TempDir::new("wakeup-channel");
+    let broker = Broker::open(tmp.path()).unwrap();
+    let topic = broker.create_topic("t", TopicConfig::default()).unwrap();
+    let consumer = topic.consumer(StartFrom::Latest).unwrap();
+    let wakeup = consumer.wakeup_handle();
+    let channel = consumer.into_channel(8);
+    std::thread::sleep(Duration::from_millis(30)); // the bridge thread waits
+    wakeup.wake();
+    std::thread::sleep(Duration::from_millis(30));
+    let id = topic.producer().send(Record::new("still flowing")).unwrap();
+    let m = channel.receiver().recv_timeout(LONG).unwrap().unwrap();
+    assert_eq!((m.offset(), m.value()), (id.offset, &b"still flowing"[..]));
+}

@@ -135,7 +135,9 @@ fn forward(consumer: &mut Consumer, tx: &Sender<Result<Message>>, stop: &AtomicB
         }
         let item = match consumer.recv_timeout(Duration::from_secs(3600)) {
             Ok(Some(m)) => Ok(m),
-            Ok(None) => continue, // interrupted or timed out: re-check the flag
+            // Interrupted (by the bridge's stop or a `WakeupHandle`) or
+            // timed out: re-check the flag.
+            Ok(None) | Err(Error::Interrupted) => continue,
             Err(Error::Closed | Error::TopicDeleted { .. }) => return,
             Err(e) => Err(e),
         };
