@@ -160,6 +160,18 @@ impl OffsetsFile {
         self.dir.join("offsets")
     }
 
+    /// `Error::Symlink` (naming `op`) if the group's directory or its
+    /// topic directory is a symlink: what lies behind one is not this
+    /// broker's, to read, write or delete.
+    fn refuse_symlinks(&self, op: &'static str) -> Result<()> {
+        for dir in [self.dir.parent(), Some(self.dir.as_path())].into_iter().flatten() {
+            if fsutil::is_symlink(dir) {
+                return Err(Error::Symlink { op, path: dir.to_path_buf() });
+            }
+        }
+        Ok(())
+    }
+
     fn prev_path(&self) -> PathBuf {
         self.dir.join("offsets.prev")
     }
@@ -181,11 +193,7 @@ impl OffsetsFile {
     pub(crate) fn load(&self, partitions: u32) -> Result<Loaded> {
         // Never read through a symlinked group or topic directory: what is
         // there is not this broker's.
-        for dir in [self.dir.parent(), Some(self.dir.as_path())].into_iter().flatten() {
-            if fsutil::is_symlink(dir) {
-                return Err(Error::Symlink { op: "read committed offsets", path: dir.to_path_buf() });
-            }
-        }
+        self.refuse_symlinks("read committed offsets")?;
         let current = self.read(&self.path(), partitions);
         match current {
             Ok(Some(offsets)) => Ok(Loaded { offsets, fell_back: None }),
@@ -207,11 +215,7 @@ impl OffsetsFile {
     /// `.prev` stays a good fallback.
     pub(crate) fn store(&self, offsets: &BTreeMap<u32, Committed>, current_damaged: bool) -> Result<()> {
         // Never create or write below a symlinked group or topic directory.
-        for dir in [self.dir.parent(), Some(self.dir.as_path())].into_iter().flatten() {
-            if fsutil::is_symlink(dir) {
-                return Err(Error::Symlink { op: "write committed offsets", path: dir.to_path_buf() });
-            }
-        }
+        self.refuse_symlinks("write committed offsets")?;
         if !std::fs::symlink_metadata(&self.dir).is_ok_and(|m| m.is_dir()) {
             fsutil::create_dir_all(&self.dir)?;
             // Make the new group and topic directories' entries durable.
@@ -254,11 +258,7 @@ impl OffsetsFile {
     /// would fall back to). Refuses to work below a symlink.
     pub(crate) fn delete_into(&self, doomed: &Path) -> Result<()> {
         let group_dir = self.dir.parent().map(Path::to_path_buf).unwrap_or_default();
-        for dir in [&group_dir, &self.dir] {
-            if fsutil::is_symlink(dir) {
-                return Err(Error::Symlink { op: "delete committed offsets", path: dir.clone() });
-            }
-        }
+        self.refuse_symlinks("delete committed offsets")?;
         match std::fs::symlink_metadata(&self.dir) {
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(()),
             Err(e) => return Err(Error::io("delete committed offsets", &self.dir, e)),
