@@ -60,56 +60,39 @@ mod sealed {
     impl Sealed for GroupMember {}
 }
 
-impl Source for Consumer {
-    fn source_recv_async(&mut self) -> RecvFuture<'_> {
-        self.recv_async()
-    }
-    fn source_poll_async(&mut self, max: usize) -> PollFuture<'_> {
-        self.poll_async(max)
-    }
-    fn source_stream(&mut self) -> MessageStream<'_> {
-        self.stream()
-    }
-    fn source_try_recv(&mut self) -> Result<Option<Message>> {
-        self.try_recv()
-    }
-    fn source_recv_deadline(&mut self, deadline: Instant) -> Result<Option<Message>> {
-        self.recv_deadline(deadline)
-    }
-    fn source_recv(&mut self) -> Result<Message> {
-        self.recv()
-    }
-    fn source_topic(&self) -> &str {
-        self.topic().name()
-    }
-    fn source_poll(&mut self, max: usize, timeout: Duration) -> Result<Vec<Message>> {
-        self.poll(max, timeout)
-    }
+/// `Source` for a receiver whose inherent methods of the same names do the
+/// work: `Consumer` and `GroupMember` have the same receive API, so both
+/// implementations are this one.
+macro_rules! source_by_delegation {
+    ($receiver:ty) => {
+        impl Source for $receiver {
+            fn source_recv_async(&mut self) -> RecvFuture<'_> {
+                self.recv_async()
+            }
+            fn source_poll_async(&mut self, max: usize) -> PollFuture<'_> {
+                self.poll_async(max)
+            }
+            fn source_stream(&mut self) -> MessageStream<'_> {
+                self.stream()
+            }
+            fn source_try_recv(&mut self) -> Result<Option<Message>> {
+                self.try_recv()
+            }
+            fn source_recv_deadline(&mut self, deadline: Instant) -> Result<Option<Message>> {
+                self.recv_deadline(deadline)
+            }
+            fn source_recv(&mut self) -> Result<Message> {
+                self.recv()
+            }
+            fn source_topic(&self) -> &str {
+                self.topic().name()
+            }
+            fn source_poll(&mut self, max: usize, timeout: Duration) -> Result<Vec<Message>> {
+                self.poll(max, timeout)
+            }
+        }
+    };
 }
 
-impl Source for GroupMember {
-    fn source_recv_async(&mut self) -> RecvFuture<'_> {
-        self.recv_async()
-    }
-    fn source_poll_async(&mut self, max: usize) -> PollFuture<'_> {
-        self.poll_async(max)
-    }
-    fn source_stream(&mut self) -> MessageStream<'_> {
-        self.stream()
-    }
-    fn source_try_recv(&mut self) -> Result<Option<Message>> {
-        self.try_recv()
-    }
-    fn source_recv_deadline(&mut self, deadline: Instant) -> Result<Option<Message>> {
-        self.recv_deadline(deadline)
-    }
-    fn source_recv(&mut self) -> Result<Message> {
-        self.recv()
-    }
-    fn source_topic(&self) -> &str {
-        self.topic().name()
-    }
-    fn source_poll(&mut self, max: usize, timeout: Duration) -> Result<Vec<Message>> {
-        self.poll(max, timeout)
-    }
-}
+source_by_delegation!(Consumer);
+source_by_delegation!(GroupMember);
