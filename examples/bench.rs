@@ -574,7 +574,6 @@ fn async_task(dir: &Path, n: u64) -> Result<(f64, f64), BoxError> {
     Ok((ours, theirs))
 }
 
-/// Rows 6 and 7: produce-to-consume latency at a fixed rate.
 /// Row 6: four producers contending for one partition (its writer lock),
 /// one consumer; against four crossbeam senders into one channel.
 fn contended(dir: &Path, n: u64) -> Result<Row, BoxError> {
