@@ -56,6 +56,19 @@ pub enum Error {
         path: PathBuf,
     },
 
+    /// The broker was opened read-only
+    /// ([`Broker::open_read_only`](crate::Broker::open_read_only)): it reads
+    /// what the writer process publishes, and `op` would write. Nothing was
+    /// changed. Writes go through the process that holds the directory's
+    /// lock (or open the directory with [`Broker::open`](crate::Broker::open) once none does).
+    #[error("{op} needs the writer: the broker at {path} was opened read-only; nothing was changed")]
+    ReadOnly {
+        /// What was asked for ("send", "create topic", "commit", ...).
+        op: &'static str,
+        /// The broker directory.
+        path: PathBuf,
+    },
+
     /// The broker was closed with [`Broker::close`](crate::Broker::close):
     /// the operation cannot proceed. (Dropping handles never causes this:
     /// every handle keeps the broker open until the last one goes.)

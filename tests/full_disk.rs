@@ -490,9 +490,16 @@ fn an_index_that_cannot_be_written_at_close_is_reported_as_a_background_error() 
     broker.close().unwrap();
     let seen = seen.lock().unwrap().clone();
     let index: Vec<_> = seen.iter().filter(|e| e.task == millpond::BackgroundTask::SegmentIndex).collect();
-    assert_eq!(index.len(), 1, "one index failure, reported once: {seen:?}");
-    assert_eq!((index[0].topic.as_deref(), index[0].partition), (Some("t"), Some(0)));
-    assert!(matches!(*index[0].error, Error::DiskFull { .. }), "the cause is the full disk: {}", index[0].error);
+    // The close's failure is there; a roll while the disk filled may have
+    // failed to write its index too (how much room is left when depends on
+    // every other file's size). Each failure is reported once.
+    assert!(!index.is_empty(), "the index failure is reported: {seen:?}");
+    let paths: std::collections::BTreeSet<String> = index.iter().map(|e| e.error.to_string()).collect();
+    assert_eq!(paths.len(), index.len(), "each index failure reported once: {seen:?}");
+    for failure in &index {
+        assert_eq!((failure.topic.as_deref(), failure.partition), (Some("t"), Some(0)));
+        assert!(matches!(*failure.error, Error::DiskFull { .. }), "the cause is the full disk: {}", failure.error);
+    }
     drop(broker);
     drop(mount);
 }

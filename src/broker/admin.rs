@@ -44,6 +44,7 @@ impl Broker {
         names::validate("topic", name)?;
         config.validate()?;
         let shared = &self.shared();
+        shared.check_writable("create topic")?;
         let _admin = shared.admin.lock();
         shared.check_open()?;
         if let Some(existing) = shared.topics.read().get(name) {
@@ -129,6 +130,13 @@ impl Broker {
         if let Some(inner) = shared.topics.read().get(name) {
             return Ok(Topic::new(Arc::clone(inner), self.keep_alive()));
         }
+        // A read-only broker looks for a topic created since it opened.
+        if shared.config.read_only && names::validate("topic", name).is_ok() {
+            shared.discover_topics(Some(name));
+            if let Some(inner) = shared.topics.read().get(name) {
+                return Ok(Topic::new(Arc::clone(inner), self.keep_alive()));
+            }
+        }
         Err(shared.damaged_error(name).unwrap_or_else(|| Error::UnknownTopic { topic: name.to_string() }))
     }
 
@@ -146,6 +154,8 @@ impl Broker {
     /// # Ok::<(), Box<dyn std::error::Error>>(())
     /// ```
     pub fn topics(&self) -> Vec<String> {
+        // A read-only broker lists the directory as it is now.
+        self.shared().discover_topics(None);
         self.shared().topics.read().keys().cloned().collect()
     }
 
@@ -169,6 +179,7 @@ impl Broker {
     pub fn delete_topic(&self, name: &str) -> Result<()> {
         names::validate("topic", name)?;
         let shared = &self.shared();
+        shared.check_writable("delete topic")?;
         let _admin = shared.admin.lock();
         shared.check_open()?;
         // Checked again (not only at open) before anything is removed below them.
@@ -263,6 +274,7 @@ impl Broker {
     /// # Ok::<(), Box<dyn std::error::Error>>(())
     /// ```
     pub fn flush(&self) -> Result<()> {
+        self.shared().check_writable("flush")?;
         let topics: Vec<Arc<TopicState>> = self.shared().topics.read().values().cloned().collect();
         for t in topics {
             for p in &t.partitions {
@@ -288,6 +300,7 @@ impl Broker {
     /// # Ok::<(), Box<dyn std::error::Error>>(())
     /// ```
     pub fn verify(&self) -> Result<VerifyReport> {
+        self.shared().discover_topics(None);
         self.shared().verify_all()
     }
 }

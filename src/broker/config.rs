@@ -27,6 +27,8 @@ pub struct BrokerConfig {
     pub(crate) background_error: Option<Callback>,
     /// Create the directory (and make it a broker) when it is not one.
     pub(crate) create: bool,
+    /// Open for reading only, beside a writer in another process.
+    pub(crate) read_only: bool,
 }
 
 /// The pre-fault window of [`BrokerConfig::default`].
@@ -40,6 +42,7 @@ impl Default for BrokerConfig {
             fail_on_damaged_topic: false,
             background_error: None,
             create: true,
+            read_only: false,
         }
     }
 }
@@ -51,6 +54,7 @@ impl std::fmt::Debug for BrokerConfig {
             .field("prefault_bytes", &self.prefault_bytes)
             .field("fail_on_damaged_topic", &self.fail_on_damaged_topic)
             .field("create", &self.create)
+            .field("read_only", &self.read_only)
             .field("on_background_error", &self.background_error.as_ref().map(|_| "callback"))
             .finish()
     }
@@ -152,6 +156,35 @@ impl BrokerConfig {
     pub fn create(mut self, create: bool) -> Self {
         self.create = create;
         self
+    }
+
+    /// Opens the broker for reading only, in this process, beside the one
+    /// process (or none) that writes it: no lock is taken, nothing in the
+    /// directory is created, changed or removed, and every write is
+    /// [`Error::ReadOnly`](crate::Error::ReadOnly). Implies
+    /// `create(false)`. [`Broker::open_read_only`](crate::Broker::open_read_only)
+    /// opens this way and says what such a broker does.
+    ///
+    /// ```
+    /// use millpond::{Broker, BrokerConfig, Error};
+    /// # let dir = std::env::temp_dir().join(format!("millpond-doc-readonlycfg-{}", std::process::id()));
+    /// let err = Broker::open_with(&dir, BrokerConfig::default().read_only(true)).unwrap_err();
+    /// assert!(matches!(err, Error::BrokerNotFound { .. })); // read-only never creates
+    /// assert!(!dir.exists());
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn read_only(mut self, read_only: bool) -> Self {
+        self.read_only = read_only;
+        self
+    }
+
+    /// Whether the broker is opened read-only (see [`BrokerConfig::read_only`]).
+    ///
+    /// ```
+    /// assert!(!millpond::BrokerConfig::default().get_read_only());
+    /// ```
+    pub fn get_read_only(&self) -> bool {
+        self.read_only
     }
 
     /// Whether opening may create the broker (see [`BrokerConfig::create`]).

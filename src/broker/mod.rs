@@ -9,5 +9,6 @@ pub(crate) mod damaged_topic;
 pub(crate) mod keep_alive;
 pub(crate) mod maintenance;
 pub(crate) mod open;
+pub(crate) mod read_only;
 pub(crate) mod shared;
 pub(crate) mod topic;

@@ -1,23 +1,17 @@
 //! [`Broker`]: one directory on disk holding topics, owned by one process at
 //! a time.
 
-use std::collections::{BTreeMap, HashMap};
 use std::path::Path;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, AtomicU64};
-
-use parking_lot::{Mutex, RwLock};
 
 use crate::broker::config::BrokerConfig;
-use crate::broker::damaged_topic::DamagedTopic;
 use crate::broker::keep_alive::KeepAlive;
 use crate::broker::shared::{GROUPS_DIR, LOCK_FILE, Shared, TOPICS_DIR, TRASH_DIR, remove_entry};
 use crate::error::{Error, Result};
-use crate::group::commit_thread::CommitThread;
 use crate::storage::fsutil;
 use crate::storage::health::{BackgroundError, BackgroundTask, Health};
 use crate::storage::prefault::Prefaulter;
-use crate::topic::names;
+use crate::storage::wake_file::WakeFile;
 
 /// A broker directory, opened: the registry of its topics.
 ///
@@ -146,6 +140,9 @@ impl Broker {
                 reason: "the broker directory path is empty (pass \".\" to mean the current directory)".into(),
             });
         }
+        if config.read_only {
+            return Broker::open_following(dir, config);
+        }
         let lock_path = dir.join(LOCK_FILE);
         if config.create {
             fsutil::create_dir_all(&dir)?;
@@ -184,61 +181,21 @@ impl Broker {
                 }
             },
         };
-        let shared = Arc::new(Shared {
-            dir,
-            config,
-            closed: AtomicBool::new(false),
-            topics: RwLock::new(BTreeMap::new()),
-            damaged: RwLock::new(BTreeMap::new()),
-            admin: Mutex::new(()),
-            lock: Mutex::new(Some(lock)),
-            report: Mutex::new(Vec::new()),
-            maintenance: Mutex::new(None),
-            health: Arc::clone(&health),
-            prefault: Mutex::new(prefault),
-            durable: Mutex::new(None),
-            trash_seq: AtomicU64::new(0),
-            groups: Mutex::new(HashMap::new()),
-            committer: Arc::new(CommitThread::new(health)),
-        });
+        // A symlink in the wake file's place is refused like one in the
+        // lock file's; any other failure only costs readers in other
+        // processes their wake-ups (they poll), so it is reported.
+        let wake = match WakeFile::open_for_writer(&dir) {
+            Ok(wake) => Some(Arc::new(wake)),
+            Err(e @ Error::Symlink { .. }) => return Err(e),
+            Err(e) => {
+                health.report(BackgroundError::new(BackgroundTask::WakeFile, e));
+                None
+            }
+        };
+        let shared = Arc::new(Shared::new(dir, config, Some(lock), health, prefault, wake, None));
         // From here on, dropping `broker` on error closes what was opened.
-        let broker = Broker { alive: Arc::new(KeepAlive::new(Arc::clone(&shared))) };
-        let topics_dir = shared.dir.join(TOPICS_DIR);
-        let mut names = Vec::new();
-        for entry in std::fs::read_dir(&topics_dir).map_err(Error::io_at("list topics", &topics_dir))? {
-            let entry = entry.map_err(Error::io_at("list topics", &topics_dir))?;
-            // Entries whose names millpond would never create are not ours:
-            // ignored (they can never collide with a topic). Everything
-            // else is a topic, or is reported as a damaged one.
-            if let Some(name) = entry.file_name().to_str().filter(|n| names::validate("topic", n).is_ok()) {
-                names.push(name.to_string());
-            }
-        }
-        names.sort();
-        for name in names {
-            let topic_dir = topics_dir.join(&name);
-            // A topic whose directory or metadata is not right is damaged;
-            // a failure while opening its partitions (recovery refusing a
-            // corrupt tail under `FailOnCorruptTail`, a full disk, I/O)
-            // fails the open as before, except a symlink planted inside.
-            let opened = match shared.check_topic(&name, &topic_dir) {
-                Ok(meta) => match shared.open_topic(&name, meta, &topic_dir) {
-                    Err(e) if !matches!(e, Error::Symlink { .. }) => return Err(e),
-                    opened => opened,
-                },
-                Err(e) => Err(e),
-            };
-            match opened {
-                Ok(inner) => {
-                    shared.topics.write().insert(name, inner);
-                }
-                Err(e) if shared.config.fail_on_damaged_topic => return Err(e),
-                Err(e) => {
-                    let damaged = DamagedTopic { name: name.clone(), path: topic_dir, error: Arc::new(e) };
-                    shared.damaged.write().insert(name, damaged);
-                }
-            }
-        }
+        let broker = Broker::from_shared(Arc::clone(&shared));
+        shared.open_listed_topics()?;
         shared.ensure_maintenance();
         Ok(broker)
     }
@@ -270,6 +227,11 @@ impl Broker {
     /// ```
     pub fn background_errors(&self) -> Vec<BackgroundError> {
         self.alive.shared().health.current()
+    }
+
+    /// The broker whose state is `shared` (just made by an open).
+    pub(crate) fn from_shared(shared: Arc<Shared>) -> Broker {
+        Broker { alive: Arc::new(KeepAlive::new(shared)) }
     }
 
     /// The state every handle of this broker shares.

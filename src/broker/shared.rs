@@ -26,6 +26,8 @@ use crate::storage::partition_log::state::PartitionLog;
 use crate::storage::prefault::Prefaulter;
 use crate::storage::record::Record;
 use crate::storage::recovery_event::RecoveryEvent;
+use crate::storage::tailing::Tailing;
+use crate::storage::wake_file::{WakeFile, WakeSlot};
 use crate::topic::meta::{self, TopicMeta};
 use crate::topic::names;
 use crate::topic::state::TopicState;
@@ -70,9 +72,99 @@ pub(crate) struct Shared {
     pub(crate) groups: Mutex<HashMap<(String, String), Arc<GroupState>>>,
     /// The thread writing asynchronous commits, started on first use.
     pub(crate) committer: Arc<CommitThread>,
+    /// The wake file (`storage/wake_file.rs`): rung by a writer, slept on by
+    /// read-only readers; `None` where there is none to use.
+    pub(crate) wake: Option<Arc<WakeFile>>,
+    /// A read-only broker's tailing thread (`storage/tailing.rs`).
+    pub(crate) tailing: Option<Tailing>,
 }
 
 impl Shared {
+    /// The state of a broker just opened at `dir`: `lock` is the held
+    /// directory lock (`None` for a read-only broker), the rest its
+    /// background machinery.
+    pub(crate) fn new(
+        dir: PathBuf,
+        config: BrokerConfig,
+        lock: Option<File>,
+        health: Arc<Health>,
+        prefault: Option<(Prefaulter, JoinHandle<()>)>,
+        wake: Option<Arc<WakeFile>>,
+        tailing: Option<Tailing>,
+    ) -> Shared {
+        Shared {
+            dir,
+            config,
+            closed: AtomicBool::new(false),
+            topics: RwLock::new(BTreeMap::new()),
+            damaged: RwLock::new(BTreeMap::new()),
+            admin: Mutex::new(()),
+            lock: Mutex::new(lock),
+            report: Mutex::new(Vec::new()),
+            maintenance: Mutex::new(None),
+            health: Arc::clone(&health),
+            prefault: Mutex::new(prefault),
+            durable: Mutex::new(None),
+            trash_seq: AtomicU64::new(0),
+            groups: Mutex::new(HashMap::new()),
+            committer: Arc::new(CommitThread::new(health)),
+            wake,
+            tailing,
+        }
+    }
+
+    /// Opens every topic in `topics/` (as the broker was opened: for
+    /// writing, or read-only), listing the ones that cannot be opened as
+    /// damaged.
+    pub(crate) fn open_listed_topics(&self) -> Result<()> {
+        let topics_dir = self.dir.join(TOPICS_DIR);
+        let mut names = Vec::new();
+        for entry in std::fs::read_dir(&topics_dir).map_err(Error::io_at("list topics", &topics_dir))? {
+            let entry = entry.map_err(Error::io_at("list topics", &topics_dir))?;
+            // Entries whose names millpond would never create are not ours:
+            // ignored (they can never collide with a topic). Everything
+            // else is a topic, or is reported as a damaged one.
+            if let Some(name) = entry.file_name().to_str().filter(|n| names::validate("topic", n).is_ok()) {
+                names.push(name.to_string());
+            }
+        }
+        names.sort();
+        for name in names {
+            self.open_listed_topic(&name)?;
+        }
+        Ok(())
+    }
+
+    /// Opens topic `name` of `topics/`, or lists it as damaged.
+    pub(crate) fn open_listed_topic(&self, name: &str) -> Result<()> {
+        let topic_dir = self.dir.join(TOPICS_DIR).join(name);
+        // A topic whose directory or metadata is not right is damaged;
+        // a failure while opening its partitions (recovery refusing a
+        // corrupt tail under `FailOnCorruptTail`, a full disk, I/O)
+        // fails the open as before, except a symlink planted inside. A
+        // read-only broker fails on none of them: it repairs nothing, and
+        // lists what it cannot read.
+        let opened = match self.check_topic(name, &topic_dir) {
+            Ok(meta) => match self.open_topic(name, meta, &topic_dir) {
+                Err(e) if !matches!(e, Error::Symlink { .. }) && !self.config.read_only => return Err(e),
+                opened => opened,
+            },
+            Err(e) => Err(e),
+        };
+        match opened {
+            Ok(inner) => {
+                self.damaged.write().remove(name);
+                self.topics.write().insert(name.to_string(), inner);
+            }
+            Err(e) if self.config.fail_on_damaged_topic => return Err(e),
+            Err(e) => {
+                let damaged = DamagedTopic { name: name.to_string(), path: topic_dir, error: Arc::new(e) };
+                self.damaged.write().insert(name.to_string(), damaged);
+            }
+        }
+        Ok(())
+    }
+
     /// `Err(Closed)` once the broker is closed.
     pub(crate) fn check_open(&self) -> Result<()> {
         if self.is_closed() { Err(Error::Closed) } else { Ok(()) }
@@ -80,6 +172,11 @@ impl Shared {
 
     pub(crate) fn is_closed(&self) -> bool {
         self.closed.load(Ordering::SeqCst)
+    }
+
+    /// `Err(ReadOnly)` for `op` if the broker was opened read-only.
+    pub(crate) fn check_writable(&self, op: &'static str) -> Result<()> {
+        if self.config.read_only { Err(Error::ReadOnly { op, path: self.dir.clone() }) } else { Ok(()) }
     }
 
     /// The state of consumer group `group` on `topic`, created on first use.
@@ -139,6 +236,7 @@ impl Shared {
         record: Record<'static>,
         size: usize,
     ) -> Result<Arc<Completion>> {
+        self.check_writable("send")?;
         let mut durable = self.durable.lock();
         // Checked under the lock `close` takes the thread under: a record
         // queued here is one the thread still writes.
@@ -181,11 +279,14 @@ impl Shared {
 
     /// Opens the partitions of topic `name` (its `topic.meta` says `meta`) at `dir`.
     pub(crate) fn open_topic(&self, name: &str, meta: TopicMeta, dir: &Path) -> Result<Arc<TopicState>> {
+        if self.config.read_only {
+            return self.follow_topic(name, meta, dir);
+        }
         let TopicMeta { config, id } = meta;
         let topic: Arc<str> = Arc::from(name);
         let mut partitions = Vec::with_capacity(config.partitions as usize);
         for p in 0..config.partitions {
-            let (log, event) = PartitionLog::open(
+            let (mut log, event) = PartitionLog::open(
                 &dir.join(p.to_string()),
                 Arc::clone(&topic),
                 id,
@@ -198,6 +299,8 @@ impl Shared {
             if let Some(event) = event {
                 self.report.lock().push(event);
             }
+            log.wake =
+                self.wake.as_ref().map(|file| WakeSlot { file: Arc::clone(file), slot: WakeFile::slot_of(&id, p) });
             partitions.push(Arc::new(log));
         }
         Ok(Arc::new(TopicState::new(topic, config, dir.to_path_buf(), partitions)))
@@ -251,6 +354,9 @@ impl Shared {
             state.close(Error::Closed);
         }
         self.committer.stop();
+        if let Some(tailing) = &self.tailing {
+            tailing.stop();
+        }
         let mut first_error = None;
         for t in topics {
             for p in &t.partitions {

@@ -87,7 +87,9 @@ impl Topic {
     ///
     /// See [`Topic`] for an example.
     pub fn high_watermark(&self, partition: u32) -> Result<u64> {
-        Ok(self.partition_log(partition)?.high_watermark())
+        let log = self.partition_log(partition)?;
+        log.catch_up_fully()?; // a read-only broker's: as the files are now
+        Ok(log.high_watermark())
     }
 
     /// The earliest offset still stored in `partition`.
@@ -101,13 +103,18 @@ impl Topic {
     /// # Ok::<(), Box<dyn std::error::Error>>(())
     /// ```
     pub fn log_start(&self, partition: u32) -> Result<u64> {
-        Ok(self.partition_log(partition)?.log_start())
+        let log = self.partition_log(partition)?;
+        log.catch_up_fully()?; // a read-only broker's: as the files are now
+        Ok(log.log_start())
     }
 
     /// Records, bytes, segments and offsets per partition.
     ///
     /// See [`TopicStats`] for an example.
     pub fn stats(&self) -> TopicStats {
+        // A read-only broker's: as the files are now, as far as they can
+        // be read (a failure shows in the next receive).
+        let _ = self.inner.catch_up();
         self.inner.stats()
     }
 
@@ -133,6 +140,7 @@ impl Topic {
         if let Some(e) = self.unusable() {
             return Err(e);
         }
+        self.shared.check_writable("enforce retention")?;
         let now = crate::storage::record::now_millis();
         let mut deleted = 0;
         for p in &self.inner.partitions {
@@ -150,6 +158,7 @@ impl Topic {
         if let Some(e) = self.unusable() {
             return Err(e);
         }
+        self.shared.check_writable("compact")?;
         let now = crate::storage::record::now_millis();
         let mut report = CompactionReport::default();
         for p in &self.inner.partitions {
@@ -163,6 +172,7 @@ impl Topic {
     ///
     /// See [`VerifyReport`] for an example.
     pub fn verify(&self) -> Result<VerifyReport> {
+        self.inner.catch_up()?;
         crate::topic::verify::verify_topic(&self.inner)
     }
 
@@ -179,6 +189,7 @@ impl Topic {
     /// # Ok::<(), Box<dyn std::error::Error>>(())
     /// ```
     pub fn flush(&self) -> Result<()> {
+        self.shared.check_writable("flush")?;
         for p in &self.inner.partitions {
             p.flush()?;
         }

@@ -557,6 +557,11 @@ impl GroupState {
     /// The committed offsets (loading them if needed).
     pub(crate) fn committed(&self) -> Result<BTreeMap<u32, u64>> {
         let mut inner = self.inner.lock();
+        // Another process commits a followed topic's groups: read them as
+        // they are now.
+        if self.topic.partitions.first().is_some_and(|p| p.is_follower()) {
+            inner.committed = None;
+        }
         Ok(self.committed_loaded(&mut inner)?.clone())
     }
 

@@ -87,8 +87,14 @@ impl Cursor {
 
     /// Whether a call to `next` might return something without waiting: the
     /// cheap check the wait loop polls.
+    ///
+    /// At the end of what a follower's partition published (another
+    /// process writes it), this looks at the files for more first.
     pub(crate) fn may_have_data(&self) -> bool {
-        self.frame.is_some_and(|f| f.remaining > 0) || self.pos < self.seg.committed() || self.seg.is_sealed()
+        let here =
+            || self.frame.is_some_and(|f| f.remaining > 0) || self.pos < self.seg.committed() || self.seg.is_sealed();
+        // A failure to look is for the next read to report: say "maybe".
+        here() || (self.log.is_follower() && self.log.catch_up().unwrap_or(true) && here())
     }
 
     /// The record `found` (just returned by this cursor) as a [`Message`],
@@ -130,8 +136,12 @@ impl Cursor {
             if let Some(m) = self.next_found_in_segment()? {
                 return Ok(Some(m));
             }
-            // At the end of what is published in this segment.
+            // At the end of what is published in this segment. A follower
+            // looks at the files for more (or a roll) before it says so.
             if !self.seg.is_sealed() {
+                if self.log.is_follower() && self.log.catch_up()? {
+                    continue;
+                }
                 return Ok(None);
             }
             if self.pos < self.seg.committed() {

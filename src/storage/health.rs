@@ -61,6 +61,10 @@ pub enum BackgroundTask {
     /// the work it would do is done only when asked (`Topic::flush`,
     /// `Topic::enforce_retention`, `Topic::compact`).
     StartThread,
+    /// Opening the broker's wake file (`millpond.wake`), through which
+    /// read-only readers in other processes are woken: they poll instead,
+    /// every few milliseconds.
+    WakeFile,
 }
 
 impl std::fmt::Display for BackgroundTask {
@@ -75,6 +79,7 @@ impl std::fmt::Display for BackgroundTask {
             BackgroundTask::Commit => "async commit",
             BackgroundTask::Close => "close on drop",
             BackgroundTask::StartThread => "thread start",
+            BackgroundTask::WakeFile => "wake file",
         })
     }
 }

@@ -7,7 +7,8 @@
 //! (`partition_log/append.rs`, under the writer lock). The crate's other
 //! `unsafe` blocks are plain system calls that pass no mapped memory:
 //! `posix_fallocate`, `posix_fadvise` and `lseek` in `fsutil.rs`, `sched_setscheduler` in
-//! `prefault.rs`. Every block carries a `// SAFETY:` comment (the
+//! `prefault.rs`, and the futex calls and atomic words of the wake file's
+//! small mapping in `wake_file.rs`. Every block carries a `// SAFETY:` comment (the
 //! `clippy::undocumented_unsafe_blocks` lint enforces it).
 //!
 //! # What makes the mapping sound
@@ -15,10 +16,15 @@
 //! A memory map is only as safe as the promise that nobody else changes the
 //! file underneath it. millpond relies on:
 //!
-//! 1. **Exclusive ownership of the directory.** `Broker::open` takes an
-//!    exclusive lock on `millpond.lock`; no other millpond broker, in this
-//!    process or another, maps the same files. Tools that edit segment files
-//!    while a broker has them open void this guarantee (as with LMDB/heed).
+//! 1. **One writer for the directory.** `Broker::open` takes an exclusive
+//!    lock on `millpond.lock`; no other millpond broker, in this process or
+//!    another, maps the same files for writing. Read-only brokers
+//!    (`Broker::open_read_only`, in any process) map them read-only and
+//!    keep contracts 2 to 4 from the outside: they learn what is published
+//!    by checking frames read with `pread` (`partition_log/tail.rs`), and
+//!    read through the mapping only what they checked. Tools that edit
+//!    segment files while a broker has them open void this guarantee (as
+//!    with LMDB/heed).
 //! 2. **Append-only bytes.** A segment's bytes below its published
 //!    `committed` length are never written again while the file is mapped.
 //!    Recovery truncates and zeroes a damaged tail *before* any reader exists.
@@ -27,7 +33,11 @@
 //! 4. **No access past the file end.** A sealed segment is trimmed to exactly
 //!    its committed length; the mapping may be longer than the file afterwards,
 //!    but nothing reads or writes past `committed`, so the pages that would
-//!    raise SIGBUS are never touched. Preallocation uses `fallocate`, so writes
+//!    raise SIGBUS are never touched. A read-only follower maps the segment
+//!    it follows over the largest size a segment can have, and publishes as
+//!    `committed` only frames that `pread` returned, which are in the file
+//!    and stay there (the writer trims only to its own committed length, at
+//!    or past them): it, too, never touches a page past the file's end. Preallocation uses `fallocate`, so writes
 //!    into the mapping never meet a sparse hole on a full disk (which would
 //!    also raise SIGBUS).
 

@@ -30,3 +30,5 @@ pub(crate) mod resident;
 pub(crate) mod scan;
 pub(crate) mod segment;
 pub(crate) mod segment_header;
+pub(crate) mod tailing;
+pub(crate) mod wake_file;

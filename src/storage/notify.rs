@@ -35,6 +35,8 @@ use std::sync::Arc;
 use std::task::Waker;
 use std::time::Instant;
 
+use crate::storage::wake_file::{POLL_WITH_BELL, POLL_WITHOUT_BELL, WakeFile, WakeSlot};
+
 use self::sync::{AtomicBool, AtomicUsize, Condvar, Mutex, Ordering, fence};
 
 /// The primitives the notifier is built from, in one place so that the
@@ -133,6 +135,45 @@ struct CellState {
     woken: bool,
     /// The waker of the task that armed the cell, taken by the next wake.
     waker: Option<Waker>,
+    /// Set when the cell registered with a follower's notifier (a
+    /// partition another process writes): how the next sleep waits for
+    /// that process. Taken by the sleep.
+    across: Option<Bell>,
+    /// The wake file a thread is sleeping on now, which a wake from this
+    /// process must ring to reach it.
+    ringing: Option<Arc<WakeFile>>,
+}
+
+/// How a thread waits for a writer in another process.
+#[derive(Debug, Clone)]
+enum Bell {
+    /// On the wake file's bell, from the value it had after arming.
+    Rung(Arc<WakeFile>, u32),
+    /// No wake file: by polling.
+    Poll,
+}
+
+/// What a follower's notifier adds (a partition another process writes;
+/// see `storage/partition_log/follower.rs`): that process rings the wake
+/// file, not this notifier.
+///
+/// A thread that registers arms the partition's slot and sleeps on the
+/// bell itself ([`WaitCell::sleep`]); a wake from this process (a close, a
+/// [`WakeupHandle`](crate::WakeupHandle)) rings the bell to reach it. A
+/// task cannot sleep: registering one *kicks* this process's tailing
+/// thread (`storage/tailing.rs`), which sleeps on the bell for it and
+/// catches the partition up, which notifies.
+pub(crate) struct Across {
+    /// The partition's slot in the wake file, if there is one.
+    pub(crate) wake: Option<WakeSlot>,
+    /// Asks the tailing thread to watch this partition.
+    pub(crate) kick: Arc<dyn Fn() + Send + Sync>,
+}
+
+impl std::fmt::Debug for Across {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Across").field("wake", &self.wake).finish()
+    }
 }
 
 impl WaitCell {
@@ -144,15 +185,24 @@ impl WaitCell {
     /// a waker that only schedules its task (every executor's does) never
     /// notices.
     pub(crate) fn wake(&self) {
-        let waker = {
+        let (waker, ringing) = {
             let mut s = self.state.lock();
             s.woken = true;
             self.cv.notify_one();
-            s.waker.take()
+            (s.waker.take(), s.ringing.clone())
         };
         if let Some(w) = waker {
             w.wake();
         }
+        if let Some(bell) = ringing {
+            bell.ring();
+        }
+    }
+
+    /// Notes how the next sleep waits for a follower's writer process
+    /// (called by [`Notifier::register`] after arming).
+    fn set_across(&self, bell: Bell) {
+        self.state.lock().across = Some(bell);
     }
 
     /// Arms the cell for a task that found nothing to read: puts `waker`
@@ -169,7 +219,10 @@ impl WaitCell {
             s.woken = false;
             s.waker = Some(waker.clone());
         }
-        notifiers(&mut |n| n.register(self));
+        notifiers(&mut |n| {
+            n.register(self);
+            n.kick();
+        });
     }
 
     /// Ends what [`arm_task`](WaitCell::arm_task) began: unregisters from
@@ -180,6 +233,7 @@ impl WaitCell {
         let mut s = self.state.lock();
         s.woken = false;
         s.waker = None;
+        s.across = None;
     }
 
     /// Sleeps until woken or until `deadline`. Returns `false` on timeout.
@@ -191,6 +245,10 @@ impl WaitCell {
     /// return, cannot lose a wake-up: callers re-check after any return.
     pub(crate) fn sleep(&self, deadline: Option<Instant>) -> bool {
         let mut s = self.state.lock();
+        #[cfg(not(all(test, loom)))]
+        if let Some(bell) = s.across.take() {
+            return self.sleep_across(s, bell, deadline);
+        }
         while !s.woken {
             match deadline {
                 #[cfg(all(test, loom))]
@@ -211,15 +269,92 @@ impl WaitCell {
     }
 }
 
+impl WaitCell {
+    /// [`WaitCell::sleep`] for a cell registered with a follower's
+    /// notifier: on the wake file's bell (or, without one, on the condition
+    /// variable), for at most the poll interval, so that a missing or
+    /// silent wake file only costs latency. Returns `true` unless the
+    /// deadline passed: the caller looks at the files again either way.
+    #[cfg(not(all(test, loom)))]
+    fn sleep_across<'a>(
+        &'a self,
+        mut s: parking_lot::MutexGuard<'a, CellState>,
+        bell: Bell,
+        deadline: Option<Instant>,
+    ) -> bool {
+        if s.woken {
+            s.woken = false;
+            return true;
+        }
+        let now = Instant::now();
+        let cap = |poll| deadline.map_or(poll, |d: Instant| d.saturating_duration_since(now).min(poll));
+        match bell {
+            Bell::Rung(file, seen) => {
+                // A wake from this process rings the bell from now on.
+                s.ringing = Some(Arc::clone(&file));
+                drop(s);
+                file.wait(seen, cap(POLL_WITH_BELL));
+                s = self.state.lock();
+                s.ringing = None;
+            }
+            Bell::Poll => {
+                let _ = self.cv.wait_for(&mut s, cap(POLL_WITHOUT_BELL));
+            }
+        }
+        s.woken = false;
+        deadline.is_none_or(|d| Instant::now() < d)
+    }
+}
+
 /// Per-partition registry of waiting consumers, threads and tasks alike.
 #[derive(Debug, Default)]
 pub(crate) struct Notifier {
     waiting: AtomicUsize,
     cells: Mutex<Vec<Arc<WaitCell>>>,
     closed: AtomicBool,
+    /// For a partition another process writes: how to wait for it.
+    across: Option<Across>,
 }
 
 impl Notifier {
+    /// The notifier of a partition another process writes (see [`Across`]).
+    pub(crate) fn following(across: Across) -> Notifier {
+        Notifier { across: Some(across), ..Notifier::default() }
+    }
+
+    /// Arms this follower partition's slot in the wake file (nothing for a
+    /// partition this process writes), returning how to wait for its
+    /// writer. The caller then looks for frames, then waits.
+    fn arm(&self) -> Option<Bell> {
+        let across = self.across.as_ref()?;
+        Some(match &across.wake {
+            Some(slot) => Bell::Rung(Arc::clone(&slot.file), slot.arm()),
+            None => Bell::Poll,
+        })
+    }
+
+    /// For the tailing thread: arms the slot, returning the bell's value.
+    pub(crate) fn arm_for_tailing(&self) -> Option<u32> {
+        match self.arm()? {
+            Bell::Rung(_, seen) => Some(seen),
+            Bell::Poll => None,
+        }
+    }
+
+    /// Whether any cell is registered (the tailing thread watches only
+    /// the partitions someone waits for).
+    pub(crate) fn has_waiters(&self) -> bool {
+        self.waiting.load(Ordering::SeqCst) > 0
+    }
+
+    /// Asks this process's tailing thread to watch the partition, if it is
+    /// another process's (for a task that registered).
+    fn kick(&self) {
+        if let Some(across) = &self.across {
+            (across.kick)();
+        }
+    }
+
     /// Called by a producer after publishing: wakes every registered waiter.
     #[inline]
     pub(crate) fn notify(&self) {
@@ -245,6 +380,11 @@ impl Notifier {
         drop(cells);
         // Pairs with the fence in `notify`.
         fence(Ordering::SeqCst);
+        // A follower's: arm the wake file's slot too, before the caller's
+        // re-check (storage/wake_file.rs: no lost wake-ups).
+        if let Some(bell) = self.arm() {
+            cell.set_across(bell);
+        }
     }
 
     /// Removes one registration of `cell`.

@@ -1,7 +1,7 @@
 //! Scanning a segment's frames: used to recover the active segment on open
 //! and to rebuild the index of a sealed segment whose index file is bad.
 
-use crate::storage::frame::{self, FrameError, Origin};
+use crate::storage::frame::{self, FrameError, FrameHeader, Origin};
 use crate::storage::index::IndexEntry;
 
 /// What a scan of a segment's bytes found.
@@ -42,6 +42,77 @@ impl Scan {
     }
 }
 
+/// A scan in progress: where it is and what it has found so far. [`scan`]
+/// feeds it a whole segment; a read-only follower (`storage/follow.rs`)
+/// feeds it the bytes it reads past its known end, a chunk at a time.
+#[derive(Debug, Clone)]
+pub(crate) struct Scanner {
+    origin: Origin,
+    limit: Option<u64>,
+    index_interval: u32,
+    /// Absolute position of the next frame.
+    pub pos: usize,
+    pub next_offset: u64,
+    pub max_timestamp: i64,
+    pub entries: Vec<IndexEntry>,
+    last_entry_pos: Option<usize>,
+    pub frames: u64,
+    pub records: u64,
+}
+
+impl Scanner {
+    /// A scan of a segment whose frames are relative to `origin`, starting
+    /// at absolute position `start` (just after the segment header), whose
+    /// records must lie below `limit` (the next segment's base); index
+    /// entries are made every `index_interval` bytes.
+    pub(crate) fn new(origin: Origin, start: usize, limit: Option<u64>, index_interval: u32) -> Scanner {
+        Scanner {
+            origin,
+            limit,
+            index_interval,
+            pos: start,
+            next_offset: origin.base_offset,
+            max_timestamp: i64::MIN,
+            entries: Vec::new(),
+            last_entry_pos: None,
+            frames: 0,
+            records: 0,
+        }
+    }
+
+    /// Validates the frame at the start of `bytes` (which begin at
+    /// [`Scanner::pos`]) and, if it is valid and belongs here, accounts for
+    /// it and moves past it. On an error nothing changes: the frame is
+    /// zero, short, torn, fails its CRC, or has an impossible offset (below
+    /// the segment's base, at or past `limit`, or not after the previous
+    /// frame).
+    pub(crate) fn step(&mut self, bytes: &[u8]) -> Result<FrameHeader, FrameError> {
+        let header = frame::validate_frame(bytes, self.origin)?;
+        header.check_range(self.origin.base_offset, self.limit)?;
+        // Offsets increase; gaps are allowed (compaction leaves them).
+        if header.base_offset < self.next_offset {
+            return Err(FrameError::BadHeader("frame offset out of sequence"));
+        }
+        if self.pos > u32::MAX as usize {
+            return Err(FrameError::BadHeader("segment larger than 4 GiB"));
+        }
+        if self.last_entry_pos.is_none_or(|last| self.pos - last >= self.index_interval as usize) {
+            self.entries.push(IndexEntry {
+                rel_offset: (header.base_offset - self.origin.base_offset) as u32,
+                position: self.pos as u32,
+                max_ts_before: self.max_timestamp,
+            });
+            self.last_entry_pos = Some(self.pos);
+        }
+        self.max_timestamp = self.max_timestamp.max(header.max_timestamp);
+        self.next_offset = header.next_offset();
+        self.pos += header.frame_len();
+        self.frames += 1;
+        self.records += u64::from(header.record_count);
+        Ok(header)
+    }
+}
+
 /// Validates frames from `start` (just after the segment header) of a
 /// segment's `bytes` until the first one that is zero, short, torn, fails
 /// its CRC, or has an impossible offset (below the segment's base, at or
@@ -49,51 +120,23 @@ impl Scan {
 /// frame). Frames are relative to `origin`. Index entries are made every
 /// `index_interval` bytes; positions are absolute.
 pub(crate) fn scan(bytes: &[u8], start: usize, origin: Origin, limit: Option<u64>, index_interval: u32) -> Scan {
-    let base_offset = origin.base_offset;
-    let mut pos = start;
-    let mut next_offset = base_offset;
-    let mut max_ts = i64::MIN;
-    let mut entries = Vec::new();
-    let mut last_entry_pos: Option<usize> = None;
-    let mut frames = 0u64;
-    let mut records = 0u64;
+    let mut s = Scanner::new(origin, start, limit, index_interval);
     let mut stop = None;
-    while pos < bytes.len() {
-        let header = match frame::validate_frame(&bytes[pos..], origin) {
-            Ok(h) => h,
-            Err(e) => {
-                stop = Some((pos, e));
-                break;
-            }
-        };
-        if let Err(e) = header.check_range(base_offset, limit) {
-            stop = Some((pos, e));
+    while s.pos < bytes.len() {
+        if let Err(e) = s.step(&bytes[s.pos..]) {
+            stop = Some((s.pos, e));
             break;
         }
-        // Offsets increase; gaps are allowed (compaction leaves them).
-        if header.base_offset < next_offset {
-            stop = Some((pos, FrameError::BadHeader("frame offset out of sequence")));
-            break;
-        }
-        if pos > u32::MAX as usize {
-            stop = Some((pos, FrameError::BadHeader("segment larger than 4 GiB")));
-            break;
-        }
-        if last_entry_pos.is_none_or(|last| pos - last >= index_interval as usize) {
-            entries.push(IndexEntry {
-                rel_offset: (header.base_offset - base_offset) as u32,
-                position: pos as u32,
-                max_ts_before: max_ts,
-            });
-            last_entry_pos = Some(pos);
-        }
-        max_ts = max_ts.max(header.max_timestamp);
-        next_offset = header.next_offset();
-        pos += header.frame_len();
-        frames += 1;
-        records += u64::from(header.record_count);
     }
-    Scan { valid_end: pos, next_offset, max_timestamp: max_ts, entries, stop, frames, records }
+    Scan {
+        valid_end: s.pos,
+        next_offset: s.next_offset,
+        max_timestamp: s.max_timestamp,
+        entries: s.entries,
+        stop,
+        frames: s.frames,
+        records: s.records,
+    }
 }
 
 /// Position one past the last non-zero byte of `bytes`, or 0 if all are zero.

@@ -126,7 +126,7 @@ fn write_header(file: &File, header: &SegmentHeader, path: &Path) -> Result<()> 
 }
 
 /// Reads `<base>.index` if it is present and intact.
-fn read_index(path: &Path) -> Option<SegmentIndex> {
+pub(crate) fn read_index(path: &Path) -> Option<SegmentIndex> {
     let bytes = fsutil::read_file(path).ok()?;
     SegmentIndex::decode(&bytes, path).ok()
 }
@@ -536,6 +536,59 @@ impl Segment {
             limit: next_base,
             index: Mutex::new(index.entries),
         })
+    }
+
+    /// Opens segment `base` of a partition that another process writes, for
+    /// a read-only follower: the header is read with `pread` (`Ok(None)` if
+    /// it is still zero: the segment is being created) and checked, and the
+    /// file is mapped read-only over the largest size a segment can have,
+    /// whatever its length now, so that the writer growing it never needs a
+    /// new mapping. No frame is published yet: the follower validates
+    /// frames by `pread` and publishes them with
+    /// [`Segment::publish_followed`], and nothing reads the mapping past
+    /// what it published (mmap.rs, contract 4). Returns the open file too,
+    /// which the follower reads frames through.
+    pub(crate) fn open_followed(dir: &Path, base: u64, id: PartitionId) -> Result<Option<(Segment, File)>> {
+        use std::os::unix::fs::FileExt;
+        let path = log_path(dir, base);
+        let file = fsutil::open_read(&path).map_err(Error::io_at("open segment", &path))?;
+        let meta = file.metadata().map_err(Error::io_at("stat segment", &path))?;
+        if !meta.is_file() {
+            return Err(Error::io("open segment", &path, std::io::Error::other("not a regular file")));
+        }
+        check_file_len(meta.len(), &path, &id)?;
+        let mut head = [0u8; segment_header::LEN];
+        let n = file.read_at(&mut head, 0).map_err(Error::io_at("read segment header", &path))?;
+        let Some(header) = check_header(&head[..n], &path, &id, base)? else { return Ok(None) };
+        let map =
+            MappedFile::map_read_only(&file, MAX_SEGMENT_BYTES as usize).map_err(Error::io_at("map segment", &path))?;
+        let segment = Segment {
+            base_offset: base,
+            path,
+            id,
+            origin: header.origin(),
+            file: None,
+            map,
+            published: Published::new(DATA_START, base, i64::MIN),
+            sealed: AtomicBool::new(false),
+            // Every frame was checked before it was published.
+            verify_reads: false,
+            corrupt_at: None,
+            limit: None,
+            writable: 0,
+            index: Mutex::new(Vec::new()),
+        };
+        Ok(Some((segment, file)))
+    }
+
+    /// Publishes, for a read-only follower, frames it validated up to
+    /// `committed` (through `pread`, so they are in the file: mmap.rs,
+    /// contract 4), ending at `next_offset`, with `max_timestamp`.
+    pub(crate) fn publish_followed(&self, committed: u32, next_offset: u64, max_timestamp: i64) {
+        debug_assert!(self.file.is_none() && committed as usize <= self.map.len());
+        self.published.max_timestamp.store(max_timestamp, Ordering::Relaxed);
+        self.published.next_offset.store(next_offset, Ordering::Release);
+        self.published.committed.store(committed, Ordering::Release);
     }
 
     /// Bytes of published frames (`Acquire`: everything below is readable).

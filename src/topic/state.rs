@@ -37,6 +37,16 @@ impl TopicState {
         }
     }
 
+    /// For a topic another process writes (a read-only broker's): brings
+    /// every partition's view up to the files now (new records, rolls, the
+    /// log start after retention). Nothing for the writer's own topics.
+    pub(crate) fn catch_up(&self) -> crate::error::Result<()> {
+        for p in &self.partitions {
+            p.catch_up_fully()?;
+        }
+        Ok(())
+    }
+
     /// Registers a group's progress, so back-pressure sees it.
     pub(crate) fn add_group(&self, progress: &Arc<GroupProgress>) {
         let mut groups = self.groups.write();

@@ -30,6 +30,8 @@ impl CursorSet {
         let mut cursors = Vec::with_capacity(partitions.len());
         for p in partitions {
             let log = topic.partition_log(p)?;
+            // A read-only broker's partition: start from the files as they are now.
+            log.catch_up_fully()?;
             let offset = match from {
                 StartFrom::Earliest => log.log_start(),
                 StartFrom::Latest => log.high_watermark(),

@@ -229,6 +229,7 @@ impl Group {
         if let Some(e) = self.topic.unusable() {
             return Err(e);
         }
+        self.topic.shared.check_writable("join a group")?;
         let id = self.state.join()?;
         let mut consumer = Consumer::new(self.topic.clone(), Vec::new(), StartFrom::Earliest)?;
         consumer.membership = Some(Box::new(Membership::new(
@@ -278,6 +279,8 @@ impl Group {
     /// and no commits lags by its whole reset range (for a mirror, whose
     /// group is its own and known to be meant).
     pub(crate) fn lag_of_any(&self) -> Result<Vec<PartitionLag>> {
+        // A read-only broker's: the high watermarks as the files are now.
+        self.topic.inner.catch_up()?;
         let committed = self.state.committed()?;
         Ok(self
             .topic

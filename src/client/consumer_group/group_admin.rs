@@ -170,6 +170,7 @@ impl Group {
     /// # Ok::<(), Box<dyn std::error::Error>>(())
     /// ```
     pub fn reset_partition_offsets(&self, partitions: &[u32], to: ResetTo) -> Result<BTreeMap<u32, u64>> {
+        self.topic().shared.check_writable("reset a group's offsets")?;
         let mut offsets = BTreeMap::new();
         for &p in partitions {
             let log = self.topic().partition_log(p)?;
@@ -210,6 +211,7 @@ impl Group {
     /// # Ok::<(), Box<dyn std::error::Error>>(())
     /// ```
     pub fn delete(&self) -> Result<()> {
+        self.topic().shared.check_writable("delete a group")?;
         self.check_exists()?;
         self.state().delete(&self.topic().shared.trash_path())
     }

@@ -67,7 +67,7 @@ impl PartitionLog {
         let first = self.write_locked(&mut w, records, sizes, now)?;
         let synced = self.published(&mut w, first);
         drop(w);
-        self.notifier.notify();
+        self.notify_consumers();
         synced.map(|()| first)
     }
 
@@ -133,7 +133,7 @@ impl PartitionLog {
         }
         drop(guards);
         for (log, _, _) in parts {
-            log.notifier.notify();
+            log.notify_consumers();
         }
         result.map(|()| firsts)
     }

@@ -14,6 +14,12 @@ impl PartitionLog {
     /// to write the active segment's index (say, on a full disk) loses
     /// nothing, since the next open scans the segment instead; it is reported (`BackgroundTask::SegmentIndex`).
     pub(crate) fn close(&self, reason: Error) -> Result<()> {
+        if self.is_follower() {
+            // Nothing of a follower's is written: only wake its consumers.
+            self.notifier.close();
+            self.space.close();
+            return Ok(());
+        }
         let mut w = self.lock_writer();
         if w.closed.is_some() {
             return Ok(());

@@ -40,6 +40,10 @@
 //!   `group_queue.rs`: its queue, queued records and completion slots.
 //! - `sync.rs`: msync and fsync, by policy or on `flush`.
 //! - `close.rs`: closing or abandoning a partition.
+//! - `follower.rs`: reading a partition another process writes
+//!   (`Broker::open_read_only`), without writing anything; `tail.rs`:
+//!   its last segment, read and checked past its known end.
+//! - `listing.rs`: which files of a partition directory are segments.
 //! - `read.rs`: finding and loading the segment that holds an offset.
 //! - `compaction.rs`, `retention.rs`, `verify.rs`: maintenance.
 //!
@@ -54,12 +58,15 @@
 mod append;
 mod close;
 pub(crate) mod compaction;
+mod follower;
 pub(crate) mod group_queue;
+pub(crate) mod listing;
 mod open;
 mod read;
 mod retention;
 pub(crate) mod settings;
 pub(crate) mod state;
 mod sync;
+pub(crate) mod tail;
 mod verify;
 mod write_group;

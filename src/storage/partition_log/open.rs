@@ -12,6 +12,7 @@ use parking_lot::{Mutex, RwLock};
 use crate::error::{Error, Result};
 use crate::storage::health::Health;
 use crate::storage::padded::CachePadded;
+use crate::storage::partition_log::listing::{list_segments, parse_base};
 use crate::storage::partition_log::settings::LogSettings;
 use crate::storage::partition_log::state::{PartitionLog, Slot, Writer};
 use crate::storage::policy::{CleanupPolicy, RecoveryMode};
@@ -21,16 +22,6 @@ use crate::storage::recovery_event::RecoveryEvent;
 use crate::storage::segment::{PartitionId, Segment};
 use crate::storage::segment_header::TopicId;
 use crate::storage::{epochs, fsutil, segment};
-
-/// Parses `<20 digits><suffix>` into the base offset the digits name (which
-/// may be beyond any offset millpond writes: the caller checks).
-fn parse_base(name: &str, suffix: &str) -> Option<u128> {
-    let digits = name.strip_suffix(suffix)?;
-    if digits.len() != 20 || !digits.bytes().all(|b| b.is_ascii_digit()) {
-        return None;
-    }
-    digits.parse().ok()
-}
 
 /// Whether `name` is a file a crash between two steps can leave in a
 /// partition directory, which opening removes: an index without its segment
@@ -108,39 +99,11 @@ impl PartitionLog {
         // One listing (opening must not cost more per sealed segment than
         // it has to): segment bases, and the strays a crash can leave
         // between two steps (see `is_stray`), which are removed.
-        let mut bases = Vec::new();
-        let mut names = Vec::new();
-        for entry in std::fs::read_dir(dir).map_err(Error::io_at("list partition directory", dir))? {
-            let entry = entry.map_err(Error::io_at("list partition directory", dir))?;
-            let name = entry.file_name();
-            let Some(name) = name.to_str() else { continue };
-            if let Some(base) = parse_base(name, ".log") {
-                let path = entry.path();
-                if entry.file_type().map_err(Error::io_at("stat segment", &path))?.is_symlink() {
-                    return Err(Error::Symlink { op: "open segment", path });
-                }
-                let Some(base) = u64::try_from(base).ok().filter(|&b| b <= segment::MAX_OFFSET) else {
-                    return Err(Error::Corrupt {
-                        topic: id.topic.to_string(),
-                        partition: id.partition,
-                        path,
-                        position: 0,
-                        reason: format!(
-                            "segment name {name} is beyond the largest offset millpond writes ({})",
-                            segment::MAX_OFFSET
-                        ),
-                    });
-                };
-                bases.push(base);
-            } else {
-                names.push(name.to_string());
-            }
-        }
+        let (mut bases, names) = list_segments(dir, &id)?;
         let known: std::collections::HashSet<u128> = bases.iter().map(|&b| u128::from(b)).collect();
         for name in names.iter().filter(|n| is_stray(n, &known)) {
             fsutil::remove_if_present(&dir.join(name), "remove stray file")?;
         }
-        bases.sort_unstable();
         Self::drop_unwritten_trailing_segments(dir, &id, &settings, &mut bases)?;
         let epochs = epochs::EpochHistory::load(dir)?;
         // A segment created now, before this session's first append begins
@@ -217,6 +180,8 @@ impl PartitionLog {
             health,
             epochs,
             session_start: next_offset,
+            follower: None,
+            wake: None,
         };
         Ok((log, event))
     }

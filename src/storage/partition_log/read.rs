@@ -44,6 +44,14 @@ impl PartitionLog {
             Err(Error::Io { source, .. }) if source.kind() == std::io::ErrorKind::NotFound && !listed(self) => {
                 return Err(self.out_of_range(slot.base));
             }
+            // A follower learns of retention in another process here: read
+            // the segment list again and report as above.
+            Err(Error::Io { source, .. }) if source.kind() == std::io::ErrorKind::NotFound && self.is_follower() => {
+                drop(gone);
+                drop(guard);
+                self.forget_deleted_segments()?;
+                return Err(self.out_of_range(slot.base));
+            }
             Err(e) => return Err(e),
         };
         drop(gone);

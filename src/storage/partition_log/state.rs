@@ -17,8 +17,10 @@ use crate::storage::notify::Notifier;
 use crate::storage::padded::CachePadded;
 use crate::storage::partition_log::group_queue::WriteGroup;
 use crate::storage::partition_log::settings::LogSettings;
+use crate::storage::partition_log::tail::Follower;
 use crate::storage::prefault::Prefaulter;
 use crate::storage::segment::{PartitionId, Segment};
+use crate::storage::wake_file::WakeSlot;
 
 /// A segment's place in the partition: loaded lazily for sealed segments, so
 /// opening a partition reads only its active segment.
@@ -101,6 +103,12 @@ pub(crate) struct PartitionLog {
     /// The next offset when this session opened the partition: where the
     /// previous session's epoch ended.
     pub(crate) session_start: u64,
+    /// Set when another process writes this partition and this one only
+    /// follows it (see `partition_log/follower.rs`).
+    pub(crate) follower: Option<Follower>,
+    /// The writer's side of the wake file: rung after publishing when a
+    /// reader in another process waits (see `storage/wake_file.rs`).
+    pub(crate) wake: Option<WakeSlot>,
 }
 
 impl std::fmt::Debug for PartitionLog {
@@ -157,7 +165,9 @@ impl PartitionLog {
     /// records older than the epoch history) cannot be checked: the offset
     /// stands, and the group's `OffsetReset` handles one past the log end.
     pub(crate) fn resume_point(&self, offset: u64, epoch: u32) -> u64 {
-        if epoch == 0 {
+        // A follower's writer is another process, whose epoch may still
+        // run: what it committed stands (a follower never resumes from it).
+        if epoch == 0 || self.is_follower() {
             return offset;
         }
         // An epoch that no later one follows ended where this session
@@ -172,11 +182,22 @@ impl PartitionLog {
         }
     }
 
+    /// Wakes the consumers waiting for this partition after an append: in
+    /// this process, and, through the wake file, in others.
+    #[inline]
+    pub(crate) fn notify_consumers(&self) {
+        self.notifier.notify();
+        if let Some(wake) = &self.wake {
+            wake.published();
+        }
+    }
+
     /// `Ok` if the partition takes writes: neither closed nor poisoned.
     pub(crate) fn error_if_unwritable(&self, w: &Writer) -> Result<()> {
         if let Some(closed) = &w.closed {
             return Err(match closed {
                 Error::TopicDeleted { topic } => Error::TopicDeleted { topic: topic.clone() },
+                Error::ReadOnly { op, path } => Error::ReadOnly { op, path: path.clone() },
                 _ => Error::Closed,
             });
         }

@@ -139,7 +139,7 @@ impl PartitionLog {
             let result = self.write_locked(&mut w, &[record], &[size], now);
             let result = result.and_then(|first| self.published(&mut w, first).map(|()| first));
             drop(w);
-            self.notifier.notify();
+            self.notify_consumers();
             self.serve_queued();
             return result;
         }
@@ -147,7 +147,7 @@ impl PartitionLog {
         let own = self.write_group(&mut w, Some((record, size)), &mut entries, now);
         drop(w);
         complete(entries);
-        self.notifier.notify();
+        self.notify_consumers();
         self.serve_queued();
         own.unwrap_or_else(|| unreachable!("a leader with a record of its own gets its result"))
     }
@@ -191,7 +191,7 @@ impl PartitionLog {
         self.write_group(&mut w, None, &mut entries, now_millis());
         drop(w);
         complete(entries);
-        self.notifier.notify();
+        self.notify_consumers();
     }
 
     /// Writes the leader's record (if any) and `entries` as one append,

@@ -1,0 +1,275 @@
+//! Following a partition that another process writes: the read-only
+//! [`PartitionLog`] of `Broker::open_read_only`.
+//!
+//! A follower never writes, truncates, renames or deletes anything, and
+//! takes no lock the writer takes. It learns what is published only from
+//! the segment files:
+//!
+//! - **Frames past its known end** of the partition's last segment (the
+//!   *tail*) are read with `pread` and checked like recovery checks them
+//!   (length, checksum, every record, offsets in sequence). A frame the
+//!   writer is still writing fails the check and is "not yet"; a torn tail
+//!   left by a crashed writer is the same, until a new writer recovers the
+//!   log (zeroing it) and writes there. Only checked frames are published
+//!   to this process's cursors, which read them through a read-only
+//!   mapping: the bytes are in the file (`pread` read them) and are never
+//!   written again (mmap.rs, contracts 2 and 4), so no cursor touches a
+//!   page past the file's end, even while the writer trims the segment.
+//! - **A roll** shows as the tail's file ending exactly where its frames
+//!   end (the writer trims a segment it seals): the follower then opens
+//!   the segment named for the next offset, and moves there once that holds
+//!   a checked frame. (A segment created but never written can still be
+//!   removed by a recovering writer, which then goes on appending to the
+//!   old tail; moving only once a frame is there keeps the follower on the
+//!   segment the writer really writes.)
+//! - **Retention** shows as a sealed segment's file missing: the segment
+//!   list is read again, and cursors get `Lagged` as in-process ones do.
+//!
+//! Sealed segments (every segment before the tail when it was found) are
+//! opened as the writer's own process opens them (`Segment::open_sealed`):
+//! they are trimmed, indexed and never written again.
+//!
+//! Who looks: a cursor at the tail's published end asks for more
+//! ([`PartitionLog::catch_up`]) before it reports "nothing yet", so every
+//! receive form sees new frames; a consumer that goes to sleep first arms
+//! the partition's slot in the wake file (`storage/wake_file.rs`), which
+//! the writer rings after publishing.
+
+use std::path::Path;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+
+use parking_lot::{Mutex, RwLock};
+
+use crate::error::{Error, Result};
+use crate::storage::epochs;
+use crate::storage::health::Health;
+use crate::storage::notify::{Across, Notifier};
+use crate::storage::padded::CachePadded;
+use crate::storage::partition_log::listing::list_segments;
+use crate::storage::partition_log::settings::LogSettings;
+use crate::storage::partition_log::state::{PartitionLog, Slot, Writer};
+use crate::storage::partition_log::tail::{Follower, Tail};
+use crate::storage::segment::{self, PartitionId, Segment};
+use crate::storage::segment_header::TopicId;
+
+impl PartitionLog {
+    /// Opens partition `partition` (in `dir`) of a topic another process
+    /// may be writing, for reading only (see the module docs): nothing is
+    /// created, changed or removed, and the last segment's frames are
+    /// checked in memory. `broker_dir` names the broker in the `ReadOnly`
+    /// error writes get; `across` is how its consumers wait for the writer
+    /// process (see `storage/notify.rs`).
+    #[allow(clippy::too_many_arguments)]
+    pub(crate) fn open_read_only(
+        dir: &Path,
+        broker_dir: &Path,
+        topic: Arc<str>,
+        topic_id: TopicId,
+        partition: u32,
+        settings: LogSettings,
+        health: Arc<Health>,
+        across: Across,
+    ) -> Result<PartitionLog> {
+        let id = PartitionId { topic, partition, topic_id };
+        crate::storage::fsutil::check_real_dir(dir, "open partition directory")?;
+        let (bases, _) = list_segments(dir, &id)?;
+        let max_frame = settings.segment_bytes as usize;
+        // The tail is the last segment holding a checked frame (or the
+        // first segment): segments after it were created ahead of records
+        // not yet written, and are followed once they hold one.
+        let mut found = None;
+        for (i, &base) in bases.iter().enumerate().rev() {
+            match Segment::open_followed(dir, base, id.clone())? {
+                Some((seg, file)) => {
+                    let mut tail = Tail::new(Arc::new(seg), file, settings.index_interval);
+                    if tail.read_frames(max_frame)? || i == 0 {
+                        tail.publish();
+                        found = Some((i, tail));
+                        break;
+                    }
+                }
+                None if i == 0 => break,
+                None => {}
+            }
+        }
+        let Some((last, tail)) = found else {
+            return Err(Error::Corrupt {
+                topic: id.topic.to_string(),
+                partition,
+                path: dir.to_path_buf(),
+                position: 0,
+                reason: "the partition has no segment with a header yet (being created, or damaged)".into(),
+            });
+        };
+        let slots: Vec<Arc<Slot>> = bases[..=last]
+            .iter()
+            .map(|&base| {
+                let seg = (base == tail.seg.base_offset).then(|| Arc::clone(&tail.seg));
+                Arc::new(Slot { base, seg: Mutex::new(seg) })
+            })
+            .collect();
+        let next_offset = tail.seg.next_offset();
+        let writer = Writer {
+            active: Arc::clone(&tail.seg),
+            next_offset,
+            last_index_pos: None,
+            max_ts: tail.seg.max_timestamp(),
+            synced_to: 0,
+            prepared: 0,
+            unsynced_records: 0,
+            pending: Vec::new(),
+            dir_dirty: false,
+            parent_dirty: false,
+            last_sync: std::time::Instant::now(),
+            closed: Some(Error::ReadOnly { op: "write to a partition", path: broker_dir.to_path_buf() }),
+            poisoned: None,
+            epoch: None,
+        };
+        Ok(PartitionLog {
+            id,
+            dir: dir.to_path_buf(),
+            settings,
+            writer: Mutex::new(writer),
+            group: CachePadded::default(),
+            log_start: AtomicU64::new(bases[0]),
+            slots: RwLock::new(slots),
+            high_watermark: CachePadded::new(AtomicU64::new(next_offset)),
+            notifier: CachePadded::new(Notifier::following(across)),
+            space: CachePadded::default(),
+            gone: RwLock::new(false),
+            maintenance_lock: Mutex::new(()),
+            rolled: std::sync::atomic::AtomicBool::new(false),
+            prefault: None,
+            health,
+            epochs: epochs::EpochHistory::load(dir)?,
+            session_start: next_offset,
+            follower: Some(Follower { tail: Mutex::new(tail) }),
+            wake: None,
+        })
+    }
+
+    /// Whether this partition is another process's, followed read-only.
+    #[inline]
+    pub(crate) fn is_follower(&self) -> bool {
+        self.follower.is_some()
+    }
+
+    /// For a follower: looks for frames the writer published since the
+    /// last look, and for a roll to the next segment, and makes what it
+    /// finds visible (waking this process's waiting consumers). Returns
+    /// whether anything changed. If another reader of this process is
+    /// looking already, returns `false` at once: its look publishes.
+    /// For the writer's own process, `Ok(false)`.
+    pub(crate) fn catch_up(&self) -> Result<bool> {
+        let Some(follower) = &self.follower else { return Ok(false) };
+        let Some(mut tail) = follower.tail.try_lock() else { return Ok(false) };
+        self.catch_up_locked(&mut tail)
+    }
+
+    /// [`PartitionLog::catch_up`] that waits for another reader's look to
+    /// end rather than skipping, then also reads the segment list again
+    /// (for the log start after retention), so that what it reports is
+    /// the files' state now: for `stats`, a new consumer's start, a lag.
+    pub(crate) fn catch_up_fully(&self) -> Result<()> {
+        let Some(follower) = &self.follower else { return Ok(()) };
+        let mut tail = follower.tail.lock();
+        self.catch_up_locked(&mut tail)?;
+        drop(tail);
+        self.forget_deleted_segments()
+    }
+
+    fn catch_up_locked(&self, tail: &mut Tail) -> Result<bool> {
+        let max_frame = self.settings.segment_bytes as usize;
+        let mut changed = false;
+        loop {
+            if tail.read_frames(max_frame)? {
+                tail.publish();
+                self.high_watermark.store(tail.scanner.next_offset, Ordering::Release);
+                changed = true;
+            }
+            if !tail.at_file_end || !self.roll_followed(tail)? {
+                break;
+            }
+            changed = true;
+        }
+        if changed {
+            self.notifier.notify();
+        }
+        Ok(changed)
+    }
+
+    /// At the end of the tail's file: moves to the next segment if the
+    /// writer rolled to it and wrote there (see the module docs).
+    fn roll_followed(&self, tail: &mut Tail) -> Result<bool> {
+        let base = tail.seg.base_offset;
+        let mut next = tail.scanner.next_offset;
+        // A sealed segment's index gives its next offset even where no
+        // record is left (compaction's gaps).
+        if let Some(index) = segment::read_index(&segment::index_path(&self.dir, base))
+            && index.valid_bytes == tail.scanner.pos as u64
+        {
+            next = next.max(index.next_offset);
+        }
+        if next == base {
+            return Ok(false);
+        }
+        let (seg, file) = match Segment::open_followed(&self.dir, next, self.id.clone()) {
+            Ok(Some(opened)) => opened,
+            Ok(None) => return Ok(false),
+            Err(Error::Io { source, .. }) if source.kind() == std::io::ErrorKind::NotFound => {
+                // Retention may have deleted the next segment (and this
+                // one): go on at the first segment still there after it;
+                // cursors report the gap as `Lagged`.
+                let (bases, _) = list_segments(&self.dir, &self.id)?;
+                let Some(&later) = bases.iter().find(|&&b| b > next) else { return Ok(false) };
+                match Segment::open_followed(&self.dir, later, self.id.clone())? {
+                    Some(opened) => opened,
+                    None => return Ok(false),
+                }
+            }
+            Err(e) => return Err(e),
+        };
+        let mut fresh = Tail::new(Arc::new(seg), file, self.settings.index_interval);
+        if !fresh.read_frames(self.settings.segment_bytes as usize)? {
+            return Ok(false);
+        }
+        fresh.publish();
+        // As the writer does: the new segment is listed before the old one
+        // is marked sealed, so a cursor at the old one's end finds it.
+        let base = fresh.seg.base_offset;
+        self.slots.write().push(Arc::new(Slot { base, seg: Mutex::new(Some(Arc::clone(&fresh.seg))) }));
+        self.high_watermark.store(fresh.scanner.next_offset, Ordering::Release);
+        let old = std::mem::replace(tail, fresh);
+        old.seg.mark_sealed();
+        if base > next {
+            self.forget_deleted_segments()?;
+        }
+        Ok(true)
+    }
+
+    /// For a follower: drops from the segment list the sealed segments
+    /// whose files are gone (retention deleted them) and moves the log
+    /// start up. A partition directory that is gone means the topic was
+    /// deleted: the partition is closed with `TopicDeleted`.
+    pub(crate) fn forget_deleted_segments(&self) -> Result<()> {
+        if self.follower.is_none() {
+            return Ok(());
+        }
+        let bases = match list_segments(&self.dir, &self.id) {
+            Ok((bases, _)) => bases,
+            Err(Error::Io { source, .. }) if source.kind() == std::io::ErrorKind::NotFound => {
+                self.abandon(Error::TopicDeleted { topic: self.id.topic.to_string() });
+                return Ok(());
+            }
+            Err(e) => return Err(e),
+        };
+        let mut slots = self.slots.write();
+        let tail_base = slots.last().map_or(0, |s| s.base);
+        slots.retain(|s| s.base >= tail_base || bases.binary_search(&s.base).is_ok());
+        if let Some(first) = slots.first() {
+            self.log_start.store(first.base, Ordering::Release);
+        }
+        Ok(())
+    }
+}
