@@ -8,7 +8,8 @@
 //! every figure and its ratio against each baseline. 100-byte records
 //! throughout. Pass `quick` for a smaller run, `contended` for only the row
 //! of four producers on one partition (to compare changes to the append
-//! path; with `quick`, on fewer records). The figures are only
+//! path; with `quick`, on fewer records), `cross` for only the rows of
+//! reader processes. The figures are only
 //! meaningful in release mode on an otherwise idle machine; `cargo test`
 //! runs a tiny version that checks every workload delivers every record, not
 //! the speed.
@@ -22,6 +23,9 @@ use commitlog::message::MessageSet;
 use commitlog::{CommitLog, LogOptions, ReadLimit};
 use hdrhistogram::Histogram;
 use millpond::{AutoCommit, Broker, BrokerConfig, FsyncPolicy, Record, StartFrom, TopicConfig, WaitStrategy};
+
+#[path = "bench_support/cross_process.rs"]
+mod cross_process;
 
 type BoxError = Box<dyn std::error::Error + Send + Sync>;
 
@@ -38,6 +42,8 @@ struct Sizes {
     service_events: u64,
     /// Their rate per second.
     service_rate: u64,
+    /// Records of each cross-process latency run (at 10k/s).
+    cross_records: u64,
 }
 
 /// One row of the table.
@@ -1064,6 +1070,7 @@ fn run(dir: &Path, s: Sizes) -> Result<Vec<Row>, BoxError> {
         ],
         target: "p99 <= 2.0× without commits",
     });
+    rows.extend(cross_process_rows(dir, s)?);
     let few = open_time(dir, 10)?;
     let many = open_time(dir, 100)?;
     rows.push(Row {
@@ -1090,6 +1097,51 @@ fn run(dir: &Path, s: Sizes) -> Result<Vec<Row>, BoxError> {
         target: "~1.0 (flat)",
     });
     Ok(rows)
+}
+
+/// The rows of readers in other processes (`Broker::open_read_only`).
+fn cross_process_rows(dir: &Path, s: Sizes) -> Result<Vec<Row>, BoxError> {
+    const PER_SEC: u64 = 10_000;
+    let us = |ns: u64| ns as f64 / 1000.0;
+    let show = |r: [u64; 4]| {
+        format!("p50 {:.1} µs, p99 {:.1} µs, p99.9 {:.1} µs, max {:.0} µs", us(r[0]), us(r[1]), us(r[2]), us(r[3]))
+    };
+    let parked = cross_process::median_latency(dir, s.cross_records, PER_SEC, false)?;
+    let (local_parked, _) = latency(dir, s.cross_records, PER_SEC, WaitStrategy::SpinThenPark)?;
+    let spun = cross_process::median_latency(dir, s.cross_records, PER_SEC, true)?;
+    let (local_spun, _) = latency(dir, s.cross_records, PER_SEC, WaitStrategy::BusySpin)?;
+    let (ours, theirs, open) = cross_process::backlog(dir, s.records)?;
+    let (alone, niced, watched) = cross_process::writer_with_readers(dir, s.records)?;
+    Ok(vec![
+        Row {
+            workload: "writer -> reader in another process at 10k/s, default wait (median p99 of 3)",
+            millpond: show(parked),
+            baseline: format!("same in one process: {}", pct(&local_parked)),
+            ratios: vec![(20_000.0 / parked[0] as f64, "20 µs / p50"), (200_000.0 / parked[1] as f64, "200 µs / p99")],
+            target: "p50 <= 20 µs, p99 <= 200 µs (ratios >= 1)",
+        },
+        Row {
+            workload: "same, busy-spin wait",
+            millpond: show(spun),
+            baseline: format!("same in one process: {}", pct(&local_spun)),
+            ratios: vec![(2_000.0 / spun[0] as f64, "2 µs / p50")],
+            target: "p50 <= 2 µs (ratio >= 1)",
+        },
+        Row {
+            workload: "another process reading the backlog (read-only broker; median of 3)",
+            millpond: format!("{} (opening it: {})", mps(theirs), ms(open)),
+            baseline: format!("{} read in the writer's process", mps(ours)),
+            ratios: vec![(theirs / ours, "in-process rate")],
+            target: ">= 0.9",
+        },
+        Row {
+            workload: "writer's single sends with two reader processes following at nice 19 (median of 3)",
+            millpond: format!("{} (readers at normal priority: {})", mps(niced), mps(watched)),
+            baseline: format!("{} with no reader", mps(alone)),
+            ratios: vec![(niced / alone, "rate with none"), (watched / alone, "normal priority / none")],
+            target: ">= 0.95 (first ratio)",
+        },
+    ])
 }
 
 /// The cost of each fsync policy: single sends, rate relative to `Never`,
@@ -1156,6 +1208,9 @@ fn tidy(dir: &Path) {
 }
 
 fn main() -> Result<(), BoxError> {
+    if let Some(child) = cross_process::run_child_if_asked() {
+        return child;
+    }
     let quick = std::env::args().any(|a| a == "quick");
     let sizes = if quick {
         Sizes {
@@ -1165,6 +1220,7 @@ fn main() -> Result<(), BoxError> {
             big_backlog: 500_000,
             service_events: 3_000,
             service_rate: 1_000,
+            cross_records: 5_000,
         }
     } else {
         Sizes {
@@ -1174,6 +1230,7 @@ fn main() -> Result<(), BoxError> {
             big_backlog: 2_000_000,
             service_events: 10_000,
             service_rate: 1_000,
+            cross_records: 20_000,
         }
     };
     let dir = temp_dir("main");
@@ -1182,6 +1239,13 @@ fn main() -> Result<(), BoxError> {
         let row = contended(&dir, sizes.records);
         tidy(&dir);
         print(&[row?]);
+        return Ok(());
+    }
+    if std::env::args().any(|a| a == "cross") {
+        // Only the rows of reader processes.
+        let rows = cross_process_rows(&dir, sizes);
+        tidy(&dir);
+        print(&rows?);
         return Ok(());
     }
     let rows = run(&dir, sizes);
@@ -1201,6 +1265,15 @@ fn main() -> Result<(), BoxError> {
 
 #[cfg(test)]
 mod tests {
+    /// A reader process of the cross-process rows, started by them (a
+    /// no-op when the test harness runs it on its own).
+    #[test]
+    fn cross_process_child() {
+        if let Some(child) = super::cross_process::run_child_if_asked() {
+            child.unwrap();
+        }
+    }
+
     #[test]
     fn every_bench_workload_delivers_every_record() {
         let dir = super::temp_dir("test");
@@ -1211,11 +1284,12 @@ mod tests {
             big_backlog: 20_000,
             service_events: 300,
             service_rate: 1_000,
+            cross_records: 500,
         };
         let rows = super::run(&dir, sizes);
         super::tidy(&dir);
         let rows = rows.unwrap();
-        assert_eq!(rows.len(), 19);
+        assert_eq!(rows.len(), 23);
         assert!(rows.iter().all(|r| !r.ratios.is_empty() && r.ratios.iter().all(|(x, _)| x.is_finite() && *x > 0.0)));
         // Every row that has commitlog as a baseline says so in its ratios.
         let against_commitlog =

@@ -640,7 +640,8 @@ impl Consumer {
     /// Waits until some partition may have data, the consumer is closed or
     /// interrupted (`true`), or `deadline` passes (`false`).
     fn wait_for_data(&self, deadline: Option<Instant>) -> bool {
-        self.waiter.wait(deadline, || self.ready_to_look(), |visit| self.each_notifier(visit))
+        let costly = self.cursors.cursors().iter().any(|c| c.log().is_follower());
+        self.waiter.wait(deadline, || self.ready_to_look(), |visit| self.each_notifier(visit), costly)
     }
 
     /// Visits every notifier that can wake this consumer: its partitions',

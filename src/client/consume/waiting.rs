@@ -39,6 +39,11 @@ pub enum WaitStrategy {
 const SPINS: u32 = 200;
 /// `yield_now` iterations, after spinning, before a `SpinThenPark` consumer parks.
 const YIELDS: u32 = 20;
+/// The same for a consumer whose look is a system call (a read-only
+/// broker's, which `pread`s the files): about as long in time, far fewer
+/// looks, so a reader's wait does not take the CPU its writer needs.
+const COSTLY_SPINS: u32 = 4;
+const COSTLY_YIELDS: u32 = 2;
 
 /// How one consumer waits: its strategy, the cell it sleeps on, and the
 /// flag a channel bridge sets to stop a blocked receive.
@@ -100,13 +105,17 @@ impl Waiter {
     /// changed, or nothing more can arrive) or the waiter is interrupted
     /// (`true`), or `deadline` passes (`false`). `notifiers` visits every
     /// notifier whose `notify` could make `ready()` true: the waiter
-    /// registers with them all before it sleeps.
+    /// registers with them all before it sleeps. `costly`: a look at
+    /// `ready()` is a system call (a read-only broker's partitions), so
+    /// spin for fewer looks.
     pub(crate) fn wait(
         &self,
         deadline: Option<Instant>,
         ready: impl Fn() -> bool,
         notifiers: impl Fn(&mut dyn FnMut(&Notifier)),
+        costly: bool,
     ) -> bool {
+        let (spins, yields) = if costly { (COSTLY_SPINS, COSTLY_YIELDS) } else { (SPINS, YIELDS) };
         let mut i: u32 = 0;
         loop {
             if ready() || self.interrupted() {
@@ -117,10 +126,10 @@ impl Waiter {
             }
             match self.strategy {
                 WaitStrategy::BusySpin => std::hint::spin_loop(),
-                WaitStrategy::Yield if i < SPINS => std::hint::spin_loop(),
+                WaitStrategy::Yield if i < spins => std::hint::spin_loop(),
                 WaitStrategy::Yield => std::thread::yield_now(),
-                WaitStrategy::SpinThenPark if i < SPINS => std::hint::spin_loop(),
-                WaitStrategy::SpinThenPark if i < SPINS + YIELDS => std::thread::yield_now(),
+                WaitStrategy::SpinThenPark if i < spins => std::hint::spin_loop(),
+                WaitStrategy::SpinThenPark if i < spins + yields => std::thread::yield_now(),
                 WaitStrategy::SpinThenPark => return self.park(deadline, &ready, &notifiers),
             }
             i = i.wrapping_add(1);
