@@ -82,6 +82,24 @@
 //! # Ok::<(), Box<dyn std::error::Error>>(())
 //! ```
 //!
+//! ## Readers in other processes
+//!
+//! One process writes a directory; any number of others read it live,
+//! changing nothing ([`Broker::open_read_only`]):
+//!
+//! ```
+//! use millpond::{Broker, Record, StartFrom, TopicConfig};
+//! # let dir = std::env::temp_dir().join(format!("millpond-doc-tour-ro-{}", std::process::id()));
+//! let writer = Broker::open(&dir)?;
+//! let logs = writer.create_topic("logs", TopicConfig::default())?;
+//! let reader = Broker::open_read_only(&dir)?; // usually another process
+//! let mut tail = reader.topic("logs")?.consumer(StartFrom::Latest)?;
+//! logs.producer().send(Record::new("disk 91% full"))?;
+//! assert_eq!(tail.recv()?.value(), b"disk 91% full");
+//! # drop((tail, reader, logs, writer)); std::fs::remove_dir_all(&dir)?;
+//! # Ok::<(), Box<dyn std::error::Error>>(())
+//! ```
+//!
 //! ## Guarantees
 //!
 //! | event | what survives |
@@ -93,7 +111,8 @@
 //!
 //! ## Where to go next
 //!
-//! - [`Broker`]: the directory, its lock, topic administration, recovery.
+//! - [`Broker`]: the directory, its lock, topic administration, recovery;
+//!   [`Broker::open_read_only`] for readers beside the writer.
 //! - [`Producer`]: partitioning, batching, durability.
 //! - [`Consumer`]: the receive methods (blocking and async), seeking, the
 //!   channel bridge, [`WakeupHandle`]; [`MessageRef`] and [`Batch`] for

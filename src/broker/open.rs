@@ -1,5 +1,5 @@
-//! [`Broker`]: one directory on disk holding topics, owned by one process at
-//! a time.
+//! [`Broker`]: one directory on disk holding topics, written by one process
+//! at a time (and read by any number: `broker/read_only.rs`).
 
 use std::path::Path;
 use std::sync::Arc;
@@ -30,6 +30,7 @@ use crate::storage::wake_file::WakeFile;
 ///
 /// ```text
 /// <dir>/millpond.lock                             exclusive lock: a second open gets Error::Locked
+/// <dir>/millpond.wake                             one shared page through which the writer wakes read-only readers
 /// <dir>/topics/<topic>/topic.meta                 the topic's config, checksummed
 /// <dir>/topics/<topic>/<partition>/<base>.log     segments; <base> = first offset, 20 digits
 /// <dir>/topics/<topic>/<partition>/<base>.index   sparse index of a sealed segment
