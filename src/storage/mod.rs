@@ -29,4 +29,5 @@ pub(crate) mod recovery_event;
 pub(crate) mod resident;
 pub(crate) mod scan;
 pub(crate) mod segment;
+pub(crate) mod segment_dump;
 pub(crate) mod segment_header;
