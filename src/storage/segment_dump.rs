@@ -142,18 +142,20 @@ pub enum SegmentEnd {
     /// Zero bytes from here to the end of the file: preallocated space not
     /// written yet (the active segment of a running broker).
     Unwritten,
-    /// A frame that fails its checks with nothing but zero bytes after it:
-    /// a frame a live writer is writing at this moment, or the torn last
-    /// write of a crash, which recovery truncates on the next open. No
-    /// acknowledged record is in it.
+    /// A frame that fails its checks with zero space after it and nothing
+    /// else: a frame a live writer is writing at this moment, or the torn
+    /// last write of a crash, which recovery truncates on the next open.
+    /// No acknowledged record is in it.
     Incomplete {
         /// What check the frame failed.
         reason: String,
     },
-    /// Damage: a frame that fails its checks with data after it, a valid
-    /// frame with offsets that do not belong there, a frame cut short by
-    /// the end of the file, or data after zero-filled space. A broker
-    /// reports the same place as [`Error::Corrupt`].
+    /// Damage: a frame that fails its checks with data after it (or with
+    /// the end of the file right after it: a sealed segment's frames were
+    /// all written whole), a valid frame with offsets that do not belong
+    /// there, a frame cut short by the end of the file, or data after
+    /// zero-filled space. A broker reports the same place as
+    /// [`Error::Corrupt`].
     Corrupt {
         /// What is wrong.
         reason: String,
@@ -547,18 +549,27 @@ impl DumpFrames<'_> {
                 reason: format!("{reason}: it runs past the end of the file ({} bytes)", self.dump.len),
             },
             // A frame whose length can be read (it failed its CRC or a
-            // record check) is incomplete when only zeros follow it; one
-            // whose length is untrustworthy, when only zeros follow the
-            // largest header.
+            // record check) is incomplete when zero space follows it, and
+            // nothing else; one whose length is untrustworthy, when zero
+            // space follows the largest header. A write in progress (or
+            // torn by a crash) is always followed by zero space: segments
+            // are preallocated, and trimmed only when sealed, after their
+            // last frame was written whole. So a failed frame that reaches
+            // the end of the file is damage.
             _ => {
                 let after = pos + u64::from(claimed_len.unwrap_or(frame::MAX_HEADER_LEN as u32));
                 let with_len = match claimed_len {
                     Some(len) => format!("{reason}; the frame claims {len} bytes"),
                     None => reason,
                 };
-                match self.first_nonzero(after)? {
-                    None => SegmentEnd::Incomplete { reason: with_len },
-                    Some(at) => SegmentEnd::Corrupt { reason: format!("{with_len}; data follows at byte {at}") },
+                let file_len = self.dump.file.metadata()?.len();
+                if after >= file_len {
+                    SegmentEnd::Corrupt { reason: format!("{with_len} and reaches the end of the file") }
+                } else {
+                    match self.first_nonzero(after)? {
+                        None => SegmentEnd::Incomplete { reason: with_len },
+                        Some(at) => SegmentEnd::Corrupt { reason: format!("{with_len}; data follows at byte {at}") },
+                    }
                 }
             }
         })
@@ -691,10 +702,14 @@ mod tests {
         let (bytes, bounds) = three_frames(0);
         let (dir, got) = dump_bytes("trimmed", &bytes);
         let (info, entries) = got.unwrap();
-        assert_eq!(info, SegmentInfo { topic_id: [3; 16], partition: 2, base_offset: 100, epoch: 1, base_timestamp: 1_000 });
+        assert_eq!(
+            info,
+            SegmentInfo { topic_id: [3; 16], partition: 2, base_offset: 100, epoch: 1, base_timestamp: 1_000 }
+        );
         assert_eq!(info.topic_id_hex(), "03".repeat(16));
         let frames = frames_of(&entries);
-        let shape: Vec<_> = frames.iter().map(|f| (f.position, f.len, f.base_offset, f.last_offset, f.record_count)).collect();
+        let shape: Vec<_> =
+            frames.iter().map(|f| (f.position, f.len, f.base_offset, f.last_offset, f.record_count)).collect();
         assert_eq!(
             shape,
             [
@@ -753,6 +768,19 @@ mod tests {
         let (at, end) = end_of(&entries);
         assert_eq!(at, pos as u64);
         assert!(matches!(&end, SegmentEnd::Incomplete { reason } if reason.contains("CRC")), "{end:?}");
+        std::fs::remove_dir_all(dir).unwrap();
+    }
+
+    #[test]
+    fn failed_last_frame_at_the_end_of_a_trimmed_file_is_corrupt() {
+        let (mut bytes, bounds) = three_frames(0);
+        let (pos, len) = bounds[2];
+        bytes[pos + len - 1] ^= 0x20;
+        let (dir, got) = dump_bytes("sealed-last", &bytes);
+        let (_, entries) = got.unwrap();
+        let (at, end) = end_of(&entries);
+        assert_eq!(at, pos as u64);
+        assert!(end.is_damage() && end.to_string().contains("end of the file"), "{end}");
         std::fs::remove_dir_all(dir).unwrap();
     }
 
