@@ -170,7 +170,9 @@ pub use storage::partition_log::compaction::CompactionReport;
 pub use storage::policy::{CleanupPolicy, FsyncPolicy, RecoveryMode};
 pub use storage::record::{IntoBytes, Record, RecordId, now_millis};
 pub use storage::recovery_event::RecoveryEvent;
-pub use storage::segment_dump::{DumpEntry, DumpFrames, DumpedFrame, DumpedRecord, SegmentDump, SegmentEnd, SegmentInfo};
+pub use storage::segment_dump::{
+    DumpEntry, DumpFrames, DumpedFrame, DumpedRecord, SegmentDump, SegmentEnd, SegmentInfo,
+};
 pub use topic::config::{Backlog, TopicConfig};
 pub use topic::stats::{PartitionStats, TopicStats};
 pub use topic::verify::VerifyReport;
