@@ -596,6 +596,20 @@ fn verify_of_a_damaged_segment_exits_5_and_names_the_file_and_position() {
 }
 
 #[test]
+fn reading_commands_never_repair_a_damaged_active_segment() {
+    let dir = events("cli-read-no-repair");
+    let active = layout::active_segment(dir.path(), "events", 0);
+    damage_fourth_frame(&active);
+    let before = std::fs::read(&active).unwrap();
+    for args in [&["verify"][..], &["consume", "events"]] {
+        let r = cli(dir.path(), args).expect(5);
+        let said = format!("{}{}", r.out(), r.stderr);
+        assert!(said.contains(&active.display().to_string()), "{args:?} does not name the segment: {said}");
+    }
+    assert_eq!(std::fs::read(&active).unwrap(), before, "a reading command changed the segment");
+}
+
+#[test]
 fn consume_into_a_closed_pipe_ends_quietly_with_exit_0() {
     let dir = TempDir::new("cli-broken-pipe");
     let broker = Broker::open(dir.path()).unwrap();

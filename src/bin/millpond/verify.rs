@@ -38,8 +38,7 @@ pub(crate) fn run(broker: &Broker, json: bool, out: &mut Out) -> Result<(), CliE
     }
     progress.finish();
     let damaged_topics = broker.damaged_topics();
-    let repaired = broker.recovery_report();
-    let places = checked.iter().map(|c| c.damage.len()).sum::<usize>() + damaged_topics.len() + repaired.len();
+    let places = checked.iter().map(|c| c.damage.len()).sum::<usize>() + damaged_topics.len();
     if json {
         let topics: Vec<_> = checked
             .iter()
@@ -58,24 +57,10 @@ pub(crate) fn run(broker: &Broker, json: bool, out: &mut Out) -> Result<(), CliE
             .iter()
             .map(|d| json!({ "topic": d.name, "path": d.path, "error": d.error.to_string() }))
             .collect();
-        let repaired: Vec<_> = repaired
-            .iter()
-            .map(|r| {
-                json!({
-                    "topic": r.topic,
-                    "partition": r.partition,
-                    "path": r.segment,
-                    "position": r.valid_bytes,
-                    "dropped_bytes": r.dropped_bytes,
-                    "reason": r.reason,
-                })
-            })
-            .collect();
         out.json(&json!({
             "clean": places == 0,
             "topics": topics,
             "damaged_topics": damaged,
-            "repaired_at_open": repaired,
         }))?;
     } else {
         let mut table = Table::new(&["TOPIC", "PARTITIONS", "SEGMENTS", "FRAMES", "RECORDS", "DAMAGE"]);
@@ -97,17 +82,6 @@ pub(crate) fn run(broker: &Broker, json: bool, out: &mut Out) -> Result<(), CliE
         }
         for d in &damaged_topics {
             out.line(&format!("damaged topic {} (not opened): {}", d.name, d.error))?;
-        }
-        for r in &repaired {
-            out.line(&format!(
-                "repaired at open: topic {:?} partition {}, file {} at byte {}: dropped {} bytes ({})",
-                r.topic,
-                r.partition,
-                r.segment.display(),
-                r.valid_bytes,
-                r.dropped_bytes,
-                r.reason
-            ))?;
         }
         let (segments, records): (u64, u64) = checked.iter().fold((0, 0), |(s, r), c| (s + c.segments, r + c.records));
         let verdict = if places == 0 { "clean".to_string() } else { format!("{places} damaged place(s)") };
