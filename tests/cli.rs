@@ -570,7 +570,7 @@ fn verify_of_a_clean_directory_exits_0_with_its_figures() {
         lines[1].split_whitespace().collect::<Vec<_>>(),
         ["events", "1", &segments.to_string(), "60", "60", "0"]
     );
-    assert_eq!(lines[2], format!("1 topics, {segments} segments, 60 records: clean"));
+    assert_eq!(lines[2], format!("1 topic, {segments} segments, 60 records: clean"));
     assert_eq!(r.stderr, "", "no progress bar when stderr is not a terminal");
     let j = cli(dir.path(), &["--json", "verify"]).expect(0).json();
     assert_eq!((j["clean"].clone(), j["topics"][0]["records"].clone()), (json!(true), json!(60)));
@@ -587,8 +587,8 @@ fn verify_of_a_damaged_segment_exits_5_and_names_the_file_and_position() {
         segment.display()
     );
     assert!(r.lines().contains(&damage), "{damage:?} missing from:\n{}", r.out());
-    assert!(r.lines().last().unwrap().ends_with(": 1 damaged place(s)"), "{}", r.out());
-    assert_eq!(r.stderr, format!("millpond: error: verify found 1 damaged place(s) in {}\n", dir.path().display()));
+    assert!(r.lines().last().unwrap().ends_with(": 1 damaged place"), "{}", r.out());
+    assert_eq!(r.stderr, format!("millpond: error: verify found 1 damaged place in {}\n", dir.path().display()));
     let j = cli(dir.path(), &["--json", "verify"]).expect(5).json();
     assert_eq!(j["clean"], false);
     let d = &j["topics"][0]["damage"][0];

@@ -9,7 +9,7 @@ use serde_json::{Value, json};
 use crate::cli::DumpArgs;
 use crate::exit::CliError;
 use crate::json_bytes::{bytes_value, optional_bytes_value};
-use crate::output::Out;
+use crate::output::{Out, count};
 use crate::progress::Progress;
 use crate::time::format_rfc3339;
 
@@ -108,7 +108,8 @@ pub(crate) fn run(args: &DumpArgs, json: bool, out: &mut Out) -> Result<(), CliE
             (Some(a), Some(b)) => format!(", offsets {a}..={b}"),
             _ => String::new(),
         };
-        out.line(&format!("{} frames, {} records{offsets}", totals.frames, totals.records))?;
+        let (frames, records) = (count(totals.frames, "frame", "frames"), count(totals.records, "record", "records"));
+        out.line(&format!("{frames}, {records}{offsets}"))?;
     }
     out.flush()?;
     let file = args.file.display();

@@ -44,6 +44,12 @@ impl Out {
     }
 }
 
+/// `n` and the noun, singular for 1 (`1 record`, `2 records`).
+pub(crate) fn count(n: impl Into<u64>, singular: &str, plural: &str) -> String {
+    let n = n.into();
+    format!("{n} {}", if n == 1 { singular } else { plural })
+}
+
 /// A table with hand-aligned columns: two spaces between columns; a
 /// column whose cells are all numbers (or `-`) is aligned right.
 pub(crate) struct Table {
@@ -109,6 +115,13 @@ impl Table {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn counts_are_singular_only_for_one() {
+        assert_eq!(count(1u64, "record", "records"), "1 record");
+        assert_eq!(count(0u64, "record", "records"), "0 records");
+        assert_eq!(count(2u32, "damaged place", "damaged places"), "2 damaged places");
+    }
 
     #[test]
     fn columns_line_up_and_numbers_align_right() {

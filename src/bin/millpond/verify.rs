@@ -5,7 +5,7 @@ use millpond::{Broker, Error};
 use serde_json::{Value, json};
 
 use crate::exit::CliError;
-use crate::output::{Out, Table};
+use crate::output::{Out, Table, count};
 use crate::progress::Progress;
 
 /// One topic's figures.
@@ -84,12 +84,19 @@ pub(crate) fn run(broker: &Broker, json: bool, out: &mut Out) -> Result<(), CliE
             out.line(&format!("damaged topic {} (not opened): {}", d.name, d.error))?;
         }
         let (segments, records): (u64, u64) = checked.iter().fold((0, 0), |(s, r), c| (s + c.segments, r + c.records));
-        let verdict = if places == 0 { "clean".to_string() } else { format!("{places} damaged place(s)") };
-        out.line(&format!("{} topics, {segments} segments, {records} records: {verdict}", checked.len()))?;
+        let verdict =
+            if places == 0 { "clean".to_string() } else { count(places as u64, "damaged place", "damaged places") };
+        let (topics, segments, records) = (
+            count(checked.len() as u64, "topic", "topics"),
+            count(segments, "segment", "segments"),
+            count(records, "record", "records"),
+        );
+        out.line(&format!("{topics}, {segments}, {records}: {verdict}"))?;
     }
     out.flush()?;
     if places > 0 {
-        return Err(CliError::Damage(format!("verify found {places} damaged place(s) in {}", broker.dir().display())));
+        let found = count(places as u64, "damaged place", "damaged places");
+        return Err(CliError::Damage(format!("verify found {found} in {}", broker.dir().display())));
     }
     Ok(())
 }
