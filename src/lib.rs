@@ -126,6 +126,16 @@
 //!   epoch histories (`src/storage/epochs.rs`), topic metadata
 //!   (`src/topic/meta.rs`) and committed offsets (`src/group/offsets.rs`).
 //!
+//! ## The command-line tool
+//!
+//! With the `cli` feature (on by default; `default-features = false`
+//! leaves it out) the crate builds `millpond`, Kafka's operator tools for
+//! one directory: `topics`, `describe`, `consume`, `produce`, `groups`,
+//! `group reset-offsets`, `dump` and `verify` (see the README). It uses
+//! only this crate's public API; [`SegmentDump`] is the library side of
+//! its `dump`: one segment file read on its own, without a broker or its
+//! lock, frame by frame.
+//!
 //! ## Where the code lives
 //!
 //! The source is in floors, each a folder that imports only the floors
@@ -189,6 +199,9 @@ pub use storage::partition_log::compaction::CompactionReport;
 pub use storage::policy::{CleanupPolicy, FsyncPolicy, RecoveryMode};
 pub use storage::record::{IntoBytes, Record, RecordId, now_millis};
 pub use storage::recovery_event::RecoveryEvent;
+pub use storage::segment_dump::{
+    DumpEntry, DumpFrames, DumpedFrame, DumpedRecord, SegmentDump, SegmentEnd, SegmentInfo,
+};
 pub use topic::config::{Backlog, TopicConfig};
 pub use topic::stats::{PartitionStats, TopicStats};
 pub use topic::verify::VerifyReport;

@@ -27,6 +27,7 @@ const WRITER: &str = "writer_child_appends_until_told";
 const ENV_FIRST_SEQ: &str = "MILLPOND_RO_FIRST_SEQ";
 const ENV_COUNT: &str = "MILLPOND_RO_COUNT";
 const ENV_STOP: &str = "MILLPOND_RO_STOP";
+const ENV_TEXT: &str = "MILLPOND_RO_TEXT";
 const WAIT: Duration = Duration::from_secs(60);
 
 fn config() -> TopicConfig {
@@ -37,13 +38,29 @@ fn config() -> TopicConfig {
         .retention_bytes(256 << 10)
 }
 
-/// `[seq u64][crc32 of the rest u32][pattern]`: a value that says whether it is intact.
+/// `[seq u64][crc32 of the rest u32][pattern]`: a value that says whether it
+/// is intact; in text (`<seq> <crc32 of the body> <body>`) for the runs whose
+/// follower is the command-line tool.
 fn value(seq: u64) -> Vec<u8> {
+    if std::env::var(ENV_TEXT).is_ok_and(|v| v == "1") {
+        return text_value(seq).into_bytes();
+    }
     let body = pattern(seq, 20 + (seq % 300) as usize);
     let mut v = seq.to_le_bytes().to_vec();
     v.extend_from_slice(&crc32fast::hash(&body).to_le_bytes());
     v.extend_from_slice(&body);
     v
+}
+
+fn text_value(seq: u64) -> String {
+    let body: String = pattern(seq, 20 + (seq % 200) as usize).iter().map(|b| char::from(b'a' + b % 26)).collect();
+    format!("{seq} {} {body}", crc32fast::hash(body.as_bytes()))
+}
+
+/// The seq of a text value, if it is intact.
+fn check_text(v: &str) -> Option<u64> {
+    let seq: u64 = v.split(' ').next()?.parse().ok()?;
+    (v == text_value(seq)).then_some(seq)
 }
 
 fn check(m: &Message) -> Result<u64, String> {
@@ -232,4 +249,74 @@ fn one_round(round: u64) {
         (0..PARTITIONS).any(|p| topic.log_start(p).unwrap() > 0),
         "retention deleted segments while the follower read"
     );
+}
+
+/// The same with the command-line tool as the follower: `millpond consume
+/// --follow` in its own process prints every record once, in order, never a
+/// torn one, across rolls, retention and a writer killed with SIGKILL, and
+/// goes on with the next writer's records; SIGTERM ends it with exit 0.
+#[cfg(feature = "cli")]
+#[test]
+fn consume_follow_prints_every_record_once_in_order_across_a_writer_killed_and_replaced() {
+    use std::io::BufRead;
+    if child::role().is_some() {
+        return;
+    }
+    let tmp = TempDir::new("ro-cli-follow");
+    drop(Broker::open(tmp.path()).unwrap().create_topic(TOPIC, config()).unwrap());
+    let mut tool = std::process::Command::new(env!("CARGO_BIN_EXE_millpond"))
+        .arg("--dir")
+        .arg(tmp.path())
+        .args(["consume", TOPIC, "--follow", "--format", "text"])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let out = tool.stdout.take().unwrap();
+    let (tx, lines) = std::sync::mpsc::channel::<String>();
+    std::thread::spawn(move || {
+        for l in std::io::BufReader::new(out).lines().map_while(Result::ok) {
+            let _ = tx.send(l);
+        }
+    });
+    let mut rng = Lcg::new(0xc11);
+    let mut first = 0u64;
+    for last in [false, false, true] {
+        let mut cmd = child::command(WRITER, "writer", tmp.path());
+        cmd.env(ENV_FIRST_SEQ, first.to_string()).env(ENV_TEXT, "1");
+        if last {
+            let done = Monitored::spawn(cmd.env(ENV_COUNT, "2000").env(ENV_STOP, "1")).wait();
+            assert!(done.status.success(), "last writer: {}", done.stderr);
+        } else {
+            let mut writer = Monitored::spawn(cmd.env(ENV_COUNT, "1000000").env(ENV_STOP, "0"));
+            for _ in 0..rng.range(10, 40) {
+                writer.expect_line("ack", WAIT, |_| {}, "the writer acknowledged");
+            }
+            writer.kill9();
+        }
+        first += 1 << 32;
+    }
+    let reader = Broker::open_read_only(tmp.path()).unwrap();
+    let topic = reader.topic(TOPIC).unwrap();
+    let ends: Vec<u64> = (0..PARTITIONS).map(|p| topic.high_watermark(p).unwrap()).collect();
+    let mut printed: BTreeMap<u32, Vec<u64>> = BTreeMap::new();
+    let deadline = Instant::now() + WAIT;
+    while (0..PARTITIONS).any(|p| printed.get(&p).map_or(0, Vec::len) as u64 != ends[p as usize]) {
+        let l = lines
+            .recv_timeout(deadline.saturating_duration_since(Instant::now()))
+            .unwrap_or_else(|_| panic!("the tool printed {printed:?} of {ends:?}"));
+        let f: Vec<&str> = l.splitn(5, '\t').collect();
+        assert_eq!(f.len(), 5, "a record line: {l:?}");
+        let (p, offset): (u32, u64) = (f[0].parse().unwrap(), f[1].parse().unwrap());
+        assert!(f[4] == "STOP" || check_text(f[4]).is_some(), "a torn or damaged record was printed: {l:?}");
+        printed.entry(p).or_default().push(offset);
+    }
+    for (p, offsets) in &printed {
+        assert!(offsets.iter().copied().eq(0..ends[*p as usize]), "partition {p}: every offset once, in order");
+    }
+    assert!(ends.iter().sum::<u64>() > 2000);
+    // SAFETY: a signal to the child this test started, by its process id.
+    assert_eq!(unsafe { libc::kill(tool.id() as libc::pid_t, libc::SIGTERM) }, 0);
+    let status = child::wait_timeout(&mut tool, WAIT).expect("the tool stopped on SIGTERM");
+    assert_eq!(status.code(), Some(0));
 }

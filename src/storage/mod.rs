@@ -29,6 +29,7 @@ pub(crate) mod recovery_event;
 pub(crate) mod resident;
 pub(crate) mod scan;
 pub(crate) mod segment;
+pub(crate) mod segment_dump;
 pub(crate) mod segment_header;
 pub(crate) mod tailing;
 pub(crate) mod wake_file;

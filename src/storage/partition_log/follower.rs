@@ -248,6 +248,36 @@ impl PartitionLog {
         Ok(true)
     }
 
+    /// For a follower (`verify`): bytes past the last valid frame of the
+    /// tail that stay invalid, looked at three times 20 ms apart so that a
+    /// frame the writer is writing is not taken for damage. Such bytes are a
+    /// torn tail a crash left (a writer's recovery will drop them) or
+    /// damage; a read-only broker repairs neither.
+    pub(crate) fn tail_damage(&self) -> Result<Option<Error>> {
+        let Some(follower) = &self.follower else { return Ok(None) };
+        for attempt in 0..3 {
+            let mut tail = follower.tail.lock();
+            self.catch_up_locked(&mut tail)?;
+            let Some((pos, e)) = tail.stop else { return Ok(None) };
+            if attempt == 2 {
+                let reason = format!(
+                    "{e}; the bytes after the last valid frame are a torn tail or damage (a writer's recovery would \
+                     drop them; this read-only broker changed nothing)"
+                );
+                return Ok(Some(Error::Corrupt {
+                    topic: self.id.topic.to_string(),
+                    partition: self.id.partition,
+                    path: tail.seg.path.clone(),
+                    position: pos as u64,
+                    reason,
+                }));
+            }
+            drop(tail);
+            std::thread::sleep(std::time::Duration::from_millis(20));
+        }
+        Ok(None)
+    }
+
     /// For a follower: drops from the segment list the sealed segments
     /// whose files are gone (retention deleted them) and moves the log
     /// start up. A partition directory that is gone means the topic was

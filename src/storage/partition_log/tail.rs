@@ -35,12 +35,15 @@ pub(crate) struct Tail {
     buf: Vec<u8>,
     /// The last read found the file ending exactly at the checked frames.
     pub(crate) at_file_end: bool,
+    /// Where and why the last read stopped, if not at zero (never written)
+    /// space or the file's end: bytes that are not (yet) a valid frame.
+    pub(crate) stop: Option<(usize, FrameError)>,
 }
 
 impl Tail {
     pub(crate) fn new(seg: Arc<Segment>, file: File, index_interval: u32) -> Tail {
         let scanner = Scanner::new(seg.origin(), DATA_START as usize, None, index_interval);
-        Tail { seg, file, scanner, buf: Vec::new(), at_file_end: false }
+        Tail { seg, file, scanner, buf: Vec::new(), at_file_end: false, stop: None }
     }
 
     /// Reads and checks frames past the known end; `true` if any.
@@ -68,6 +71,7 @@ impl Tail {
             };
             self.at_file_end = n == 0;
             if n == 0 {
+                self.stop = None;
                 break;
             }
             let mut off = 0;
@@ -87,7 +91,8 @@ impl Tail {
                         grow = Some(need.max(FIRST_READ));
                         break;
                     }
-                    Err(_) => {
+                    Err(e) => {
+                        self.stop = (e != FrameError::Zero).then_some((self.scanner.pos, e));
                         stopped = true;
                         break;
                     }

@@ -58,6 +58,10 @@ impl PartitionLog {
             }
             expected_base = Some(next_offset);
         }
+        // A follower's tail may end in bytes it could not check.
+        if let Some(d) = self.tail_damage()? {
+            check.damage.push(d);
+        }
         Ok(check)
     }
 }
