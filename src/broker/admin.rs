@@ -127,15 +127,13 @@ impl Broker {
     pub fn topic(&self, name: &str) -> Result<Topic> {
         let shared = &self.shared();
         shared.check_open()?;
-        if let Some(inner) = shared.topics.read().get(name) {
-            return Ok(Topic::new(Arc::clone(inner), self.keep_alive()));
-        }
-        // A read-only broker looks for a topic created since it opened.
+        // A read-only broker looks at the directory: a topic created, or
+        // deleted and created again, since it opened.
         if shared.config.read_only && names::validate("topic", name).is_ok() {
             shared.discover_topics(Some(name));
-            if let Some(inner) = shared.topics.read().get(name) {
-                return Ok(Topic::new(Arc::clone(inner), self.keep_alive()));
-            }
+        }
+        if let Some(inner) = shared.topics.read().get(name) {
+            return Ok(Topic::new(Arc::clone(inner), self.keep_alive()));
         }
         Err(shared.damaged_error(name).unwrap_or_else(|| Error::UnknownTopic { topic: name.to_string() }))
     }

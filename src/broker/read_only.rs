@@ -6,7 +6,7 @@ use std::sync::Arc;
 
 use crate::broker::config::BrokerConfig;
 use crate::broker::open::Broker;
-use crate::broker::shared::{LOCK_FILE, Shared, TOPICS_DIR};
+use crate::broker::shared::{GROUPS_DIR, LOCK_FILE, META_FILE, Shared, TOPICS_DIR};
 use crate::error::{Error, Result};
 use crate::storage::health::Health;
 use crate::storage::notify::Across;
@@ -91,6 +91,11 @@ impl Broker {
             return Err(Error::BrokerNotFound { path: dir });
         }
         crate::storage::fsutil::check_real_dir(&dir.join(TOPICS_DIR), "use topics directory")?;
+        // Groups' offsets are read through `groups/`: never through a link.
+        let groups = dir.join(GROUPS_DIR);
+        if std::fs::symlink_metadata(&groups).is_ok() {
+            crate::storage::fsutil::check_real_dir(&groups, "use groups directory")?;
+        }
         let health = Arc::new(Health::new(config.background_error.clone()));
         let wake = WakeFile::open_for_reader(&dir).map(Arc::new);
         let tailing = Tailing::new(wake.clone(), Arc::clone(&health));
@@ -133,6 +138,17 @@ impl Shared {
         Ok(Arc::new(TopicState::new(topic, config, dir.to_path_buf(), partitions)))
     }
 
+    /// Whether `t` is still the topic `name` names on disk: its
+    /// `topic.meta` has the id its partitions were opened with.
+    fn same_topic(&self, name: &str, t: &TopicState) -> bool {
+        let path = self.dir.join(TOPICS_DIR).join(name).join(META_FILE);
+        let Ok(bytes) = crate::storage::fsutil::read_file(&path) else { return false };
+        match crate::topic::meta::decode(&bytes, name, &path) {
+            Ok(meta) => t.partitions.first().is_none_or(|p| p.id.topic_id == meta.id),
+            Err(_) => false,
+        }
+    }
+
     /// For a read-only broker: opens the topics the writer created since
     /// (or that could not be opened before: a topic being created), and
     /// forgets the ones it deleted. `only`: just that name.
@@ -149,13 +165,15 @@ impl Shared {
                 on_disk.insert(name.to_string());
             }
         }
+        // Gone from disk, or deleted and created again (another id).
         let gone: Vec<String> = self
             .topics
             .read()
-            .keys()
-            .filter(|n| !on_disk.contains(*n) && only.is_none_or(|o| o == n.as_str()))
-            .cloned()
+            .iter()
+            .filter(|(n, t)| only.is_none_or(|o| o == n.as_str()) && (!on_disk.contains(*n) || !self.same_topic(n, t)))
+            .map(|(n, _)| n.clone())
             .collect();
+        self.damaged.write().retain(|n, _| on_disk.contains(n));
         for name in gone {
             if let Some(t) = self.topics.write().remove(&name) {
                 t.deleted.store(true, std::sync::atomic::Ordering::SeqCst);

@@ -46,8 +46,18 @@ fn nofollow_options() -> OpenOptions {
 }
 
 /// Opens an existing file for reading without following a symlink.
+///
+/// With `O_NONBLOCK` too, which changes nothing for a regular file but keeps
+/// a FIFO planted in a segment's place from blocking the open (the caller's
+/// checks then refuse it as not a regular file).
 pub(crate) fn open_read(path: &Path) -> std::io::Result<File> {
-    nofollow_options().read(true).open(path)
+    let mut o = OpenOptions::new();
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::OpenOptionsExt;
+        o.custom_flags(libc::O_NOFOLLOW | libc::O_NONBLOCK);
+    }
+    o.read(true).open(path)
 }
 
 /// Opens an existing file for reading and writing without following a symlink.

@@ -541,14 +541,20 @@ impl Segment {
     /// Opens segment `base` of a partition that another process writes, for
     /// a read-only follower: the header is read with `pread` (`Ok(None)` if
     /// it is still zero: the segment is being created) and checked, and the
-    /// file is mapped read-only over the largest size a segment can have,
-    /// whatever its length now, so that the writer growing it never needs a
-    /// new mapping. No frame is published yet: the follower validates
+    /// file is mapped read-only over `capacity` (the topic's segment size)
+    /// or its length now if that is more: all the writer ever fills, since
+    /// it preallocates a segment to exactly that, so the writer growing the
+    /// file never needs a new mapping. No frame is published yet: the follower validates
     /// frames by `pread` and publishes them with
     /// [`Segment::publish_followed`], and nothing reads the mapping past
     /// what it published (mmap.rs, contract 4). Returns the open file too,
     /// which the follower reads frames through.
-    pub(crate) fn open_followed(dir: &Path, base: u64, id: PartitionId) -> Result<Option<(Segment, File)>> {
+    pub(crate) fn open_followed(
+        dir: &Path,
+        base: u64,
+        id: PartitionId,
+        capacity: u64,
+    ) -> Result<Option<(Segment, File)>> {
         use std::os::unix::fs::FileExt;
         let path = log_path(dir, base);
         let file = fsutil::open_read(&path).map_err(Error::io_at("open segment", &path))?;
@@ -560,8 +566,8 @@ impl Segment {
         let mut head = [0u8; segment_header::LEN];
         let n = file.read_at(&mut head, 0).map_err(Error::io_at("read segment header", &path))?;
         let Some(header) = check_header(&head[..n], &path, &id, base)? else { return Ok(None) };
-        let map =
-            MappedFile::map_read_only(&file, MAX_SEGMENT_BYTES as usize).map_err(Error::io_at("map segment", &path))?;
+        let len = capacity.max(meta.len()).min(MAX_SEGMENT_BYTES) as usize;
+        let map = MappedFile::map_read_only(&file, len).map_err(Error::io_at("map segment", &path))?;
         let segment = Segment {
             base_offset: base,
             path,

@@ -83,12 +83,18 @@ impl CursorSet {
 
     /// Records between the positions and the high watermarks.
     pub(crate) fn lag(&self) -> u64 {
+        for c in &self.cursors {
+            // A read-only broker's: as the files are now (a failure shows
+            // in the next receive).
+            let _ = c.log().catch_up();
+        }
         self.cursors.iter().map(|c| c.log().high_watermark().saturating_sub(c.position())).sum()
     }
 
     /// Moves the cursor of `partition` to `offset`.
     pub(crate) fn seek(&mut self, partition: u32, offset: u64) -> Result<()> {
         let i = self.index_of(partition)?;
+        self.cursors[i].log().catch_up_fully()?; // a read-only broker's: as the files are now
         let cursor = self.cursors[i].log().cursor_at(offset)?;
         self.cursors[i] = cursor;
         Ok(())
@@ -98,6 +104,7 @@ impl CursorSet {
     pub(crate) fn seek_to_beginning(&mut self) -> Result<()> {
         for c in &mut self.cursors {
             let log = Arc::clone(c.log());
+            log.catch_up_fully()?;
             *c = log.cursor_at(log.log_start())?;
         }
         Ok(())
@@ -107,6 +114,7 @@ impl CursorSet {
     pub(crate) fn seek_to_end(&mut self) -> Result<()> {
         for c in &mut self.cursors {
             let log = Arc::clone(c.log());
+            log.catch_up_fully()?;
             *c = log.cursor_at(log.high_watermark())?;
         }
         Ok(())
@@ -134,8 +142,13 @@ impl CursorSet {
         if let Some(e) = self.topic.unusable() {
             return Some(e);
         }
-        if self.cursors.iter().any(|c| c.log().notifier.is_closed()) {
-            return Some(Error::Closed);
+        if let Some(c) = self.cursors.iter().find(|c| c.log().notifier.is_closed()) {
+            // A read-only broker learns of its topic's deletion on disk.
+            return Some(if c.log().is_gone() {
+                Error::TopicDeleted { topic: c.log().topic_name().to_string() }
+            } else {
+                Error::Closed
+            });
         }
         None
     }

@@ -15,15 +15,24 @@
 //!   mapping: the bytes are in the file (`pread` read them) and are never
 //!   written again (mmap.rs, contracts 2 and 4), so no cursor touches a
 //!   page past the file's end, even while the writer trims the segment.
-//! - **A roll** shows as the tail's file ending exactly where its frames
-//!   end (the writer trims a segment it seals): the follower then opens
-//!   the segment named for the next offset, and moves there once that holds
-//!   a checked frame. (A segment created but never written can still be
-//!   removed by a recovering writer, which then goes on appending to the
-//!   old tail; moving only once a frame is there keeps the follower on the
-//!   segment the writer really writes.)
+//! - **A roll**: the writer writes only its last segment, so once a later
+//!   segment holds a checked frame the tail is final. The follower then
+//!   reads the tail to its end once more, and moves to the last later
+//!   segment that holds a checked frame (segments in between, emptied by
+//!   compaction, are sealed ones). It looks for a later segment at once
+//!   when the tail's file ends exactly at its frames (the writer trims a
+//!   segment it seals), and otherwise every 50 ms while nothing new comes
+//!   (a writer that could not write the index, and so did not trim). A
+//!   segment created but never written can still be removed by a
+//!   recovering writer, which then goes on appending to the old tail:
+//!   moving only to a segment with a frame keeps the follower on the
+//!   segment the writer really writes.
 //! - **Retention** shows as a sealed segment's file missing: the segment
-//!   list is read again, and cursors get `Lagged` as in-process ones do.
+//!   list is read again (also at every roll), and cursors get `Lagged` as
+//!   in-process ones do.
+//! - **The topic's deletion** shows, at the 50 ms look, as the tail's path
+//!   no longer naming the tail's file, with no later segment: the partition
+//!   is closed with `TopicDeleted`.
 //!
 //! Sealed segments (every segment before the tail when it was found) are
 //! opened as the writer's own process opens them (`Segment::open_sealed`):
@@ -80,7 +89,7 @@ impl PartitionLog {
         // not yet written, and are followed once they hold one.
         let mut found = None;
         for (i, &base) in bases.iter().enumerate().rev() {
-            match Segment::open_followed(dir, base, id.clone())? {
+            match Segment::open_followed(dir, base, id.clone(), settings.segment_bytes)? {
                 Some((seg, file)) => {
                     let mut tail = Tail::new(Arc::new(seg), file, settings.index_interval);
                     if tail.read_frames(max_frame)? || i == 0 {
@@ -156,39 +165,45 @@ impl PartitionLog {
     }
 
     /// For a follower: looks for frames the writer published since the
-    /// last look, and for a roll to the next segment, and makes what it
+    /// last look, and for a roll to a later segment, and makes what it
     /// finds visible (waking this process's waiting consumers). Returns
-    /// whether anything changed. If another reader of this process is
-    /// looking already, returns `false` at once: its look publishes.
-    /// For the writer's own process, `Ok(false)`.
+    /// whether anything changed. For the writer's own process, `Ok(false)`.
+    ///
+    /// It waits for a look another reader of this process is making (a
+    /// consumer that armed its wake-up slot must look after arming, not
+    /// rely on a look that began before it).
     pub(crate) fn catch_up(&self) -> Result<bool> {
         let Some(follower) = &self.follower else { return Ok(false) };
-        let Some(mut tail) = follower.tail.try_lock() else { return Ok(false) };
+        let mut tail = follower.tail.lock();
         self.catch_up_locked(&mut tail)
     }
 
-    /// [`PartitionLog::catch_up`] that waits for another reader's look to
-    /// end rather than skipping, then also reads the segment list again
+    /// [`PartitionLog::catch_up`], then also reads the segment list again
     /// (for the log start after retention), so that what it reports is
-    /// the files' state now: for `stats`, a new consumer's start, a lag.
+    /// the files' state now: for `stats`, a new consumer's start, a seek, a
+    /// lag.
     pub(crate) fn catch_up_fully(&self) -> Result<()> {
-        let Some(follower) = &self.follower else { return Ok(()) };
-        let mut tail = follower.tail.lock();
-        self.catch_up_locked(&mut tail)?;
-        drop(tail);
+        if self.follower.is_none() {
+            return Ok(());
+        }
+        self.catch_up()?;
         self.forget_deleted_segments()
     }
 
-    fn catch_up_locked(&self, tail: &mut Tail) -> Result<bool> {
+    pub(crate) fn catch_up_locked(&self, tail: &mut Tail) -> Result<bool> {
         let max_frame = self.settings.segment_bytes as usize;
         let mut changed = false;
         loop {
-            if tail.read_frames(max_frame)? {
+            let found = tail.read_frames(max_frame)?;
+            if found {
                 tail.publish();
                 self.high_watermark.store(tail.scanner.next_offset, Ordering::Release);
                 changed = true;
             }
-            if !tail.at_file_end || !self.roll_followed(tail)? {
+            // At the file's end, look for the next segment now; otherwise
+            // now and then (see the module docs).
+            let slow = !found && tail.slow_probe_due();
+            if !(tail.at_file_end || slow) || !self.roll_followed(tail, slow)? {
                 break;
             }
             changed = true;
@@ -199,53 +214,111 @@ impl PartitionLog {
         Ok(changed)
     }
 
-    /// At the end of the tail's file: moves to the next segment if the
-    /// writer rolled to it and wrote there (see the module docs).
-    fn roll_followed(&self, tail: &mut Tail) -> Result<bool> {
+    /// Moves the tail to a later segment if the writer wrote one (see the
+    /// module docs). `slow`: the 50 ms look, which also lists the directory
+    /// (for a gap retention left) and checks that the topic still exists.
+    fn roll_followed(&self, tail: &mut Tail, slow: bool) -> Result<bool> {
         let base = tail.seg.base_offset;
         let mut next = tail.scanner.next_offset;
         // A sealed segment's index gives its next offset even where no
         // record is left (compaction's gaps).
-        if let Some(index) = segment::read_index(&segment::index_path(&self.dir, base))
+        if tail.at_file_end
+            && let Some(index) = segment::read_index(&segment::index_path(&self.dir, base))
             && index.valid_bytes == tail.scanner.pos as u64
         {
             next = next.max(index.next_offset);
         }
-        if next == base {
+        let named = next > base && std::fs::symlink_metadata(segment::log_path(&self.dir, next)).is_ok();
+        // At a new end of the file, list once even without a segment named
+        // for the next offset: retention may have deleted it.
+        let new_end = tail.at_file_end && tail.listed_at != Some(tail.scanner.pos);
+        if !named && !slow && !new_end {
             return Ok(false);
         }
-        let (seg, file) = match Segment::open_followed(&self.dir, next, self.id.clone()) {
-            Ok(Some(opened)) => opened,
-            Ok(None) => return Ok(false),
-            Err(Error::Io { source, .. }) if source.kind() == std::io::ErrorKind::NotFound => {
-                // Retention may have deleted the next segment (and this
-                // one): go on at the first segment still there after it;
-                // cursors report the gap as `Lagged`.
-                let (bases, _) = list_segments(&self.dir, &self.id)?;
-                let Some(&later) = bases.iter().find(|&&b| b > next) else { return Ok(false) };
-                match Segment::open_followed(&self.dir, later, self.id.clone())? {
-                    Some(opened) => opened,
-                    None => return Ok(false),
-                }
+        tail.listed_at = Some(tail.scanner.pos);
+        let (bases, _) = list_segments(&self.dir, &self.id).or_else(|e| match e {
+            // The partition directory is gone: the topic was deleted.
+            Error::Io { source, .. } if source.kind() == std::io::ErrorKind::NotFound => Ok((Vec::new(), Vec::new())),
+            e => Err(e),
+        })?;
+        let later: Vec<u64> = bases.iter().copied().filter(|&b| b > base).collect();
+        // The last later segment holding a checked frame is the writer's.
+        let mut fresh = None;
+        for &b in later.iter().rev() {
+            let opened = match Segment::open_followed(&self.dir, b, self.id.clone(), self.settings.segment_bytes) {
+                Ok(Some(opened)) => opened,
+                Ok(None) => continue,
+                Err(Error::Io { source, .. }) if source.kind() == std::io::ErrorKind::NotFound => continue,
+                Err(e) => return Err(e),
+            };
+            let mut t = Tail::new(Arc::new(opened.0), opened.1, self.settings.index_interval);
+            if t.read_frames(self.settings.segment_bytes as usize)? {
+                fresh = Some(t);
+                break;
             }
-            Err(e) => return Err(e),
-        };
-        let mut fresh = Tail::new(Arc::new(seg), file, self.settings.index_interval);
-        if !fresh.read_frames(self.settings.segment_bytes as usize)? {
-            return Ok(false);
         }
+        let Some(mut fresh) = fresh else {
+            if slow && self.tail_file_is_gone(tail) {
+                self.abandon(Error::TopicDeleted { topic: self.id.topic.to_string() });
+            }
+            return Ok(false);
+        };
+        // The tail is final now: read it to its end before leaving it.
+        if tail.read_frames(self.settings.segment_bytes as usize)? {
+            tail.publish();
+        }
+
         fresh.publish();
-        // As the writer does: the new segment is listed before the old one
-        // is marked sealed, so a cursor at the old one's end finds it.
-        let base = fresh.seg.base_offset;
-        self.slots.write().push(Arc::new(Slot { base, seg: Mutex::new(Some(Arc::clone(&fresh.seg))) }));
+        let new_base = fresh.seg.base_offset;
+        // A gap between the tail and the new segment may be one the listing
+        // missed (a directory read does not see every entry created while it
+        // runs): list again, now that every segment before the new one
+        // exists, so the segments in between are there for cursors to read
+        // (and a real gap is retention's, reported as `Lagged`).
+        let (bases, later) = if new_base > tail.scanner.next_offset {
+            let (again, _) = list_segments(&self.dir, &self.id)?;
+            let later: Vec<u64> = again.iter().copied().filter(|&b| b > base).collect();
+            (again, later)
+        } else {
+            (bases, later)
+        };
+        {
+            // As the writer does: the new segments are listed before the
+            // old one is marked sealed, so a cursor at its end finds them.
+            let mut slots = self.slots.write();
+            for &b in later.iter().filter(|&&b| b < new_base) {
+                slots.push(Arc::new(Slot { base: b, seg: Mutex::new(None) }));
+            }
+            slots.push(Arc::new(Slot { base: new_base, seg: Mutex::new(Some(Arc::clone(&fresh.seg))) }));
+            // The old tail is opened again, as a sealed segment mapped to
+            // its length, by whoever reads it next; cursors on it keep it.
+            if let Some(old) = slots.iter().find(|s| s.base == base) {
+                *old.seg.lock() = None;
+            }
+            slots.retain(|s| s.base == base || s.base >= new_base || bases.binary_search(&s.base).is_ok());
+            if let Some(first) = slots.first() {
+                self.log_start.store(first.base, Ordering::Release);
+            }
+        }
         self.high_watermark.store(fresh.scanner.next_offset, Ordering::Release);
         let old = std::mem::replace(tail, fresh);
         old.seg.mark_sealed();
-        if base > next {
-            self.forget_deleted_segments()?;
+        if bases.binary_search(&base).is_err() {
+            // Retention took the old tail too: drop it from the list.
+            self.slots.write().retain(|s| s.base != base);
         }
         Ok(true)
+    }
+
+    /// Whether the tail's path no longer names the tail's file (unlinked or
+    /// replaced): with no later segment, the topic was deleted.
+    fn tail_file_is_gone(&self, tail: &Tail) -> bool {
+        use std::os::unix::fs::MetadataExt;
+        let Ok(ours) = tail.file.metadata() else { return false };
+        match std::fs::symlink_metadata(&tail.seg.path) {
+            Ok(m) => m.ino() != ours.ino() || m.dev() != ours.dev(),
+            Err(e) => e.kind() == std::io::ErrorKind::NotFound,
+        }
     }
 
     /// For a follower (`verify`): bytes past the last valid frame of the

@@ -137,6 +137,11 @@ impl PartitionLog {
         self.high_watermark.load(Ordering::Acquire)
     }
 
+    /// Whether the partition was abandoned (its topic deleted).
+    pub(crate) fn is_gone(&self) -> bool {
+        *self.gone.read()
+    }
+
     /// The earliest offset still stored.
     pub(crate) fn log_start(&self) -> u64 {
         self.log_start.load(Ordering::Acquire)

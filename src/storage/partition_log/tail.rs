@@ -5,19 +5,30 @@
 
 use std::fs::File;
 use std::sync::Arc;
+use std::time::{Duration, Instant};
 
 use parking_lot::Mutex;
 
 use crate::error::{Error, Result};
 use crate::storage::frame::{self, FrameError};
 use crate::storage::scan::Scanner;
-use crate::storage::segment::{self, DATA_START, Segment};
+use crate::storage::segment::{DATA_START, Segment};
 
 /// The first `pread` at the tail: enough for the frames a poll usually
 /// finds, little to copy when it finds none.
 const FIRST_READ: usize = 4 << 10;
-/// The largest `pread` while catching up on a backlog.
+/// The largest `pread` while catching up on a backlog (a frame larger than
+/// this is read whole, once).
 const MAX_READ: usize = 1 << 20;
+/// How often a follower whose tail shows nothing new looks for a roll the
+/// writer did not show by trimming (an index it could not write), for
+/// retention, and for its topic's deletion.
+const PROBE_EVERY: Duration = Duration::from_millis(50);
+/// Looks that find the same invalid bytes at the tail before the follower
+/// backs off (a frame being written takes microseconds; a torn one stays).
+const STUCK_LOOKS: u32 = 8;
+/// The longest a follower then waits between looks at the same bytes.
+const STUCK_BACKOFF: Duration = Duration::from_millis(10);
 
 /// A follower's state: its tail, behind a lock that only this process's
 /// readers take (one of them catches up at a time).
@@ -30,7 +41,7 @@ pub(crate) struct Follower {
 #[derive(Debug)]
 pub(crate) struct Tail {
     pub(crate) seg: Arc<Segment>,
-    file: File,
+    pub(crate) file: File,
     pub(crate) scanner: Scanner,
     buf: Vec<u8>,
     /// The last read found the file ending exactly at the checked frames.
@@ -38,23 +49,62 @@ pub(crate) struct Tail {
     /// Where and why the last read stopped, if not at zero (never written)
     /// space or the file's end: bytes that are not (yet) a valid frame.
     pub(crate) stop: Option<(usize, FrameError)>,
+    /// How many looks in a row found the same invalid bytes, and when the
+    /// next look at them is due.
+    stuck: (u32, Option<Instant>),
+    /// When the last slow probe ran (see [`Tail::slow_probe_due`]).
+    last_probe: Instant,
+    /// The end of the file at which the follower last listed the directory.
+    pub(crate) listed_at: Option<usize>,
 }
 
 impl Tail {
     pub(crate) fn new(seg: Arc<Segment>, file: File, index_interval: u32) -> Tail {
         let scanner = Scanner::new(seg.origin(), DATA_START as usize, None, index_interval);
-        Tail { seg, file, scanner, buf: Vec::new(), at_file_end: false, stop: None }
+        let last_probe = Instant::now();
+        Tail {
+            seg,
+            file,
+            scanner,
+            buf: Vec::new(),
+            at_file_end: false,
+            stop: None,
+            stuck: (0, None),
+            last_probe,
+            listed_at: None,
+        }
+    }
+
+    /// Whether the slow probe (listing the directory, checking the tail's
+    /// file is still the partition's) is due; marks it done if so.
+    pub(crate) fn slow_probe_due(&mut self) -> bool {
+        if self.last_probe.elapsed() < PROBE_EVERY {
+            return false;
+        }
+        self.last_probe = Instant::now();
+        true
     }
 
     /// Reads and checks frames past the known end; `true` if any.
     /// `max_frame` bounds how far one frame's length is believed.
     pub(crate) fn read_frames(&mut self, max_frame: usize) -> Result<bool> {
         use std::os::unix::fs::FileExt;
+        // Invalid bytes that stayed so over many looks: a torn frame, not
+        // one being written; look again only now and then.
+        if let (n, Some(due)) = self.stuck
+            && n >= STUCK_LOOKS
+            && Instant::now() < due
+        {
+            return Ok(false);
+        }
+        let stopped_before = self.stop.map(|(pos, _)| pos);
         let mut found = false;
         let mut want = FIRST_READ;
+        // Never past the mapping: what is published is read through it.
+        let capacity = self.seg.capacity() as usize;
         loop {
             let pos = self.scanner.pos;
-            let room = segment::MAX_SEGMENT_BYTES as usize - pos.min(segment::MAX_SEGMENT_BYTES as usize);
+            let room = capacity.saturating_sub(pos);
             let want_now = want.min(room);
             if want_now == 0 {
                 break;
@@ -83,12 +133,16 @@ impl Tail {
                         off += h.frame_len();
                         found = true;
                     }
-                    // The frame goes on past what was read: read again
-                    // from its start, with room for all of it.
+                    // The frame goes on past what was read. If frames came
+                    // before it, read on from its start; if it is the first,
+                    // read again with room for all of it (as its header
+                    // says, when that is whole).
                     Err(FrameError::Short) if n == want_now && want_now < room => {
-                        let need = frame::read_header(&self.buf[off..n], self.seg.origin())
-                            .map_or(want_now * 2, |h| h.frame_len().min(max_frame));
-                        grow = Some(need.max(FIRST_READ));
+                        if off == 0 {
+                            let need = frame::read_header(&self.buf[..n], self.seg.origin())
+                                .map_or(want_now * 2, |h| h.frame_len().min(max_frame));
+                            grow = Some(need.max(FIRST_READ).min(room));
+                        }
                         break;
                     }
                     Err(e) => {
@@ -105,10 +159,21 @@ impl Tail {
                 // A length past `max_frame` is not believed: not yet.
                 Some(g) if g <= want_now => break,
                 Some(g) => g,
-                None if n == want_now => (want * 2).min(MAX_READ),
-                None => want,
+                None if off == n => (want * 2).min(MAX_READ),
+                None => want.min(MAX_READ),
             };
         }
+        if self.buf.len() > MAX_READ {
+            self.buf = Vec::new(); // a large frame's buffer is not kept
+        }
+        self.stuck = match self.stop {
+            Some((pos, _)) if !found && stopped_before == Some(pos) => {
+                let looks = self.stuck.0.saturating_add(1);
+                let wait = STUCK_BACKOFF.min(Duration::from_micros(50 << looks.min(8)));
+                (looks, Some(Instant::now() + wait))
+            }
+            _ => (0, None),
+        };
         Ok(found)
     }
 
