@@ -342,6 +342,18 @@ fn produce_sends_stdin_lines_with_keys_and_consume_reads_them_back() {
             (Value::Null, json!({ "base64": "/mJ5dGVz" })),
         ]
     );
+    // A line the topic cannot take: what came before it is kept and counted.
+    let mut cmd = tool();
+    cmd.arg("--dir").arg(dir.path());
+    let mut input = b"fits\n".repeat(1500);
+    input.extend(vec![b'x'; 2 << 20]);
+    let r = run(cmd, &["produce", "orders", "--partition", "0"], Some(&input)).expect(1);
+    let said: Vec<&str> = r.stderr.lines().collect();
+    assert_eq!(said[0], "millpond: 1000 records of earlier lines were produced before the failure");
+    assert!(
+        said[1].starts_with("millpond: error: record of ") && said[1].ends_with("exceeds max_record_bytes (1048576)")
+    );
+    assert_eq!(said.len(), 2, "{}", r.stderr);
     // --json: the summary for scripts on stdout.
     let mut cmd = tool();
     cmd.arg("--dir").arg(dir.path());
