@@ -65,9 +65,8 @@ fn run(mut cmd: Command, args: &[&str], stdin: Option<&[u8]>) -> Run {
     }
     let mut child = cmd.spawn().expect("run the millpond binary");
     if let Some(input) = stdin {
-        // The tool may end before it reads its input (a locked directory,
-        // a usage error): a closed pipe here is its answer, not a failure.
         match child.stdin.take().expect("piped stdin").write_all(input) {
+            // The tool may end before it reads stdin (a locked directory).
             Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => {}
             other => other.expect("write stdin"),
         }
@@ -343,6 +342,18 @@ fn produce_sends_stdin_lines_with_keys_and_consume_reads_them_back() {
             (Value::Null, json!({ "base64": "/mJ5dGVz" })),
         ]
     );
+    // A line the topic cannot take: what came before it is kept and counted.
+    let mut cmd = tool();
+    cmd.arg("--dir").arg(dir.path());
+    let mut input = b"fits\n".repeat(1500);
+    input.extend(vec![b'x'; 2 << 20]);
+    let r = run(cmd, &["produce", "orders", "--partition", "0"], Some(&input)).expect(1);
+    let said: Vec<&str> = r.stderr.lines().collect();
+    assert_eq!(said[0], "millpond: 1000 records of earlier lines were produced before the failure");
+    assert!(
+        said[1].starts_with("millpond: error: record of ") && said[1].ends_with("exceeds max_record_bytes (1048576)")
+    );
+    assert_eq!(said.len(), 2, "{}", r.stderr);
     // --json: the summary for scripts on stdout.
     let mut cmd = tool();
     cmd.arg("--dir").arg(dir.path());
@@ -550,6 +561,45 @@ fn dump_of_a_segment_with_a_corrupted_byte_exits_5_and_reports_the_position() {
     let j = run(tool(), &["--json", "dump", segment.to_str().unwrap()], None).expect(5).json();
     assert_eq!((j["end"]["kind"].clone(), j["end"]["position"].clone()), (json!("corrupt"), json!(at)));
     assert_eq!(j["damage"], true);
+}
+
+#[test]
+fn dump_of_the_segment_a_live_writer_appends_to_never_reports_damage() {
+    let dir = TempDir::new("cli-dump-live");
+    let broker = Broker::open(dir.path()).unwrap();
+    let cfg = TopicConfig::default().segment_bytes(1 << 20).max_record_bytes(64 << 10);
+    let topic = broker.create_topic("live", cfg).unwrap();
+    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let writer = {
+        let (producer, stop) = (topic.producer(), stop.clone());
+        std::thread::spawn(move || {
+            let mut i = 0usize;
+            while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+                // Frames of every size up to tens of KiB, written while the tool reads.
+                let batch = (0..1 + i % 5).map(|k| Record::new(vec![b'v'; 100 + (i * 997 + k * 4099) % 20_000]));
+                producer.send_batch(batch).unwrap();
+                i += 1;
+                std::thread::sleep(Duration::from_micros(200));
+            }
+        })
+    };
+    let mut ends = std::collections::BTreeMap::new();
+    let deadline = std::time::Instant::now() + Duration::from_secs(4);
+    while std::time::Instant::now() < deadline {
+        let active = layout::active_segment(dir.path(), "live", 0);
+        let r = run(tool(), &["--json", "dump", active.to_str().unwrap()], None);
+        if r.code == 1 && r.stderr.contains("No such file") {
+            continue; // an empty segment removed as it was rolled
+        }
+        let j = r.expect(0).json();
+        *ends.entry(j["end"]["kind"].as_str().unwrap().to_string()).or_insert(0) += 1;
+    }
+    stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    writer.join().unwrap();
+    assert!(
+        ends.get("unwritten").is_some_and(|&n| n > 0),
+        "the active segment was never caught being written: {ends:?}"
+    );
 }
 
 #[test]

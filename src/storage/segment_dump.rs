@@ -21,6 +21,8 @@ use crate::storage::segment_header::{self, Refusal, SegmentHeader};
 
 /// Bytes read at a time; a frame larger than this is read whole.
 const CHUNK: usize = 1 << 20;
+/// Bytes a frame is first looked for in (doubled while it is larger).
+const FIRST_LOOK: usize = 4096;
 
 /// One segment file (`<base>.log`), opened read-only for inspection.
 ///
@@ -42,7 +44,8 @@ const CHUNK: usize = 1 << 20;
 /// drop((topic, broker));
 ///
 /// let dump = SegmentDump::open(dir.join("topics/t/0/00000000000000000000.log"))?;
-/// assert_eq!((dump.header().partition, dump.header().base_offset), (0, 0));
+/// let header = dump.header().expect("a header was written");
+/// assert_eq!((header.partition, header.base_offset), (0, 0));
 /// let entries = dump.frames().collect::<millpond::Result<Vec<_>>>()?;
 /// let DumpEntry::Frame(first) = &entries[0] else { panic!("a frame first") };
 /// assert_eq!((first.base_offset, first.last_offset, first.record_count), (0, 2, 3));
@@ -58,7 +61,8 @@ pub struct SegmentDump {
     path: PathBuf,
     file: File,
     len: u64,
-    info: SegmentInfo,
+    /// `None`: the header is zero (nothing written to the file yet).
+    info: Option<SegmentInfo>,
     origin: Origin,
 }
 
@@ -94,7 +98,7 @@ impl SegmentInfo {
     /// broker.create_topic("t", TopicConfig::default())?.producer().send(Record::new("x"))?;
     /// drop(broker);
     /// let dump = SegmentDump::open(dir.join("topics/t/0/00000000000000000000.log"))?;
-    /// let hex = dump.header().topic_id_hex();
+    /// let hex = dump.header().expect("a header").topic_id_hex();
     /// assert_eq!(hex.len(), 32);
     /// assert!(hex.chars().all(|c| c.is_ascii_hexdigit()));
     /// # std::fs::remove_dir_all(&dir)?;
@@ -268,7 +272,9 @@ impl SegmentDump {
     /// it cannot be read or is not a regular file, with
     /// [`Error::UnsupportedFormat`] for a segment of an older format, and
     /// with [`Error::CorruptMetadata`] for a file whose first bytes are not
-    /// a valid segment header (not a segment, or a damaged one).
+    /// a valid segment header (not a segment, or a damaged one). A file
+    /// whose header is zero (or that is empty) is a segment with nothing
+    /// written to it yet: it opens, without a [`header`](SegmentDump::header).
     ///
     /// ```
     /// use millpond::{Error, SegmentDump};
@@ -277,6 +283,10 @@ impl SegmentDump {
     /// let not_a_segment = dir.join("notes.txt");
     /// std::fs::write(&not_a_segment, "hello, this is not a segment")?;
     /// assert!(matches!(SegmentDump::open(&not_a_segment), Err(Error::CorruptMetadata { .. })));
+    ///
+    /// let fresh = dir.join("00000000000000000000.log");
+    /// std::fs::write(&fresh, vec![0u8; 4096])?; // created and preallocated, nothing written yet
+    /// assert!(SegmentDump::open(&fresh)?.header().is_none());
     /// # std::fs::remove_dir_all(&dir)?;
     /// # Ok::<(), Box<dyn std::error::Error>>(())
     /// ```
@@ -289,29 +299,44 @@ impl SegmentDump {
             return Err(Error::io("open segment", &path, e));
         }
         let len = meta.len();
-        let mut head = vec![0u8; segment_header::LEN];
-        let n = read_at_most(&file, &mut head, 0).map_err(Error::io_at("read segment header", &path))?;
-        head.truncate(n);
-        let header = decode_header(&head).map_err(|refusal| match refusal {
-            Refusal::Unsupported(found) => {
-                Error::UnsupportedFormat { path: path.clone(), found, supported: segment_header::VERSION }
-            }
-            Refusal::Missing => Error::CorruptMetadata {
-                path: path.clone(),
-                reason: "no segment header: the file starts with zero bytes (or is empty)".into(),
-            },
-            Refusal::Corrupt(reason) => {
-                Error::CorruptMetadata { path: path.clone(), reason: format!("not a valid segment header: {reason}") }
-            }
-        })?;
-        let info = SegmentInfo {
-            topic_id: header.topic_id,
-            partition: header.partition,
-            base_offset: header.base_offset,
-            epoch: header.epoch,
-            base_timestamp: header.base_timestamp,
+        let read_header = || -> Result<std::result::Result<SegmentHeader, Refusal>> {
+            let mut head = vec![0u8; segment_header::LEN];
+            let n = read_at_most(&file, &mut head, 0).map_err(Error::io_at("read segment header", &path))?;
+            head.truncate(n);
+            Ok(decode_header(&head))
         };
-        Ok(SegmentDump { path, file, len, info, origin: header.origin() })
+        let mut decoded = read_header()?;
+        // A live writer writes the header of a segment it has just created,
+        // then its frames: a read at that moment may see none or part of it.
+        if matches!(decoded, Err(Refusal::Corrupt(_))) {
+            std::thread::yield_now(); // a 64-byte write: over by the next read
+            decoded = read_header()?;
+        }
+        if matches!(decoded, Err(Refusal::Missing))
+            && first_nonzero(&file, 0).map_err(Error::io_at("read segment", &path))?.is_some()
+        {
+            // Data was written: the header was written before it.
+            decoded = read_header()?;
+        }
+        let header = match decoded {
+            Ok(header) => Some(header),
+            Err(Refusal::Missing) => None,
+            Err(Refusal::Unsupported(found)) => {
+                return Err(Error::UnsupportedFormat { path, found, supported: segment_header::VERSION });
+            }
+            Err(Refusal::Corrupt(reason)) => {
+                return Err(Error::CorruptMetadata { path, reason: format!("not a valid segment header: {reason}") });
+            }
+        };
+        let info = header.map(|h| SegmentInfo {
+            topic_id: h.topic_id,
+            partition: h.partition,
+            base_offset: h.base_offset,
+            epoch: h.epoch,
+            base_timestamp: h.base_timestamp,
+        });
+        let origin = header.map(|h| h.origin()).unwrap_or_default();
+        Ok(SegmentDump { path, file, len, info, origin })
     }
 
     /// The file's path, as given to [`SegmentDump::open`].
@@ -329,11 +354,13 @@ impl SegmentDump {
         &self.path
     }
 
-    /// The segment's header.
+    /// The segment's header; `None` if it is zero: nothing was written to
+    /// the segment yet (a live writer has just created it, or a crash
+    /// left it so), and its frames end at once.
     ///
-    /// See [`SegmentDump`] for an example.
-    pub fn header(&self) -> &SegmentInfo {
-        &self.info
+    /// See [`SegmentDump`] and [`SegmentDump::open`] for examples.
+    pub fn header(&self) -> Option<&SegmentInfo> {
+        self.info.as_ref()
     }
 
     /// The file's length in bytes when it was opened (a live writer may trim
@@ -361,10 +388,9 @@ impl SegmentDump {
     pub fn frames(&self) -> DumpFrames<'_> {
         DumpFrames {
             dump: self,
-            pos: segment_header::LEN as u64,
-            next_offset: self.info.base_offset,
+            pos: if self.info.is_some() { segment_header::LEN as u64 } else { 0 },
+            next_offset: self.info.map_or(0, |i| i.base_offset),
             window: Window::default(),
-            retried_at: None,
             done: false,
         }
     }
@@ -404,6 +430,28 @@ fn read_at_most(file: &File, buf: &mut [u8], at: u64) -> std::io::Result<usize> 
     Ok(got)
 }
 
+/// The position of the first non-zero byte of `file` at or after `from`,
+/// if any (reading only what the file system reports as data).
+fn first_nonzero(file: &File, from: u64) -> std::io::Result<Option<u64>> {
+    let len = file.metadata()?.len();
+    let mut buf = vec![0u8; CHUNK];
+    for (start, end) in fsutil::data_ranges(file, from.min(len), len) {
+        let mut at = start;
+        while at < end {
+            let n = (end - at).min(CHUNK as u64) as usize;
+            let got = read_at_most(file, &mut buf[..n], at)?;
+            if let Some(i) = buf[..got].iter().position(|&b| b != 0) {
+                return Ok(Some(at + i as u64));
+            }
+            if got < n {
+                break;
+            }
+            at += got as u64;
+        }
+    }
+    Ok(None)
+}
+
 /// The bytes of the file last read, `[start, start + bytes.len())`.
 #[derive(Debug, Default)]
 struct Window {
@@ -425,9 +473,6 @@ pub struct DumpFrames<'d> {
     /// or after it.
     next_offset: u64,
     window: Window,
-    /// The position last read again because the frames seemed to stop
-    /// there (see `next`).
-    retried_at: Option<u64>,
     done: bool,
 }
 
@@ -468,33 +513,17 @@ impl DumpFrames<'_> {
         Ok(&w.bytes[from..])
     }
 
-    /// The position of the first non-zero byte at or after `from`, if any
-    /// (reading only what the file system reports as data).
+    /// The position of the first non-zero byte at or after `from`, if any.
     fn first_nonzero(&self, from: u64) -> std::io::Result<Option<u64>> {
-        let file = &self.dump.file;
-        let len = file.metadata()?.len();
-        let mut buf = vec![0u8; CHUNK];
-        for (start, end) in fsutil::data_ranges(file, from.min(len), len) {
-            let mut at = start;
-            while at < end {
-                let n = (end - at).min(CHUNK as u64) as usize;
-                let got = read_at_most(file, &mut buf[..n], at)?;
-                if let Some(i) = buf[..got].iter().position(|&b| b != 0) {
-                    return Ok(Some(at + i as u64));
-                }
-                if got < n {
-                    break;
-                }
-                at += got as u64;
-            }
-        }
-        Ok(None)
+        first_nonzero(&self.dump.file, from)
     }
 
     /// The frame at `pos`, checked as the broker's scan checks it.
     fn frame_at(&mut self, pos: u64) -> std::io::Result<std::result::Result<DumpedFrame, (FrameError, Option<u32>)>> {
         let origin = self.dump.origin;
-        let mut want = CHUNK;
+        // Most frames are small: ask for a little (the window holds a whole
+        // chunk), and for more only when the frame turns out larger.
+        let mut want = FIRST_LOOK;
         let (checked, claimed_len, bytes) = loop {
             let bytes = self.bytes_at(pos, want)?;
             let checked = frame::validate_frame(bytes, origin);
@@ -510,7 +539,7 @@ impl DumpFrames<'_> {
             Ok(h) => h,
             Err(e) => return Ok(Err((e, claimed_len))),
         };
-        if let Err(e) = header.check_range(self.dump.info.base_offset, None) {
+        if let Err(e) = header.check_range(self.dump.origin.base_offset, None) {
             return Ok(Err((e, None)));
         }
         if header.base_offset < self.next_offset {
@@ -529,50 +558,102 @@ impl DumpFrames<'_> {
         }))
     }
 
-    /// Why the frames stop at `pos`, where `error` was found.
-    fn classify(&self, pos: u64, error: FrameError, claimed_len: Option<u32>) -> std::io::Result<SegmentEnd> {
-        let reason = error.to_string();
-        Ok(match error {
-            FrameError::Zero => match self.first_nonzero(pos)? {
-                None => SegmentEnd::Unwritten,
-                Some(at) => SegmentEnd::Corrupt {
-                    reason: format!("zero bytes where a frame should start, but data again at byte {at}"),
-                },
-            },
-            // A checksummed frame that is not in its place, or a frame the
-            // file's end cuts short: no write in progress looks like that
-            // (segments are preallocated, never extended).
-            FrameError::OutOfRange { .. }
-            | FrameError::MissingOffsets { .. }
-            | FrameError::BadHeader("frame offset out of sequence") => SegmentEnd::Corrupt { reason },
-            FrameError::Short => SegmentEnd::Corrupt {
-                reason: format!("{reason}: it runs past the end of the file ({} bytes)", self.dump.len),
-            },
-            // A frame whose length can be read (it failed its CRC or a
-            // record check) is incomplete when zero space follows it, and
-            // nothing else; one whose length is untrustworthy, when zero
-            // space follows the largest header. A write in progress (or
-            // torn by a crash) is always followed by zero space: segments
-            // are preallocated, and trimmed only when sealed, after their
-            // last frame was written whole. So a failed frame that reaches
-            // the end of the file is damage.
-            _ => {
-                let after = pos + u64::from(claimed_len.unwrap_or(frame::MAX_HEADER_LEN as u32));
-                let with_len = match claimed_len {
-                    Some(len) => format!("{reason}; the frame claims {len} bytes"),
-                    None => reason,
-                };
-                let file_len = self.dump.file.metadata()?.len();
-                if after >= file_len {
-                    SegmentEnd::Corrupt { reason: format!("{with_len} and reaches the end of the file") }
-                } else {
-                    match self.first_nonzero(after)? {
-                        None => SegmentEnd::Incomplete { reason: with_len },
-                        Some(at) => SegmentEnd::Corrupt { reason: format!("{with_len}; data follows at byte {at}") },
-                    }
-                }
+    /// Moves past `frame`, the valid frame at the current position.
+    fn take(&mut self, frame: DumpedFrame) -> DumpEntry {
+        self.pos += u64::from(frame.len);
+        self.next_offset = frame.last_offset + 1;
+        DumpEntry::Frame(frame)
+    }
+
+    /// What is at `pos`, where the frame read failed with `error`: a frame
+    /// after all (a live writer finished it meanwhile), or why the frames
+    /// end there.
+    ///
+    /// A writer appends frames in order, each written whole before the next
+    /// one starts. So the bytes after the failed frame are looked at first,
+    /// and the frame read again only then: if it still fails although data
+    /// was already written after it, it is damage; if nothing but zero space
+    /// follows it, it is a frame being written (or torn by a crash).
+    fn settle(
+        &mut self,
+        pos: u64,
+        mut error: FrameError,
+        mut claimed_len: Option<u32>,
+    ) -> std::io::Result<std::result::Result<DumpedFrame, SegmentEnd>> {
+        const ATTEMPTS: usize = 8;
+        let mut attempt = 1;
+        loop {
+            let after = match error {
+                FrameError::Zero => pos,
+                _ => pos + u64::from(claimed_len.unwrap_or(frame::MAX_HEADER_LEN as u32)),
+            };
+            let file_len = self.dump.file.metadata()?.len();
+            let later = if after < file_len { self.first_nonzero(after)? } else { None };
+            self.window = Window::default();
+            if self.bytes_at(pos, 1)?.is_empty() {
+                return Ok(Err(SegmentEnd::EndOfFile)); // trimmed meanwhile: the writer sealed it
             }
-        })
+            match self.frame_at(pos)? {
+                Ok(frame) => return Ok(Ok(frame)),
+                // A frame still being written claims another length now:
+                // look again (a bounded number of times).
+                Err((e, len)) if (e, len) != (error, claimed_len) && attempt < ATTEMPTS => {
+                    (error, claimed_len) = (e, len);
+                    attempt += 1;
+                }
+                Err((e, len)) => return Ok(Err(classify(e, len, after >= file_len, later, self.dump.len))),
+            }
+        }
+    }
+}
+
+/// Why the frames stop where reading a frame failed with `error`
+/// (claiming `claimed_len` bytes, if its length was readable);
+/// `ends_file`: the frame reaches the end of the file; `later`: the first
+/// non-zero byte after it, looked at before the frame was last read.
+fn classify(
+    error: FrameError,
+    claimed_len: Option<u32>,
+    ends_file: bool,
+    later: Option<u64>,
+    file_len: u64,
+) -> SegmentEnd {
+    let reason = error.to_string();
+    match error {
+        FrameError::Zero => match later {
+            None => SegmentEnd::Unwritten,
+            Some(at) => SegmentEnd::Corrupt {
+                reason: format!("zero bytes where a frame should start, but data again at byte {at}"),
+            },
+        },
+        // A checksummed frame that is not in its place, or a frame the
+        // file's end cuts short: no write in progress looks like that
+        // (segments are preallocated, never extended).
+        FrameError::OutOfRange { .. }
+        | FrameError::MissingOffsets { .. }
+        | FrameError::BadHeader("frame offset out of sequence") => SegmentEnd::Corrupt { reason },
+        FrameError::Short => {
+            SegmentEnd::Corrupt { reason: format!("{reason}: it runs past the end of the file ({file_len} bytes)") }
+        }
+        // A frame whose length can be read (it failed its CRC or a record
+        // check) is incomplete when zero space follows it, and nothing
+        // else; one whose length is untrustworthy, when zero space follows
+        // the largest header. A write in progress (or torn by a crash) is
+        // always followed by zero space: segments are preallocated, and
+        // trimmed only when sealed, after their last frame was written
+        // whole. So a failed frame that reaches the end of the file is
+        // damage.
+        _ => {
+            let with_len = match claimed_len {
+                Some(len) => format!("{reason}; the frame claims {len} bytes"),
+                None => reason,
+            };
+            match (ends_file, later) {
+                (true, _) => SegmentEnd::Corrupt { reason: format!("{with_len} and reaches the end of the file") },
+                (false, None) => SegmentEnd::Incomplete { reason: with_len },
+                (false, Some(at)) => SegmentEnd::Corrupt { reason: format!("{with_len}; data follows at byte {at}") },
+            }
+        }
     }
 }
 
@@ -584,6 +665,20 @@ impl Iterator for DumpFrames<'_> {
             return None;
         }
         let pos = self.pos;
+        if self.dump.info.is_none() {
+            // No header: no frame can be read. Zero throughout is a segment
+            // nothing was written to; anything else is damage.
+            self.done = true;
+            let end = match self.first_nonzero(0) {
+                Ok(None) if self.dump.len == 0 => SegmentEnd::EndOfFile,
+                Ok(None) => SegmentEnd::Unwritten,
+                Ok(Some(at)) => SegmentEnd::Corrupt {
+                    reason: format!("the segment header is zero, but there is data at byte {at}"),
+                },
+                Err(e) => return Some(Err(Error::io("read segment", &self.dump.path, e))),
+            };
+            return Some(Ok(DumpEntry::End { position: 0, end }));
+        }
         let found = match self.bytes_at(pos, 1).map(<[u8]>::is_empty) {
             // Nothing left to read: the frames end with the file.
             Ok(true) => {
@@ -603,26 +698,18 @@ impl Iterator for DumpFrames<'_> {
             }
         };
         match found {
-            Ok(frame) => {
-                self.pos += u64::from(frame.len);
-                self.next_offset = frame.last_offset + 1;
-                self.retried_at = None;
-                Some(Ok(DumpEntry::Frame(frame)))
-            }
-            Err((error, claimed)) => {
-                // A live writer may have been writing here while it was
-                // read: read the place once more before calling it an end.
-                if self.retried_at != Some(pos) {
-                    self.retried_at = Some(pos);
-                    self.window = Window::default();
-                    return self.next();
+            Ok(frame) => Some(Ok(self.take(frame))),
+            Err((error, claimed)) => match self.settle(pos, error, claimed) {
+                Ok(Ok(frame)) => Some(Ok(self.take(frame))),
+                Ok(Err(end)) => {
+                    self.done = true;
+                    Some(Ok(DumpEntry::End { position: pos, end }))
                 }
-                self.done = true;
-                Some(match self.classify(pos, error, claimed) {
-                    Ok(end) => Ok(DumpEntry::End { position: pos, end }),
-                    Err(e) => Err(Error::io("read segment", path, e)),
-                })
-            }
+                Err(e) => {
+                    self.done = true;
+                    Some(Err(Error::io("read segment", path, e)))
+                }
+            },
         }
     }
 }
@@ -678,11 +765,15 @@ mod tests {
         )
     }
 
-    fn dump_bytes(label: &str, bytes: &[u8]) -> (PathBuf, Result<(SegmentInfo, Vec<DumpEntry>)>) {
+    /// What a dump found: the header, if any, and every entry.
+    type Dumped = Result<(Option<SegmentInfo>, Vec<DumpEntry>)>;
+
+    fn dump_bytes(label: &str, bytes: &[u8]) -> (PathBuf, Dumped) {
         let dir = temp_dir(label);
         let path = dir.join("00000000000000000100.log");
         std::fs::write(&path, bytes).unwrap();
-        let got = SegmentDump::open(&path).and_then(|d| Ok((*d.header(), d.frames().collect::<Result<Vec<_>>>()?)));
+        let got =
+            SegmentDump::open(&path).and_then(|d| Ok((d.header().copied(), d.frames().collect::<Result<Vec<_>>>()?)));
         (dir, got)
     }
 
@@ -702,6 +793,7 @@ mod tests {
         let (bytes, bounds) = three_frames(0);
         let (dir, got) = dump_bytes("trimmed", &bytes);
         let (info, entries) = got.unwrap();
+        let info = info.expect("a header");
         assert_eq!(
             info,
             SegmentInfo { topic_id: [3; 16], partition: 2, base_offset: 100, epoch: 1, base_timestamp: 1_000 }
@@ -847,8 +939,6 @@ mod tests {
         let mut bad_crc = HEADER.encode().to_vec();
         bad_crc[30] ^= 1;
         for (label, bytes) in [
-            ("empty", Vec::new()),
-            ("zeros", vec![0u8; 100]),
             ("text", b"this is a text file, not a segment".to_vec()),
             ("short", HEADER.encode()[..40].to_vec()),
             ("badcrc", bad_crc),
@@ -859,6 +949,26 @@ mod tests {
         }
         let (dir, got) = dump_bytes("v1", &v1);
         assert!(matches!(got, Err(Error::UnsupportedFormat { found: 1, .. })), "{got:?}");
+        std::fs::remove_dir_all(dir).unwrap();
+    }
+
+    #[test]
+    fn a_segment_with_nothing_written_has_no_header_and_ends_at_once() {
+        for (label, bytes, want) in
+            [("empty", Vec::new(), SegmentEnd::EndOfFile), ("zeros", vec![0u8; 10_000], SegmentEnd::Unwritten)]
+        {
+            let (dir, got) = dump_bytes(label, &bytes);
+            let (info, entries) = got.unwrap();
+            assert_eq!(info, None, "{label}");
+            assert_eq!(end_of(&entries), (0, want), "{label}");
+            assert_eq!(entries.len(), 1);
+            std::fs::remove_dir_all(dir).unwrap();
+        }
+        let mut bytes = vec![0u8; 10_000];
+        bytes[5_000] = 1;
+        let (dir, got) = dump_bytes("zero-header-data", &bytes);
+        let (_, end) = end_of(&got.unwrap().1);
+        assert!(end.is_damage() && end.to_string().contains("5000"), "{end}");
         std::fs::remove_dir_all(dir).unwrap();
     }
 

@@ -28,21 +28,19 @@ struct Totals {
 /// Dumps the segment file `args` names.
 pub(crate) fn run(args: &DumpArgs, json: bool, out: &mut Out) -> Result<(), CliError> {
     let dump = SegmentDump::open(&args.file)?;
-    let info = *dump.header();
-    let misplaced = misplacement(&args.file, &info);
+    let info = dump.header().copied();
+    let misplaced = info.map(|i| misplacement(&args.file, &i)).unwrap_or_default();
     if json {
-        let head = json!({
-            "file": args.file,
-            "file_len": dump.file_len(),
-            "header": {
-                "topic_id": info.topic_id_hex(),
-                "partition": info.partition,
-                "base_offset": info.base_offset,
-                "epoch": info.epoch,
-                "base_timestamp": info.base_timestamp,
-            },
-            "misplaced": misplaced,
+        let header = info.map_or(Value::Null, |i| {
+            json!({
+                "topic_id": i.topic_id_hex(),
+                "partition": i.partition,
+                "base_offset": i.base_offset,
+                "epoch": i.epoch,
+                "base_timestamp": i.base_timestamp,
+            })
         });
+        let head = json!({ "file": args.file, "file_len": dump.file_len(), "header": header, "misplaced": misplaced });
         // One document, streamed: the header's fields, then the frames one
         // by one, then the end (a segment may hold millions of frames).
         let head = head.to_string();
@@ -50,14 +48,17 @@ pub(crate) fn run(args: &DumpArgs, json: bool, out: &mut Out) -> Result<(), CliE
         out.write(",\"frames\":[")?;
     } else {
         out.line(&format!("segment {} ({} bytes)", args.file.display(), dump.file_len()))?;
-        out.line(&format!(
-            "topic id {}  partition {}  base offset {}  epoch {}  base timestamp {}",
-            info.topic_id_hex(),
-            info.partition,
-            info.base_offset,
-            info.epoch,
-            format_rfc3339(info.base_timestamp)
-        ))?;
+        out.line(&match info {
+            Some(i) => format!(
+                "topic id {}  partition {}  base offset {}  epoch {}  base timestamp {}",
+                i.topic_id_hex(),
+                i.partition,
+                i.base_offset,
+                i.epoch,
+                format_rfc3339(i.base_timestamp)
+            ),
+            None => "no segment header yet: its bytes are zero (a segment just created, or never written)".into(),
+        })?;
         for m in &misplaced {
             out.line(&format!("misplaced: {m}"))?;
         }

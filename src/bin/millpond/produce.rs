@@ -56,7 +56,12 @@ pub(crate) fn run(
                 None => record,
             }
         });
-        for id in producer.send_batch(records)? {
+        let ids = producer.send_batch(records).inspect_err(|_| {
+            // The batches before this one are stored: say how many.
+            let sent: u64 = per_partition.values().sum();
+            crate::note(&format!("{sent} records of earlier lines were produced before the failure"));
+        })?;
+        for id in ids {
             *per_partition.entry(id.partition).or_default() += 1;
         }
     }
