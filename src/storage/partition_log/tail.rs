@@ -24,10 +24,12 @@ const MAX_READ: usize = 1 << 20;
 /// writer did not show by trimming (an index it could not write), for
 /// retention, and for its topic's deletion.
 const PROBE_EVERY: Duration = Duration::from_millis(50);
-/// Looks that find the same invalid bytes at the tail before the follower
-/// backs off (a frame being written takes microseconds; a torn one stays).
-const STUCK_LOOKS: u32 = 8;
-/// The longest a follower then waits between looks at the same bytes.
+/// How long the same invalid bytes at the tail must stay so before the
+/// follower backs off: a frame being written takes microseconds (a writer
+/// descheduled in the middle of one, a few milliseconds); a torn one stays.
+const STUCK_AFTER: Duration = Duration::from_millis(20);
+/// The longest a follower then waits between looks at the same bytes (an
+/// eighth of how long they have stayed, up to this).
 const STUCK_BACKOFF: Duration = Duration::from_millis(10);
 
 /// A follower's state: its tail, behind a lock that only this process's
@@ -49,9 +51,9 @@ pub(crate) struct Tail {
     /// Where and why the last read stopped, if not at zero (never written)
     /// space or the file's end: bytes that are not (yet) a valid frame.
     pub(crate) stop: Option<(usize, FrameError)>,
-    /// How many looks in a row found the same invalid bytes, and when the
+    /// Since when the looks have found the same invalid bytes, and when the
     /// next look at them is due.
-    stuck: (u32, Option<Instant>),
+    stuck: Option<(Instant, Instant)>,
     /// When the last slow probe ran (see [`Tail::slow_probe_due`]).
     last_probe: Instant,
     /// The end of the file at which the follower last listed the directory.
@@ -69,7 +71,7 @@ impl Tail {
             buf: Vec::new(),
             at_file_end: false,
             stop: None,
-            stuck: (0, None),
+            stuck: None,
             last_probe,
             listed_at: None,
         }
@@ -91,8 +93,7 @@ impl Tail {
         use std::os::unix::fs::FileExt;
         // Invalid bytes that stayed so over many looks: a torn frame, not
         // one being written; look again only now and then.
-        if let (n, Some(due)) = self.stuck
-            && n >= STUCK_LOOKS
+        if let Some((_, due)) = self.stuck
             && Instant::now() < due
         {
             return Ok(false);
@@ -168,11 +169,13 @@ impl Tail {
         }
         self.stuck = match self.stop {
             Some((pos, _)) if !found && stopped_before == Some(pos) => {
-                let looks = self.stuck.0.saturating_add(1);
-                let wait = STUCK_BACKOFF.min(Duration::from_micros(50 << looks.min(8)));
-                (looks, Some(Instant::now() + wait))
+                let now = Instant::now();
+                let since = self.stuck.map_or(now, |(since, _)| since);
+                let stayed = now - since;
+                let wait = if stayed < STUCK_AFTER { Duration::ZERO } else { STUCK_BACKOFF.min(stayed / 8) };
+                Some((since, now + wait))
             }
-            _ => (0, None),
+            _ => None,
         };
         Ok(found)
     }
