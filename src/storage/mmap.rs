@@ -72,6 +72,16 @@ impl MappedFile {
         Ok(MappedFile { map, len })
     }
 
+    /// Asks the kernel not to map pages around the ones this mapping faults
+    /// in (`MADV_RANDOM`, which turns off fault-around and read-ahead): a
+    /// follower's mapping of a segment another process writes must not
+    /// lock, in the writer's process's way, the pages just past the
+    /// writer's, which the writer is about to fault in itself. Only a hint:
+    /// a failure changes nothing that is correct.
+    pub(crate) fn advise_no_fault_around(&self) {
+        let _ = self.map.advise(memmap2::Advice::Random); // a hint; see above
+    }
+
     /// Length of the mapping in bytes.
     pub(crate) fn len(&self) -> usize {
         self.len

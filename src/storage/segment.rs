@@ -568,6 +568,7 @@ impl Segment {
         let Some(header) = check_header(&head[..n], &path, &id, base)? else { return Ok(None) };
         let len = capacity.max(meta.len()).min(MAX_SEGMENT_BYTES) as usize;
         let map = MappedFile::map_read_only(&file, len).map_err(Error::io_at("map segment", &path))?;
+        map.advise_no_fault_around();
         let segment = Segment {
             base_offset: base,
             path,
