@@ -46,18 +46,17 @@
 
 use std::path::Path;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::Ordering;
 
-use parking_lot::{Mutex, RwLock};
+use parking_lot::Mutex;
 
 use crate::error::{Error, Result};
 use crate::storage::epochs;
 use crate::storage::health::Health;
 use crate::storage::notify::{Across, Notifier};
-use crate::storage::padded::CachePadded;
 use crate::storage::partition_log::listing::list_segments;
 use crate::storage::partition_log::settings::LogSettings;
-use crate::storage::partition_log::state::{PartitionLog, Slot, Writer};
+use crate::storage::partition_log::state::{Opened, PartitionLog, Slot};
 use crate::storage::partition_log::tail::{Follower, Tail};
 use crate::storage::segment::{self, PartitionId, Segment};
 use crate::storage::segment_header::TopicId;
@@ -118,44 +117,21 @@ impl PartitionLog {
                 Arc::new(Slot { base, seg: Mutex::new(seg) })
             })
             .collect();
-        let next_offset = tail.seg.next_offset();
-        let writer = Writer {
-            active: Arc::clone(&tail.seg),
-            next_offset,
-            last_index_pos: None,
-            max_ts: tail.seg.max_timestamp(),
-            synced_to: 0,
-            prepared: 0,
-            unsynced_records: 0,
-            pending: Vec::new(),
-            dir_dirty: false,
-            parent_dirty: false,
-            last_sync: std::time::Instant::now(),
-            closed: Some(Error::ReadOnly { op: "write to a partition", path: broker_dir.to_path_buf() }),
-            poisoned: None,
-            epoch: None,
-        };
-        Ok(PartitionLog {
+        Ok(PartitionLog::assemble(Opened {
             id,
             dir: dir.to_path_buf(),
             settings,
-            writer: Mutex::new(writer),
-            group: CachePadded::default(),
-            log_start: AtomicU64::new(bases[0]),
-            slots: RwLock::new(slots),
-            high_watermark: CachePadded::new(AtomicU64::new(next_offset)),
-            notifier: CachePadded::new(Notifier::following(across)),
-            space: CachePadded::default(),
-            gone: RwLock::new(false),
-            maintenance_lock: Mutex::new(()),
-            rolled: std::sync::atomic::AtomicBool::new(false),
+            active: Arc::clone(&tail.seg),
+            slots,
+            prepared: 0,
+            fresh: (false, false),
+            closed: Some(Error::ReadOnly { op: "write to a partition", path: broker_dir.to_path_buf() }),
+            notifier: Notifier::following(across),
             prefault: None,
             health,
             epochs: epochs::EpochHistory::load(dir)?,
-            session_start: next_offset,
             follower: Some(Follower { tail: Mutex::new(tail) }),
-            wake: None,
-        })
+        }))
     }
 
     /// Whether this partition is another process's, followed read-only.

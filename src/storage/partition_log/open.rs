@@ -4,17 +4,15 @@
 
 use std::path::Path;
 use std::sync::Arc;
-use std::sync::atomic::AtomicU64;
-use std::time::Instant;
 
-use parking_lot::{Mutex, RwLock};
+use parking_lot::Mutex;
 
 use crate::error::{Error, Result};
 use crate::storage::health::Health;
-use crate::storage::padded::CachePadded;
+use crate::storage::notify::Notifier;
 use crate::storage::partition_log::listing::{list_segments, parse_base};
 use crate::storage::partition_log::settings::LogSettings;
-use crate::storage::partition_log::state::{PartitionLog, Slot, Writer};
+use crate::storage::partition_log::state::{Opened, PartitionLog, Slot};
 use crate::storage::policy::{CleanupPolicy, RecoveryMode};
 use crate::storage::prefault::Prefaulter;
 use crate::storage::record::now_millis;
@@ -143,46 +141,22 @@ impl PartitionLog {
                 Arc::new(Slot { base, seg: Mutex::new(seg) })
             })
             .collect();
-        let next_offset = active.next_offset();
-        let entries = active.index_entries();
-        let writer = Writer {
-            last_index_pos: entries.last().map(|e| e.position),
-            max_ts: active.max_timestamp(),
-            synced_to: 0,
-            // The first write asks for the pages after it.
-            prepared: active.committed(),
-            active,
-            next_offset,
-            unsynced_records: 0,
-            pending: Vec::new(),
-            dir_dirty: fresh.0,
-            parent_dirty: fresh.1,
-            last_sync: Instant::now(),
-            closed: None,
-            poisoned: None,
-            epoch: None,
-        };
-        let log = PartitionLog {
+        let log = PartitionLog::assemble(Opened {
             id,
             dir: dir.to_path_buf(),
             settings,
-            writer: Mutex::new(writer),
-            group: CachePadded::default(),
-            log_start: AtomicU64::new(bases[0]),
-            slots: RwLock::new(slots),
-            high_watermark: CachePadded::new(AtomicU64::new(next_offset)),
-            notifier: CachePadded::default(),
-            space: CachePadded::default(),
-            gone: RwLock::new(false),
-            maintenance_lock: Mutex::new(()),
-            rolled: std::sync::atomic::AtomicBool::new(false),
+            // The first write asks for the pages after it.
+            prepared: active.committed(),
+            active,
+            slots,
+            fresh,
+            closed: None,
+            notifier: Notifier::default(),
             prefault,
             health,
             epochs,
-            session_start: next_offset,
             follower: None,
-            wake: None,
-        };
+        });
         Ok((log, event))
     }
 }

@@ -121,7 +121,74 @@ impl std::fmt::Debug for PartitionLog {
     }
 }
 
+/// What an open has found of a partition: everything a [`PartitionLog`]
+/// starts with that is not the same for every open.
+pub(crate) struct Opened {
+    pub(crate) id: PartitionId,
+    pub(crate) dir: PathBuf,
+    pub(crate) settings: LogSettings,
+    /// The segment appended to (for a follower: the tail it reads).
+    pub(crate) active: Arc<Segment>,
+    /// Every segment's slot, oldest first; the first's base is the log start.
+    pub(crate) slots: Vec<Arc<Slot>>,
+    /// Bytes of the active segment already handed to the pre-fault thread.
+    pub(crate) prepared: u32,
+    /// Files were created in the directory, and the directory itself (see
+    /// [`Writer::dir_dirty`], [`Writer::parent_dirty`]).
+    pub(crate) fresh: (bool, bool),
+    /// Why writes are refused from the start (a follower's `ReadOnly`).
+    pub(crate) closed: Option<Error>,
+    pub(crate) notifier: Notifier,
+    pub(crate) prefault: Option<Prefaulter>,
+    pub(crate) health: Arc<Health>,
+    pub(crate) epochs: epochs::EpochHistory,
+    pub(crate) follower: Option<Follower>,
+}
+
 impl PartitionLog {
+    /// The partition log an open found, with the writer's state and the
+    /// published offsets taken from its active segment.
+    pub(crate) fn assemble(o: Opened) -> PartitionLog {
+        let next_offset = o.active.next_offset();
+        let writer = Writer {
+            last_index_pos: o.active.index_entries().last().map(|e| e.position),
+            max_ts: o.active.max_timestamp(),
+            synced_to: 0,
+            prepared: o.prepared,
+            active: o.active,
+            next_offset,
+            unsynced_records: 0,
+            pending: Vec::new(),
+            dir_dirty: o.fresh.0,
+            parent_dirty: o.fresh.1,
+            last_sync: Instant::now(),
+            closed: o.closed,
+            poisoned: None,
+            epoch: None,
+        };
+        PartitionLog {
+            id: o.id,
+            dir: o.dir,
+            settings: o.settings,
+            writer: Mutex::new(writer),
+            group: CachePadded::default(),
+            log_start: AtomicU64::new(o.slots.first().map_or(0, |s| s.base)),
+            slots: RwLock::new(o.slots),
+            high_watermark: CachePadded::new(AtomicU64::new(next_offset)),
+            notifier: CachePadded::new(o.notifier),
+            space: CachePadded::default(),
+            gone: RwLock::new(false),
+            maintenance_lock: Mutex::new(()),
+            rolled: std::sync::atomic::AtomicBool::new(false),
+            prefault: o.prefault,
+            health: o.health,
+            epochs: o.epochs,
+            session_start: next_offset,
+            follower: o.follower,
+            wake: None,
+        }
+    }
+
     /// The partition number.
     pub(crate) fn partition(&self) -> u32 {
         self.id.partition
