@@ -237,7 +237,25 @@ fn receives_cancelled_by_timeouts_under_load_lose_and_repeat_nothing() {
     let mut c = topic.consumer(StartFrom::Earliest).unwrap();
     let seed = Seed::from_env_or(13);
     let mut rng = seed.rng();
-    let sender = send_from_thread(&topic, N);
+    // The sender pauses (1 ms, longer than any timeout below) each time the
+    // receiver has caught up, so that receives do wait, and time out, even
+    // on a machine busy enough to let a free-running sender finish first.
+    let received = std::sync::Arc::new(std::sync::atomic::AtomicU64::new(0));
+    let sender = {
+        let (producer, received) = (topic.producer(), std::sync::Arc::clone(&received));
+        thread::spawn(move || {
+            for i in 0..N {
+                producer.send(Record::new(i.to_le_bytes().to_vec())).unwrap();
+                if i % 64 == 63 {
+                    let started = std::time::Instant::now();
+                    while received.load(Ordering::SeqCst) <= i && started.elapsed() < HANG {
+                        thread::sleep(Duration::from_micros(100));
+                    }
+                    thread::sleep(Duration::from_millis(1));
+                }
+            }
+        })
+    };
     let (got, cancelled) = rt.block_on(async move {
         let (mut got, mut cancelled) = (Vec::new(), 0u64);
         let started = std::time::Instant::now();
@@ -245,7 +263,10 @@ fn receives_cancelled_by_timeouts_under_load_lose_and_repeat_nothing() {
             assert!(started.elapsed() < HANG * 3, "hang: received {} of {N}", got.len());
             let wait = Duration::from_micros(rng.range(0, 200));
             match tokio::time::timeout(wait, c.recv_async()).await {
-                Ok(m) => got.push(m.unwrap()),
+                Ok(m) => {
+                    got.push(m.unwrap());
+                    received.store(got.len() as u64, Ordering::SeqCst);
+                }
                 Err(_) => cancelled += 1,
             }
         }
