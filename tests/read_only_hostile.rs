@@ -383,12 +383,30 @@ fn catching_up_a_backlog_holds_at_most_max_read_per_partition() {
         }
         w.close().unwrap();
     }
+    // Measured in a process of its own: the other tests' threads here
+    // allocate as they please.
+    let out =
+        support::child::command("child_opens_a_backlog_and_reports_its_memory", "rss", tmp.path()).output().unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let grown_mib: u64 = stdout
+        .lines()
+        .find_map(|l| l.split_once("RESULT ").and_then(|(_, r)| r.trim().parse().ok()))
+        .unwrap_or_else(|| panic!("child stderr: {}", String::from_utf8_lossy(&out.stderr)));
+    assert!(grown_mib < 16, "opening the follower grew anonymous memory by {grown_mib} MiB (4 partitions)");
+}
+
+/// Child of the test above: opens the backlog read-only and prints how
+/// much anonymous memory that took, in MiB.
+#[test]
+fn child_opens_a_backlog_and_reports_its_memory() {
+    if support::child::role().as_deref() != Some("rss") {
+        return;
+    }
     let before = rss_anon_kib();
-    let r = Broker::open_read_only(tmp.path()).unwrap();
+    let r = Broker::open_read_only(support::child::dir()).unwrap();
     let rt = r.topic("t").unwrap();
     assert_eq!(rt.high_watermark(0).unwrap(), 7500);
-    let grown_mib = rss_anon_kib().saturating_sub(before) / 1024;
-    assert!(grown_mib < 16, "opening the follower grew anonymous memory by {grown_mib} MiB (4 partitions)");
+    println!("RESULT {}", rss_anon_kib().saturating_sub(before) / 1024);
 }
 
 fn thread_cpu() -> Duration {
@@ -512,8 +530,9 @@ fn a_consumer_of_an_idle_topic_is_not_woken_by_another_topics_records() {
     writer.join().unwrap();
     reader.join().unwrap();
     // The same wait with nothing published anywhere costs ~0.4% (the
-    // control test above): allow 10 times that.
-    assert!(cpu < wall / 25, "the idle topic's consumer used {cpu:?} of CPU in {wall:?}");
+    // control test above); a reader woken and looking at every record of
+    // the other topic cost 20%.
+    assert!(cpu < wall / 10, "the idle topic's consumer used {cpu:?} of CPU in {wall:?}");
 }
 
 /// A symlinked `groups/` is refused by the read-only open, as by the
