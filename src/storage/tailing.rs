@@ -139,13 +139,16 @@ impl Inner {
             }
             let mut changed = false;
             for log in &logs {
-                // A failure is for the waiting consumer to see: wake it.
-                changed |= log.catch_up().unwrap_or(true);
+                match log.catch_up() {
+                    // What it found, it published and notified.
+                    Ok(found) => changed |= found,
+                    // A failure is for the waiting consumer to see: wake it
+                    // (and sleep as usual, rather than look again at once
+                    // at what may keep failing).
+                    Err(_) => log.notifier.notify(),
+                }
             }
             if changed {
-                for log in &logs {
-                    log.notifier.notify();
-                }
                 continue;
             }
             if self.kicked.load(Ordering::SeqCst) {
