@@ -271,18 +271,12 @@ impl PartitionLog {
             if let Some(old) = slots.iter().find(|s| s.base == base) {
                 *old.seg.lock() = None;
             }
-            slots.retain(|s| s.base == base || s.base >= new_base || bases.binary_search(&s.base).is_ok());
-            if let Some(first) = slots.first() {
-                self.log_start.store(first.base, Ordering::Release);
-            }
+            // Retention may have taken sealed segments, the old tail too.
+            self.keep_listed(&mut slots, new_base, &bases);
         }
         self.high_watermark.store(fresh.scanner.next_offset, Ordering::Release);
         let old = std::mem::replace(tail, fresh);
         old.seg.mark_sealed();
-        if bases.binary_search(&base).is_err() {
-            // Retention took the old tail too: drop it from the list.
-            self.slots.write().retain(|s| s.base != base);
-        }
         Ok(true)
     }
 
@@ -345,10 +339,17 @@ impl PartitionLog {
         };
         let mut slots = self.slots.write();
         let tail_base = slots.last().map_or(0, |s| s.base);
-        slots.retain(|s| s.base >= tail_base || bases.binary_search(&s.base).is_ok());
+        self.keep_listed(&mut slots, tail_base, &bases);
+        Ok(())
+    }
+
+    /// Keeps in `slots` the segments from `from` on and those before it
+    /// still in the listing `bases` (sorted), and moves the log start to
+    /// the first one kept.
+    fn keep_listed(&self, slots: &mut Vec<Arc<Slot>>, from: u64, bases: &[u64]) {
+        slots.retain(|s| s.base >= from || bases.binary_search(&s.base).is_ok());
         if let Some(first) = slots.first() {
             self.log_start.store(first.base, Ordering::Release);
         }
-        Ok(())
     }
 }
