@@ -69,6 +69,50 @@ pub enum Error {
         path: PathBuf,
     },
 
+    /// A transaction was open longer than its timeout
+    /// ([`BrokerConfig::transaction_timeout`](crate::BrokerConfig::transaction_timeout)):
+    /// it was aborted, and nothing of it was written or committed. Start a
+    /// new transaction (and, in a consume-transform-produce loop, seek the
+    /// input back to the last committed offsets) to try again.
+    #[error(
+        "transaction timed out after {elapsed:?} (its timeout is {timeout:?}); it was aborted and nothing of it was written"
+    )]
+    TransactionTimedOut {
+        /// How long the transaction had been open.
+        elapsed: std::time::Duration,
+        /// The timeout it had.
+        timeout: std::time::Duration,
+    },
+
+    /// The transaction **was committed** — its records are visible and its
+    /// group offsets committed — but making it durable failed (an msync or
+    /// fsync error, under `FsyncPolicy::Always`), so it may not survive a
+    /// machine crash. The partitions concerned refuse further writes
+    /// ([`Error::Poisoned`]). Do not retry the transaction: that would
+    /// write its records twice.
+    #[error("the transaction was committed, but making it durable failed: {source}")]
+    TransactionNotDurable {
+        /// The failed sync.
+        source: Box<Error>,
+    },
+
+    /// A transaction's records for one partition take more bytes than one
+    /// segment can hold (a share of a transaction goes in one segment, of
+    /// at most 4 GiB). Nothing was written.
+    #[error(
+        "a transaction's records for topic {topic:?} partition {partition} take {bytes} bytes, more than the {limit} one segment can hold; nothing was written"
+    )]
+    TransactionTooLarge {
+        /// The topic.
+        topic: String,
+        /// The partition.
+        partition: u32,
+        /// Bytes the share takes.
+        bytes: u64,
+        /// The most a share may take.
+        limit: u64,
+    },
+
     /// The broker was closed with [`Broker::close`](crate::Broker::close):
     /// the operation cannot proceed. (Dropping handles never causes this:
     /// every handle keeps the broker open until the last one goes.)

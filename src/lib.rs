@@ -177,6 +177,8 @@ pub use client::consumer_group::member::GroupMember;
 pub use client::consumer_group::member_channel::{Acker, MemberChannel};
 pub use client::consumer_group::policy::{AutoCommit, OffsetReset};
 pub use client::consumer_group::rebalance::{RebalanceEvent, RebalanceKind};
+pub use client::exactly_once::committed::{Committed, CommittedPart};
+pub use client::exactly_once::transaction::Transaction;
 pub use client::produce::producer::Producer;
 pub use client::produce::send_error::{SendTimeoutError, TrySendError};
 pub use client::produce::send_future::SendFuture;

@@ -29,10 +29,14 @@ pub struct BrokerConfig {
     pub(crate) create: bool,
     /// Open for reading only, beside a writer in another process.
     pub(crate) read_only: bool,
+    pub(crate) transaction_timeout: std::time::Duration,
 }
 
 /// The pre-fault window of [`BrokerConfig::default`].
 const DEFAULT_PREFAULT_BYTES: u32 = 4 << 20;
+
+/// Kafka's default `transaction.timeout.ms`.
+const DEFAULT_TRANSACTION_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(60);
 
 impl Default for BrokerConfig {
     fn default() -> Self {
@@ -43,6 +47,7 @@ impl Default for BrokerConfig {
             background_error: None,
             create: true,
             read_only: false,
+            transaction_timeout: DEFAULT_TRANSACTION_TIMEOUT,
         }
     }
 }
@@ -55,6 +60,7 @@ impl std::fmt::Debug for BrokerConfig {
             .field("fail_on_damaged_topic", &self.fail_on_damaged_topic)
             .field("create", &self.create)
             .field("read_only", &self.read_only)
+            .field("transaction_timeout", &self.transaction_timeout)
             .field("on_background_error", &self.background_error.as_ref().map(|_| "callback"))
             .finish()
     }
@@ -176,6 +182,44 @@ impl BrokerConfig {
     pub fn read_only(mut self, read_only: bool) -> Self {
         self.read_only = read_only;
         self
+    }
+
+    /// How long a [`Transaction`](crate::Transaction) may stay open: one
+    /// older than this when it commits (or sends) is aborted with
+    /// [`Error::TransactionTimedOut`](crate::Error::TransactionTimedOut).
+    /// Default 60 s, as Kafka's `transaction.timeout.ms`. An open transaction
+    /// holds no reader back (its records are not in the log until it
+    /// commits); the timeout bounds how long it holds its records in memory
+    /// and how stale the input positions it commits can be.
+    ///
+    /// ```
+    /// use millpond::{Broker, BrokerConfig, Error, Record, TopicConfig};
+    /// use std::time::Duration;
+    /// # let dir = std::env::temp_dir().join(format!("millpond-doc-txntimeout-{}", std::process::id()));
+    /// let config = BrokerConfig::default().transaction_timeout(Duration::from_millis(10));
+    /// let broker = Broker::open_with(&dir, config)?;
+    /// let topic = broker.create_topic("t", TopicConfig::default())?;
+    /// let mut txn = broker.transaction()?;
+    /// txn.send(&topic, Record::new("late"))?;
+    /// std::thread::sleep(Duration::from_millis(20));
+    /// assert!(matches!(txn.commit(), Err(Error::TransactionTimedOut { .. })));
+    /// assert_eq!(topic.high_watermark(0)?, 0); // nothing was written
+    /// # drop(topic); drop(broker); std::fs::remove_dir_all(&dir)?;
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn transaction_timeout(mut self, timeout: std::time::Duration) -> Self {
+        self.transaction_timeout = timeout;
+        self
+    }
+
+    /// The transaction timeout (see [`BrokerConfig::transaction_timeout`]).
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// assert_eq!(millpond::BrokerConfig::default().get_transaction_timeout(), Duration::from_secs(60));
+    /// ```
+    pub fn get_transaction_timeout(&self) -> std::time::Duration {
+        self.transaction_timeout
     }
 
     /// Whether the broker is opened read-only (see [`BrokerConfig::read_only`]).

@@ -12,3 +12,4 @@ pub(crate) mod open;
 pub(crate) mod read_only;
 pub(crate) mod shared;
 pub(crate) mod topic;
+pub(crate) mod transactions;

@@ -196,7 +196,9 @@ impl Broker {
         let shared = Arc::new(Shared::new(dir, config, Some(lock), health, prefault, wake, None));
         // From here on, dropping `broker` on error closes what was opened.
         let broker = Broker::from_shared(Arc::clone(&shared));
+        shared.open_transactions()?;
         shared.open_listed_topics()?;
+        shared.finish_transaction_recovery()?;
         shared.ensure_maintenance();
         Ok(broker)
     }

@@ -13,6 +13,7 @@ use parking_lot::{Mutex, RwLock};
 
 use crate::broker::config::BrokerConfig;
 use crate::broker::damaged_topic::DamagedTopic;
+use crate::broker::transactions::Transactions;
 use crate::error::{Error, Result};
 use crate::group::commit_thread::CommitThread;
 use crate::group::coordinator::GroupState;
@@ -77,6 +78,8 @@ pub(crate) struct Shared {
     pub(crate) wake: Option<Arc<WakeFile>>,
     /// A read-only broker's tailing thread (`storage/tailing.rs`).
     pub(crate) tailing: Option<Tailing>,
+    /// The transaction log and the commits in progress (`broker/transactions.rs`).
+    pub(crate) txns: Transactions,
 }
 
 impl Shared {
@@ -110,6 +113,7 @@ impl Shared {
             committer: Arc::new(CommitThread::new(health)),
             wake,
             tailing,
+            txns: Transactions::default(),
         }
     }
 
@@ -295,6 +299,7 @@ impl Shared {
                 self.config.recovery,
                 self.prefault.lock().as_ref().map(|(p, _)| p.clone()),
                 Arc::clone(&self.health),
+                &|txn, end| self.txn_committed(&id, p, txn, end),
             )?;
             if let Some(event) = event {
                 self.report.lock().push(event);
@@ -358,7 +363,7 @@ impl Shared {
         if let Some(tailing) = &self.tailing {
             tailing.stop();
         }
-        let mut first_error = None;
+        let mut first_error = self.close_transactions().err();
         for t in topics {
             for p in &t.partitions {
                 if let Err(e) = p.close(Error::Closed) {

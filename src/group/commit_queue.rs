@@ -131,6 +131,9 @@ pub(crate) struct CommitRequest {
     /// Made by an asynchronous call, whose caller may never look at the
     /// outcome: a failed write is then reported as a background failure.
     pub(crate) background: bool,
+    /// Written for a committed transaction, whose checks were made when it
+    /// committed: applied even if its member has left since.
+    pub(crate) transactional: bool,
     pub(crate) done: Arc<Completion>,
 }
 
@@ -165,6 +168,15 @@ impl CommitQueue {
         q.requests.push(request);
         let tell = schedule && !q.scheduled;
         q.scheduled |= schedule;
+        tell
+    }
+
+    /// Marks the group scheduled; returns whether the commit thread should
+    /// now be told of it (it was not told already).
+    pub(crate) fn schedule(&self) -> bool {
+        let mut q = self.inner.lock();
+        let tell = !q.scheduled && !q.requests.is_empty();
+        q.scheduled |= tell;
         tell
     }
 
@@ -246,12 +258,28 @@ mod tests {
     fn a_closed_queue_refuses_requests_with_its_reason() {
         let q = CommitQueue::default();
         let queued = Completion::pending();
-        assert!(
-            q.push(CommitRequest { member: 1, offsets: vec![], background: true, done: Arc::clone(&queued) }, true)
-        );
+        assert!(q.push(
+            CommitRequest {
+                member: 1,
+                offsets: vec![],
+                background: true,
+                transactional: false,
+                done: Arc::clone(&queued)
+            },
+            true
+        ));
         assert_eq!(q.close(&Error::TopicDeleted { topic: "t".into() }).len(), 1);
         let late = Completion::pending();
-        assert!(!q.push(CommitRequest { member: 1, offsets: vec![], background: true, done: Arc::clone(&late) }, true));
+        assert!(!q.push(
+            CommitRequest {
+                member: 1,
+                offsets: vec![],
+                background: true,
+                transactional: false,
+                done: Arc::clone(&late)
+            },
+            true
+        ));
         assert!(matches!(late.wait(), Err(Error::TopicDeleted { .. })));
     }
 }

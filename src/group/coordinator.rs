@@ -82,6 +82,8 @@ struct Inner {
     /// Whether the current offsets file is the damaged one (so the next
     /// commit must not rotate it into `.prev`).
     current_damaged: bool,
+    /// `committed` holds a transaction's offsets not yet in the file.
+    file_behind: bool,
     /// Set when the broker closed or the topic was deleted: no more commits.
     closed: Option<Error>,
 }
@@ -291,10 +293,88 @@ impl GroupState {
     pub(crate) fn commit(&self, member: u64, offsets: &[(u32, u64)]) -> Result<()> {
         self.check_request(member, offsets)?;
         let done = Completion::pending();
-        let request = CommitRequest { member, offsets: offsets.to_vec(), background: false, done: Arc::clone(&done) };
+        let request = CommitRequest {
+            member,
+            offsets: offsets.to_vec(),
+            background: false,
+            transactional: false,
+            done: Arc::clone(&done),
+        };
         self.commits.push(request, false);
         self.write_queued();
         done.wait()
+    }
+
+    /// Holds off every other writer of the offsets file, and every change
+    /// of ownership, while a transaction checks and commits this group's
+    /// offsets (lock order: groups' stores, then partitions' writers).
+    pub(crate) fn hold_for_transaction(&self) -> parking_lot::MutexGuard<'_, ()> {
+        self.store.lock()
+    }
+
+    /// Checks that `member` may commit `offsets` now, as a commit would.
+    pub(crate) fn check_transactional(&self, member: u64, offsets: &[(u32, u64)]) -> Result<()> {
+        self.check_request(member, offsets)
+    }
+
+    /// A committed transaction's `offsets` (checked by
+    /// [`check_transactional`](GroupState::check_transactional) under the
+    /// same hold): committed at once, written to the offsets file by the
+    /// commit thread once the caller, after releasing the hold, calls
+    /// [`schedule_write`](GroupState::schedule_write) (which may write on
+    /// the calling thread). The completion tells when the file has them.
+    pub(crate) fn apply_transactional(&self, offsets: &[(u32, u64)]) -> Arc<Completion> {
+        {
+            let mut inner = self.inner.lock();
+            match self.committed_loaded(&mut inner) {
+                Ok(committed) => committed.extend(offsets.iter().copied()),
+                Err(e) => return Completion::ready(Err(e)),
+            }
+            inner.file_behind = true;
+            self.publish_committed(&offsets.iter().copied().collect());
+        }
+        let done = Completion::pending();
+        let request = CommitRequest {
+            member: 0,
+            offsets: offsets.to_vec(),
+            background: true,
+            transactional: true,
+            done: Arc::clone(&done),
+        };
+        self.commits.push(request, false);
+        done
+    }
+
+    /// Has what is queued written by the commit thread (see
+    /// [`apply_transactional`](GroupState::apply_transactional)).
+    pub(crate) fn schedule_write(self: &Arc<Self>) {
+        if self.commits.schedule() {
+            self.committer.schedule(Arc::clone(self) as Arc<dyn ScheduledWrite>);
+        }
+    }
+
+    /// At open, a transaction's `offsets` that its commit may not have
+    /// written to the offsets file: written now where they move the group
+    /// forward (a later commit may have moved it further already).
+    pub(crate) fn roll_forward(&self, offsets: &[(u32, u64)]) -> Result<()> {
+        let _store = self.store.lock();
+        let mut inner = self.inner.lock();
+        let mut next = self.committed_loaded(&mut inner)?.clone();
+        let mut moved = false;
+        for &(p, o) in offsets {
+            if p < self.partitions() && next.get(&p).is_none_or(|&c| c < o) {
+                next.insert(p, o.min(self.topic.partitions[p as usize].high_watermark()));
+                moved = true;
+            }
+        }
+        if !moved {
+            return Ok(());
+        }
+        self.file.store(&self.with_epochs(&next), inner.current_damaged)?;
+        inner.current_damaged = false;
+        self.publish_committed(&next);
+        inner.committed = Some(next);
+        Ok(())
     }
 
     /// Queues a commit of `offsets` for `member`, written by the commit
@@ -305,7 +385,13 @@ impl GroupState {
             return Completion::ready(Err(e));
         }
         let done = Completion::pending();
-        let request = CommitRequest { member, offsets: offsets.to_vec(), background: true, done: Arc::clone(&done) };
+        let request = CommitRequest {
+            member,
+            offsets: offsets.to_vec(),
+            background: true,
+            transactional: false,
+            done: Arc::clone(&done),
+        };
         if self.commits.push(request, true) {
             self.committer.schedule(Arc::clone(self) as Arc<dyn ScheduledWrite>);
         }
@@ -392,7 +478,13 @@ impl GroupState {
         let mut next = loaded.clone();
         let mut background = false;
         for request in batch {
-            match self.check_against(&inner, request.member, &request.offsets) {
+            let checked = if request.transactional {
+                // Checked when the transaction committed; in `committed` since.
+                Self::closed_error(&inner).map_or(Ok(()), Err)
+            } else {
+                self.check_against(&inner, request.member, &request.offsets)
+            };
+            match checked {
                 Ok(()) => {
                     next.extend(request.offsets.iter().copied());
                     background |= request.background;
@@ -401,7 +493,7 @@ impl GroupState {
                 Err(e) => outcomes.push((request.done, Err(e))),
             }
         }
-        if next == loaded {
+        if next == loaded && !inner.file_behind {
             outcomes.extend(accepted.into_iter().map(|done| (done, Ok(()))));
             return Written { outcomes, health: None };
         }
@@ -414,6 +506,7 @@ impl GroupState {
             Ok(()) => {
                 let mut inner = self.inner.lock();
                 inner.current_damaged = false;
+                inner.file_behind = false;
                 self.publish_committed(&next);
                 inner.committed = Some(next);
                 Some(Ok(()))

@@ -212,7 +212,8 @@ impl Cursor {
                         continue; // before the position a seek asked for
                     }
                     self.next_offset = offset + 1;
-                    return Ok(Some(Found {
+                    let last_of_txn = f.remaining == 0 && f.header.txn.is_some();
+                    let found = Found {
                         offset,
                         timestamp: rec.timestamp,
                         body_start: f.body_start,
@@ -221,7 +222,11 @@ impl Cursor {
                         value: rec.value,
                         headers: rec.headers,
                         header_count: rec.header_count,
-                    }));
+                    };
+                    if last_of_txn {
+                        self.step_over_marker();
+                    }
+                    return Ok(Some(found));
                 }
                 // Offsets removed by compaction at the end of a frame are skipped.
                 self.next_offset = self.next_offset.max(f.header.next_offset());
@@ -239,6 +244,11 @@ impl Cursor {
             if header.next_offset() <= self.next_offset {
                 continue; // the whole frame lies before the position
             }
+            if header.control {
+                // A transaction's commit marker: no record, but its offset.
+                self.next_offset = header.next_offset();
+                continue;
+            }
             self.frame = Some(FrameState {
                 frame_pos,
                 body_start: frame_pos + header.header_len,
@@ -247,6 +257,26 @@ impl Cursor {
                 remaining: header.record_count,
                 header,
             });
+        }
+    }
+}
+
+impl Cursor {
+    /// After a transaction's last record in a frame: moves past the commit
+    /// marker that follows it, if it is published, so that the position
+    /// (and what a group commits) covers the whole transaction at once and
+    /// a consumer that read everything shows no lag.
+    #[cold]
+    fn step_over_marker(&mut self) {
+        let end = self.seg.committed();
+        let Some(f) = self.frame.take() else { return };
+        self.next_offset = self.next_offset.max(f.header.next_offset());
+        if self.pos < end
+            && let Ok(h) = self.seg.frame_at(self.pos, end)
+            && h.control
+        {
+            self.pos += h.frame_len() as u32;
+            self.next_offset = h.next_offset();
         }
     }
 }

@@ -15,13 +15,28 @@
 //! | 1..5 | `body_len`: varint | bytes after the `crc` field, at least 1 |
 //! | 1 | `len_check: u8` | `fmix32(body_len ^ LEN_MASK) % 255 + 1` (murmur3's finalizer): never 0, so zero-filled space never checks; a torn or garbage length is caught before it is trusted |
 //! | 4 | `crc: u32` LE | CRC-32 of every byte after this field to the end of the frame, started from the segment header's CRC instead of 0, `^ CRC_MASK` |
-//! | 1 | `attributes: u8` | version ([`VERSION`] = 2) in the high 4 bits, flags in the low 4: bit 0 = [single record](FLAG_SINGLE); other bits 0. Never 0 |
+//! | 1 | `attributes: u8` | version ([`VERSION`] = 2) in the high 4 bits, flags in the low 4: bit 0 = [single record](FLAG_SINGLE), bit 1 = [transactional](FLAG_TRANSACTIONAL), bit 2 = [commit marker](FLAG_CONTROL); bit 3 is 0. Never 0 |
 //! | 1..10 | `base_offset_delta`: varint | the frame's base offset minus the segment's base offset |
 //! | 1..5 | `record_count`: varint | at least 1; omitted for a single-record frame (1) |
 //! | 1..5 | `last_offset_delta`: varint | last record's offset minus the frame's base offset; omitted for a single-record frame (0) |
 //! | 1..10 | `base_timestamp_delta`: zigzag varint | the frame's base timestamp minus the segment's base timestamp (wrapping) |
 //! | 1..10 | `max_timestamp_delta`: varint | the frame's largest timestamp minus its base timestamp (wrapping); omitted for a single-record frame (0) |
+//! | 8 | `transaction: u64` LE | only in a transactional frame: the id of the transaction that wrote it |
 //! | .. | records | `record_count` records, below |
+//!
+//! # Transactions
+//!
+//! A transaction writes its records on each partition as transactional
+//! frames carrying its id, all in one segment, and after its decision a
+//! *commit marker*: a single-record frame flagged both transactional and
+//! control, with the same id, whose record has no key, the value
+//! [`MARKER_COMMIT`] and no headers. The marker takes one offset, as
+//! Kafka's do; consumers skip it. Transactional frames are committed
+//! exactly when their marker follows them: a reader in another process
+//! holds them back until it sees the marker, and recovery either adds the
+//! marker (the transaction log holds the decision) or removes frames left
+//! without one. Nothing else is ever written between a transaction's
+//! frames and its marker.
 //!
 //! Starting the CRC from the segment header's binds every frame to its
 //! segment: offsets and timestamps are stored relative to the segment, so
@@ -61,8 +76,19 @@ pub(crate) const VERSION: u8 = 2;
 /// timestamp; the record count, last offset delta, max timestamp delta and
 /// the record's length, offset and timestamp fields are omitted.
 pub(crate) const FLAG_SINGLE: u8 = 0x01;
-/// The most bytes a frame header takes (every varint at its widest).
-pub(crate) const MAX_HEADER_LEN: usize = 5 + 1 + 4 + 1 + 10 + 5 + 5 + 10 + 10;
+/// Attributes flag: the frame was written by a transaction, whose id follows
+/// the header's other fields.
+pub(crate) const FLAG_TRANSACTIONAL: u8 = 0x02;
+/// Attributes flag (with [`FLAG_TRANSACTIONAL`] and [`FLAG_SINGLE`]): the
+/// frame is the commit marker of its transaction, not data.
+pub(crate) const FLAG_CONTROL: u8 = 0x04;
+/// The value of a commit marker's record.
+pub(crate) const MARKER_COMMIT: u8 = 1;
+/// The most bytes a frame header takes (every varint at its widest, and a
+/// transaction id).
+pub(crate) const MAX_HEADER_LEN: usize = 5 + 1 + 4 + 1 + 10 + 5 + 5 + 10 + 10 + 8;
+/// The most bytes a commit marker takes.
+pub(crate) const MARKER_LEN: usize = MAX_HEADER_LEN + 4;
 /// The most bytes a record's length, offset and timestamp fields take.
 pub(crate) const RECORD_OVERHEAD: usize = 5 + 5 + 10;
 /// The fewest bytes a record of a multi-record frame takes.
@@ -109,6 +135,10 @@ pub(crate) struct FrameHeader {
     pub last_offset_delta: u32,
     pub base_timestamp: i64,
     pub max_timestamp: i64,
+    /// The id of the transaction that wrote the frame, if one did.
+    pub txn: Option<u64>,
+    /// The frame is a transaction's commit marker, not data.
+    pub control: bool,
 }
 
 impl FrameHeader {
@@ -462,7 +492,10 @@ pub(crate) fn read_header(bytes: &[u8], origin: Origin) -> Result<FrameHeader, F
     let cut = FrameError::BadHeader("header field cut short or malformed");
     let attributes = *bytes.get(crc_from).ok_or(FrameError::BadHeader("empty frame"))?;
     r.at += 1;
-    if attributes >> 4 != VERSION || attributes & 0x0F & !FLAG_SINGLE != 0 {
+    let flags = attributes & 0x0F;
+    let known = FLAG_SINGLE | FLAG_TRANSACTIONAL | FLAG_CONTROL;
+    let control = flags & FLAG_CONTROL != 0;
+    if attributes >> 4 != VERSION || flags & !known != 0 || (control && flags != known) {
         return Err(FrameError::BadMagic(attributes));
     }
     let single = attributes & FLAG_SINGLE != 0;
@@ -473,6 +506,13 @@ pub(crate) fn read_header(bytes: &[u8], origin: Origin) -> Result<FrameHeader, F
     let base_timestamp = origin.base_timestamp.wrapping_add(unzigzag(r.varint().ok_or(cut)?));
     let max_timestamp =
         if single { base_timestamp } else { base_timestamp.wrapping_add(r.varint().ok_or(cut)? as i64) };
+    let txn = if flags & FLAG_TRANSACTIONAL != 0 {
+        let id = r.b.get(r.at..r.at + 8).ok_or(cut)?;
+        r.at += 8;
+        Some(u64::from_le_bytes(id.try_into().map_err(|_| cut)?))
+    } else {
+        None
+    };
     let header = FrameHeader {
         len: len as u32,
         header_len: r.at as u32,
@@ -485,6 +525,8 @@ pub(crate) fn read_header(bytes: &[u8], origin: Origin) -> Result<FrameHeader, F
         last_offset_delta,
         base_timestamp,
         max_timestamp,
+        txn,
+        control,
     };
     if record_count == 0 {
         return Err(FrameError::BadHeader("zero records"));
@@ -537,6 +579,13 @@ pub(crate) fn validate_frame(bytes: &[u8], origin: Origin) -> Result<FrameHeader
     }
     if prev_delta != Some(header.last_offset_delta) {
         return Err(FrameError::BadRecord("last record's offset differs from the header"));
+    }
+    if header.control {
+        let rec = decode_record(body, 0, &header)?;
+        let value = rec.value.and_then(|(s, l)| body.get(s as usize..(s + l) as usize));
+        if rec.key.is_some() || rec.header_count != 0 || value != Some(&[MARKER_COMMIT][..]) {
+            return Err(FrameError::BadRecord("a commit marker's record is not a commit"));
+        }
     }
     Ok(header)
 }
@@ -632,6 +681,8 @@ fn encode<'r>(
     origin: Origin,
     base_offset: u64,
     records: impl Iterator<Item = Enc<'r>> + Clone,
+    txn: Option<u64>,
+    control: bool,
 ) -> FrameHeader {
     let mut count: u32 = 0;
     let mut first: Option<Enc<'r>> = None;
@@ -657,7 +708,8 @@ fn encode<'r>(
             0
         } else {
             varint_len(u64::from(count)) + varint_len(u64::from(last_delta)) + varint_len(max_delta)
-        };
+        }
+        + if txn.is_some() { 8 } else { 0 };
     let body_len = (fields + records_len) as u32;
     let mut put = Put { b: out, at: 0 };
     put.varint(u64::from(body_len));
@@ -665,7 +717,10 @@ fn encode<'r>(
     let crc_at = put.at;
     put.at += 4;
     let crc_from = put.at;
-    put.bytes(&[VERSION << 4 | if single { FLAG_SINGLE } else { 0 }]);
+    let flags = if single { FLAG_SINGLE } else { 0 }
+        | if txn.is_some() { FLAG_TRANSACTIONAL } else { 0 }
+        | if control { FLAG_CONTROL } else { 0 };
+    put.bytes(&[VERSION << 4 | flags]);
     put.varint(offset_delta);
     if !single {
         put.varint(u64::from(count));
@@ -674,6 +729,9 @@ fn encode<'r>(
     put.varint(ts_delta);
     if !single {
         put.varint(max_delta);
+    }
+    if let Some(id) = txn {
+        put.bytes(&id.to_le_bytes());
     }
     let header_len = put.at;
     for r in records {
@@ -695,6 +753,8 @@ fn encode<'r>(
         last_offset_delta: last_delta,
         base_timestamp: base_ts,
         max_timestamp: max_ts,
+        txn,
+        control,
     }
 }
 
@@ -709,6 +769,19 @@ pub(crate) fn encode_frame<'r, 'a: 'r>(
     records: impl Iterator<Item = &'r Record<'a>> + Clone,
     now: i64,
 ) -> FrameHeader {
+    encode_txn_frame(out, origin, base_offset, records, now, None)
+}
+
+/// [`encode_frame`], for the transaction `txn` if it is `Some` (a
+/// transactional frame).
+pub(crate) fn encode_txn_frame<'r, 'a: 'r>(
+    out: &mut [u8],
+    origin: Origin,
+    base_offset: u64,
+    records: impl Iterator<Item = &'r Record<'a>> + Clone,
+    now: i64,
+    txn: Option<u64>,
+) -> FrameHeader {
     let encs = records.enumerate().map(move |(i, r)| Enc {
         offset_delta: i as u32,
         timestamp: r.timestamp.unwrap_or(now),
@@ -716,7 +789,16 @@ pub(crate) fn encode_frame<'r, 'a: 'r>(
         value: r.value.as_deref(),
         headers: HeaderBlock::List(&r.headers),
     });
-    encode(out, origin, base_offset, encs)
+    encode(out, origin, base_offset, encs, txn, false)
+}
+
+/// Encodes the commit marker of transaction `txn` at `offset` (taking one
+/// offset) at the start of `out`, which must be at least [`MARKER_LEN`]
+/// bytes.
+pub(crate) fn encode_marker(out: &mut [u8], origin: Origin, offset: u64, txn: u64, now: i64) -> FrameHeader {
+    let value = [MARKER_COMMIT];
+    let enc = Enc { offset_delta: 0, timestamp: now, key: None, value: Some(&value), headers: HeaderBlock::List(&[]) };
+    encode(out, origin, offset, std::iter::once(enc), Some(txn), true)
 }
 
 /// A record read back from a frame, to be written into another one
@@ -760,7 +842,7 @@ pub(crate) fn frame_from_records(origin: Origin, records: &[RawRecord<'_>]) -> V
     });
     let bound: usize = encs.clone().map(|e| RECORD_OVERHEAD + e.inner_len(true, 0)).sum();
     let mut out = vec![0u8; MAX_HEADER_LEN + bound];
-    let header = encode(&mut out, origin, base, encs);
+    let header = encode(&mut out, origin, base, encs, None, false);
     out.truncate(header.frame_len());
     out
 }
@@ -913,6 +995,55 @@ mod tests {
         assert!(matches!(validate_frame(&frame, origin), Err(FrameError::BadRecord(_))));
     }
 
+    #[test]
+    fn a_transactional_frame_carries_its_id_and_a_marker_is_a_checked_commit() {
+        let records = [Record::new(b"a").key(b"k"), Record::new(b"b")];
+        let len = MAX_HEADER_LEN + records.iter().map(record_len).sum::<usize>();
+        let mut out = vec![0u8; len];
+        let h = encode_txn_frame(&mut out, ORIGIN, 100, records.iter(), 1234, Some(0xDEAD_BEEF_0102_0304));
+        out.truncate(h.frame_len());
+        let checked = validate_frame(&out, ORIGIN).unwrap();
+        assert_eq!((checked.txn, checked.control, checked.record_count), (Some(0xDEAD_BEEF_0102_0304), false, 2));
+        let body = records_of(&checked, &out);
+        let r1 = decode_record(body, decode_record(body, 0, &checked).unwrap().end, &checked).unwrap();
+        assert_eq!(r1.offset_delta, 1);
+
+        let mut marker = vec![0u8; MARKER_LEN];
+        let m = encode_marker(&mut marker, ORIGIN, 102, 77, 1300);
+        marker.truncate(m.frame_len());
+        let checked = validate_frame(&marker, ORIGIN).unwrap();
+        assert_eq!((checked.txn, checked.control, checked.single, checked.next_offset()), (Some(77), true, true, 103));
+        // A plain frame is neither.
+        let plain = encode_at(&records, 100, ORIGIN);
+        let h = validate_frame(&plain, ORIGIN).unwrap();
+        assert_eq!((h.txn, h.control), (None, false));
+    }
+
+    #[test]
+    fn a_control_flag_without_the_transactional_one_or_on_data_is_refused() {
+        let mut marker = vec![0u8; MARKER_LEN];
+        let m = encode_marker(&mut marker, ORIGIN, 102, 77, 1300);
+        marker.truncate(m.frame_len());
+        let at = m.crc_from as usize;
+        for attributes in [
+            VERSION << 4 | FLAG_SINGLE | FLAG_CONTROL,
+            VERSION << 4 | FLAG_CONTROL | FLAG_TRANSACTIONAL,
+            VERSION << 4 | 0x08 | FLAG_SINGLE,
+        ] {
+            let mut bad = marker.clone();
+            bad[at] = attributes;
+            assert_eq!(read_header(&bad, ORIGIN), Err(FrameError::BadMagic(attributes)), "{attributes:#x}");
+        }
+        // A marker whose record is not a commit fails even with a good CRC.
+        let value = [9u8];
+        let enc =
+            Enc { offset_delta: 0, timestamp: 5, key: None, value: Some(&value), headers: HeaderBlock::List(&[]) };
+        let mut out = vec![0u8; MARKER_LEN];
+        let h = super::encode(&mut out, ORIGIN, 102, std::iter::once(enc), Some(1), true);
+        out.truncate(h.frame_len());
+        assert!(matches!(validate_frame(&out, ORIGIN), Err(FrameError::BadRecord(_))));
+    }
+
     proptest! {
         #[test]
         fn arbitrary_bytes_never_panic_the_decoder(bytes in proptest::collection::vec(any::<u8>(), 0..512)) {
@@ -921,7 +1052,8 @@ mod tests {
             for single in [false, true] {
                 let h = FrameHeader {
                     len: bytes.len() as u32, header_len: 0, crc_from: 0, crc_seed: 0, crc: 0, single, base_offset: 0,
-                    record_count: 1, last_offset_delta: 0, base_timestamp: 0, max_timestamp: 0,
+                    record_count: 1, last_offset_delta: 0, base_timestamp: 0, max_timestamp: 0, txn: None,
+                    control: false,
                 };
                 let _ = decode_record(&bytes, 0, &h);
             }

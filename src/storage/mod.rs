@@ -32,4 +32,5 @@ pub(crate) mod segment;
 pub(crate) mod segment_dump;
 pub(crate) mod segment_header;
 pub(crate) mod tailing;
+pub(crate) mod transaction_log;
 pub(crate) mod wake_file;

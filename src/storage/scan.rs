@@ -22,7 +22,15 @@ pub(crate) struct Scan {
     pub frames: u64,
     /// Number of records in them.
     pub records: u64,
+    /// A transaction whose frames end the valid data without their commit
+    /// marker: its id, and the scan as it stood just before its first frame
+    /// (what is left if recovery aborts it).
+    pub open_txn: Option<(u64, Box<Scan>)>,
 }
+
+/// Why a scan stops at a frame that breaks the transaction rule (nothing
+/// but the open transaction's own frames until its marker): foreign data.
+const INSIDE_OPEN_TXN: FrameError = FrameError::BadHeader("a frame inside another transaction's open frames");
 
 impl Scan {
     /// Whether the scan stopped at a frame that passed its checksum but does
@@ -32,7 +40,7 @@ impl Scan {
         matches!(
             self.stop,
             Some((_, FrameError::OutOfRange { .. } | FrameError::BadHeader("frame offset out of sequence")))
-        )
+        ) || matches!(self.stop, Some((_, e)) if e == INSIDE_OPEN_TXN)
     }
 
     /// Whether the scan ended at clean, zero-filled (never written) space or
@@ -58,6 +66,9 @@ pub(crate) struct Scanner {
     last_entry_pos: Option<usize>,
     pub frames: u64,
     pub records: u64,
+    /// The transaction whose frames were stepped over without their commit
+    /// marker yet, and the scanner as it was before its first frame.
+    pub open_txn: Option<(u64, Box<Scanner>)>,
 }
 
 impl Scanner {
@@ -77,6 +88,34 @@ impl Scanner {
             last_entry_pos: None,
             frames: 0,
             records: 0,
+            open_txn: None,
+        }
+    }
+
+    /// Where the scan stands short of an open transaction: this scanner,
+    /// or the one before the open transaction's first frame.
+    pub(crate) fn stable(&self) -> &Scanner {
+        self.open_txn.as_ref().map_or(self, |(_, before)| before)
+    }
+
+    /// Goes back to just before the open transaction's first frame, if one
+    /// is open, to check its frames again.
+    pub(crate) fn rewind_open_txn(&mut self) {
+        if let Some((_, before)) = self.open_txn.take() {
+            *self = *before;
+        }
+    }
+
+    fn to_scan(&self, stop: Option<(usize, FrameError)>) -> Scan {
+        Scan {
+            valid_end: self.pos,
+            next_offset: self.next_offset,
+            max_timestamp: self.max_timestamp,
+            entries: self.entries.clone(),
+            stop,
+            frames: self.frames,
+            records: self.records,
+            open_txn: None,
         }
     }
 
@@ -95,6 +134,20 @@ impl Scanner {
         }
         if self.pos > u32::MAX as usize {
             return Err(FrameError::BadHeader("segment larger than 4 GiB"));
+        }
+        // Nothing but an open transaction's own frames until its marker.
+        let open = self.open_txn.as_ref().map(|(id, _)| *id);
+        match (open, header.txn) {
+            (Some(open), Some(id)) if open != id => return Err(INSIDE_OPEN_TXN),
+            (Some(_), None) => return Err(INSIDE_OPEN_TXN),
+            (None, Some(id)) if !header.control => {
+                let mut before = self.clone();
+                before.open_txn = None;
+                self.open_txn = Some((id, Box::new(before)));
+            }
+            // A marker ends its transaction (one found alone is harmless).
+            (_, Some(_)) if header.control => self.open_txn = None,
+            _ => {}
         }
         if self.last_entry_pos.is_none_or(|last| self.pos - last >= self.index_interval as usize) {
             self.entries.push(IndexEntry {
@@ -128,15 +181,9 @@ pub(crate) fn scan(bytes: &[u8], start: usize, origin: Origin, limit: Option<u64
             break;
         }
     }
-    Scan {
-        valid_end: s.pos,
-        next_offset: s.next_offset,
-        max_timestamp: s.max_timestamp,
-        entries: s.entries,
-        stop,
-        frames: s.frames,
-        records: s.records,
-    }
+    let mut scan = s.to_scan(stop);
+    scan.open_txn = s.open_txn.as_ref().map(|(id, before)| (*id, Box::new(before.to_scan(None))));
+    scan
 }
 
 /// Position one past the last non-zero byte of `bytes`, or 0 if all are zero.

@@ -1,6 +1,7 @@
 //! [`GroupMember`]: one member of a consumer group — a consumer of the
 //! partitions the group gives it, that commits its positions.
 
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use crate::broker::topic::Topic;
@@ -17,6 +18,7 @@ use crate::client::consumer_group::membership::Membership;
 use crate::client::consumer_group::rebalance::RebalanceEvent;
 use crate::error::{Error, Result};
 use crate::group::commit_queue::Completion;
+use crate::group::coordinator::GroupState;
 use crate::storage::batch::Batch;
 use crate::storage::message::Message;
 use crate::storage::message_ref::MessageRef;
@@ -67,6 +69,9 @@ pub struct GroupMember {
     consumer: Consumer,
 }
 
+/// A member's group, id and positions, for a transaction.
+pub(crate) type TransactionParts = (Arc<GroupState>, u64, Vec<(u32, u64)>);
+
 impl std::fmt::Debug for GroupMember {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("GroupMember").field("positions", &self.consumer.positions()).finish()
@@ -81,6 +86,26 @@ impl GroupMember {
 
     fn membership(&self) -> Result<&Membership> {
         self.consumer.membership.as_deref().ok_or(Error::Closed)
+    }
+
+    /// For a transaction's [`commit_offsets`](crate::Transaction::commit_offsets):
+    /// the group, this member's id and its positions now.
+    pub(crate) fn transaction_parts(&mut self) -> Result<TransactionParts> {
+        if let Some(e) = self.consumer.topic().unusable() {
+            return Err(e);
+        }
+        self.consumer.sync_group()?;
+        let m = self.membership()?;
+        if let Some(reason) = m.commits_on_its_own() {
+            return Err(Error::InvalidConfig {
+                reason: format!(
+                    "group {:?}: a member whose offsets a transaction commits must not commit them itself: {reason}",
+                    m.group_name()
+                ),
+            });
+        }
+        let (state, id) = m.committer_parts();
+        Ok((state, id, self.consumer.positions()))
     }
 
     /// Installs a listener told of every rebalance: partitions revoked

@@ -135,6 +135,20 @@ impl Membership {
         (Arc::clone(&self.state), self.id)
     }
 
+    /// Why this member's offsets cannot go into a transaction, if they
+    /// cannot: a member that commits on its own (by interval, or when a
+    /// partition is revoked) would commit positions past records whose
+    /// output is still in an open transaction.
+    pub(crate) fn commits_on_its_own(&self) -> Option<&'static str> {
+        if self.auto_commit != AutoCommit::Off {
+            Some("auto_commit is on; join with auto_commit(AutoCommit::Off)")
+        } else if self.commit_on_revoke {
+            Some("commit_on_revoke is on; join with commit_on_revoke(false)")
+        } else {
+            None
+        }
+    }
+
     /// The group's policy for a position that is not (or no longer) in the log.
     pub(crate) fn reset(&self) -> OffsetReset {
         self.reset

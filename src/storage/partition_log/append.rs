@@ -40,7 +40,7 @@ impl PartitionLog {
     /// Checks that the partition takes writes and, before this session's
     /// first record, starts its epoch.
     #[inline]
-    fn ready_to_write(&self, w: &mut Writer) -> Result<()> {
+    pub(crate) fn ready_to_write(&self, w: &mut Writer) -> Result<()> {
         self.error_if_unwritable(w)?;
         if w.epoch.is_none() {
             self.begin_epoch(w)?;
@@ -240,7 +240,7 @@ impl PartitionLog {
 
     /// Seals the active segment and continues in `new` (created by `plan`
     /// at the next offset).
-    fn roll_to(&self, w: &mut Writer, new: Segment) {
+    pub(crate) fn roll_to(&self, w: &mut Writer, new: Segment) {
         let old = Arc::clone(&w.active);
         let new = Arc::new(new);
         // Persist the old segment's index and trim it. Both are derived or

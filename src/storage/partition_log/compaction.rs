@@ -82,6 +82,10 @@ fn for_each_record(seg: &Segment, mut f: impl FnMut(u64, i64, Option<&[u8]>, boo
     let mut pos = DATA_START as usize;
     while pos < bytes.len() {
         let header = frame::validate_frame(&bytes[pos..], seg.origin()).map_err(|e| seg.corrupt(pos as u32, e))?;
+        if header.control {
+            pos += header.frame_len(); // a commit marker: no record
+            continue;
+        }
         let body = frame::records_of(&header, &bytes[pos..]);
         let mut at = 0;
         for _ in 0..header.record_count {
@@ -200,6 +204,13 @@ impl PartitionLog {
         let mut pos = DATA_START as usize;
         while pos < bytes.len() {
             let header = frame::validate_frame(&bytes[pos..], seg.origin()).map_err(|e| seg.corrupt(pos as u32, e))?;
+            if header.control {
+                // A commit marker: dropped. Every published transaction in
+                // a sealed segment is committed, so its rewritten records
+                // are plain ones.
+                pos += header.frame_len();
+                continue;
+            }
             let body = frame::records_of(&header, &bytes[pos..]);
             // The kept records of this frame, with their offsets.
             let mut kept: Vec<RawRecord<'_>> = Vec::new();

@@ -173,7 +173,7 @@ impl PartitionLog {
             let found = tail.read_frames(max_frame)?;
             if found {
                 tail.publish();
-                self.high_watermark.store(tail.scanner.next_offset, Ordering::Release);
+                self.high_watermark.store(tail.scanner.stable().next_offset, Ordering::Release);
                 changed = true;
             }
             // At the file's end, look for the next segment now; otherwise
@@ -274,7 +274,7 @@ impl PartitionLog {
             // Retention may have taken sealed segments, the old tail too.
             self.keep_listed(&mut slots, new_base, &bases);
         }
-        self.high_watermark.store(fresh.scanner.next_offset, Ordering::Release);
+        self.high_watermark.store(fresh.scanner.stable().next_offset, Ordering::Release);
         let old = std::mem::replace(tail, fresh);
         old.seg.mark_sealed();
         Ok(true)

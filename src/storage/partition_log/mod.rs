@@ -45,6 +45,8 @@
 //!   its last segment, read and checked past its known end.
 //! - `listing.rs`: which files of a partition directory are segments.
 //! - `read.rs`: finding and loading the segment that holds an offset.
+//! - `transaction.rs`: a partition's share of a transaction, written
+//!   unpublished, then published with its commit marker or zeroed.
 //! - `compaction.rs`, `retention.rs`, `verify.rs`: maintenance.
 //!
 //! Cursors, and the methods that make them (`cursor_at`,
@@ -68,5 +70,6 @@ pub(crate) mod settings;
 pub(crate) mod state;
 mod sync;
 pub(crate) mod tail;
+pub(crate) mod transaction;
 mod verify;
 mod write_group;

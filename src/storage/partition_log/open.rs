@@ -75,7 +75,10 @@ impl PartitionLog {
     }
 
     /// Opens (creating if needed) the partition in `dir` of the topic whose
-    /// id is `topic_id`, recovering its active segment.
+    /// id is `topic_id`, recovering its active segment. A transaction left
+    /// open at its end is kept and given its commit marker when
+    /// `committed(transaction id, its records' end)` says the transaction
+    /// log holds its commit, and aborted otherwise.
     #[allow(clippy::too_many_arguments)]
     pub(crate) fn open(
         dir: &Path,
@@ -86,6 +89,7 @@ impl PartitionLog {
         mode: RecoveryMode,
         prefault: Option<Prefaulter>,
         health: Arc<Health>,
+        committed: &dyn Fn(u64, u64) -> bool,
     ) -> Result<(PartitionLog, Option<RecoveryEvent>)> {
         let id = PartitionId { topic, partition, topic_id };
         let existed = match fsutil::check_real_dir(dir, "open partition directory") {
@@ -115,12 +119,12 @@ impl PartitionLog {
         // crash, a partition without its directory or segment is created
         // afresh, empty, as here.
         let mut fresh = (false, false);
-        let (active, event) = match bases.last() {
+        let (active, event, pending_marker) = match bases.last() {
             None => {
                 let seg = Segment::create(dir, 0, settings.segment_bytes, id.clone(), epoch, now)?;
                 bases.push(0);
                 fresh = (true, !existed);
-                (seg, None)
+                (seg, None, None)
             }
             Some(&last) => Segment::recover_active(
                 dir,
@@ -131,6 +135,7 @@ impl PartitionLog {
                 id.clone(),
                 epoch,
                 now,
+                committed,
             )?,
         };
         let active = Arc::new(active);
@@ -157,6 +162,9 @@ impl PartitionLog {
             epochs,
             follower: None,
         });
+        if let Some(txn) = pending_marker {
+            log.append_recovered_marker(txn)?;
+        }
         Ok((log, event))
     }
 }

@@ -83,4 +83,30 @@ impl PartitionLog {
         }
         Ok(deleted)
     }
+
+    /// Deletes the oldest sealed segments whose records all lie before
+    /// `offset` (the transaction log's settled entries). Returns how many
+    /// were deleted.
+    pub(crate) fn delete_segments_before(&self, offset: u64) -> Result<u64> {
+        let _one_at_a_time = self.maintenance_lock.lock();
+        let gone = self.gone.read_recursive();
+        if *gone {
+            return Ok(0);
+        }
+        let mut deleted = 0;
+        loop {
+            let slots: Vec<Arc<Slot>> = self.slots.read().clone();
+            let [oldest, next, ..] = slots.as_slice() else { break };
+            if next.base > offset {
+                break;
+            }
+            self.slots.write().retain(|s| s.base != oldest.base);
+            self.log_start.store(next.base, Ordering::Release);
+            for path in [log_path(&self.dir, oldest.base), index_path(&self.dir, oldest.base)] {
+                fsutil::remove_if_present(&path, "delete segment (settled transactions)")?;
+            }
+            deleted += 1;
+        }
+        Ok(deleted)
+    }
 }

@@ -111,6 +111,7 @@ mod tests {
                 RecoveryMode::default(),
                 None,
                 Arc::default(),
+                &|_, _| false,
             )
         };
         let (log, _) = open().unwrap();

@@ -99,6 +99,12 @@ impl Tail {
             return Ok(false);
         }
         let stopped_before = self.stop.map(|(pos, _)| pos);
+        // A transaction's frames seen without their marker are held back;
+        // check them again from their start, since a writer that crashed
+        // before its decision has them removed by its recovery, and new
+        // frames written in their place.
+        let stable_before = self.scanner.stable().pos;
+        self.scanner.rewind_open_txn();
         let mut found = false;
         let mut want = FIRST_READ;
         // Never past the mapping: what is published is read through it.
@@ -132,7 +138,7 @@ impl Tail {
                 match self.scanner.step(&self.buf[off..n]) {
                     Ok(h) => {
                         off += h.frame_len();
-                        found = true;
+                        found |= self.scanner.stable().pos > stable_before;
                     }
                     // The frame goes on past what was read. If frames came
                     // before it, read on from its start; if it is the first,
@@ -180,11 +186,17 @@ impl Tail {
         Ok(found)
     }
 
-    /// Makes what [`Tail::read_frames`] checked visible to cursors.
+    /// Makes what [`Tail::read_frames`] checked visible to cursors, short
+    /// of a transaction whose commit marker is not there yet.
     pub(crate) fn publish(&mut self) {
-        for entry in self.scanner.entries.drain(..) {
+        let stable = self.scanner.stable();
+        let (pos, next, max_ts, indexed) = (stable.pos, stable.next_offset, stable.max_timestamp, stable.entries.len());
+        for entry in self.scanner.entries.drain(..indexed) {
             self.seg.push_index(entry);
         }
-        self.seg.publish_followed(self.scanner.pos as u32, self.scanner.next_offset, self.scanner.max_timestamp);
+        if let Some((_, before)) = &mut self.scanner.open_txn {
+            before.entries.clear();
+        }
+        self.seg.publish_followed(pos as u32, next, max_ts);
     }
 }

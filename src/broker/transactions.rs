@@ -1,0 +1,264 @@
+//! Committing transactions, and recovering them at open: the broker's side
+//! of [`Transaction`](crate::Transaction).
+//!
+//! # The commit, step by step
+//!
+//! 1. The groups whose offsets the transaction commits are held (their
+//!    offsets files' writers, and changes of ownership), sorted by group
+//!    and topic, and each member's right to commit its offsets is checked.
+//! 2. The partitions' writer locks are taken, sorted by topic and
+//!    partition (so concurrent commits cannot deadlock), and each partition
+//!    makes room for its share in its active segment (rolling first if it
+//!    has to). Nothing can fail after this but syncs.
+//! 3. Each share is written as transactional frames above the published
+//!    end: no reader in this process sees them; readers in other processes
+//!    see them but hold them back until their marker appears.
+//! 4. If any partition syncs every write (`FsyncPolicy::Always`), the
+//!    shares are msynced now, and the decision below is synced too.
+//! 5. **The decision**: the commit is appended to the transaction log
+//!    (`storage/transaction_log.rs`). A crash before it leaves the
+//!    transaction aborted everywhere; a crash after it, committed.
+//! 6. Each partition writes its share's commit marker and publishes the
+//!    share and the marker at once (one `Release` store), and applies its
+//!    fsync policy.
+//! 7. The groups take the offsets (at once, for `committed` and lag) and
+//!    the commit thread writes them to their offsets files; once it has,
+//!    the commit is *settled* in the transaction log.
+//!
+//! On any failure before step 5 the written shares are zeroed again and
+//! nothing is published: the transaction is aborted and the partitions
+//! are as they were (but for an empty segment a roll may have added).
+
+use std::sync::Arc;
+
+use parking_lot::Mutex;
+
+use crate::broker::shared::Shared;
+use crate::error::{Error, Result};
+use crate::group::commit_queue::Completion;
+use crate::group::coordinator::GroupState;
+use crate::storage::frame;
+use crate::storage::partition_log::state::PartitionLog;
+use crate::storage::partition_log::transaction::{TxnShare, share_bytes};
+use crate::storage::record::{Record, now_millis};
+use crate::storage::segment_header::TopicId;
+use crate::storage::transaction_log::{Decision, GroupOffset, PartDecision, TransactionLog, Unsettled};
+use crate::topic::state::TopicState;
+
+/// A broker's transaction machinery: its log, what recovery found in it,
+/// and the commits whose group offsets are still being written.
+#[derive(Debug, Default)]
+pub(crate) struct Transactions {
+    log: Mutex<Option<Arc<TransactionLog>>>,
+    /// The commits recovery found unsettled (between opening the log and
+    /// the end of the broker's open).
+    unsettled: Mutex<Unsettled>,
+    /// Commits waiting for their groups' offsets files: the entry's offset
+    /// and the group writes.
+    pending: Mutex<Vec<(u64, Vec<Arc<Completion>>)>>,
+}
+
+/// One partition's records in a commit.
+pub(crate) struct ShareInput {
+    pub(crate) topic: Arc<TopicState>,
+    pub(crate) partition: u32,
+    pub(crate) records: Vec<Record<'static>>,
+}
+
+/// One group's offsets in a commit: those of `member`.
+pub(crate) struct GroupInput {
+    pub(crate) state: Arc<GroupState>,
+    pub(crate) member: u64,
+    pub(crate) offsets: Vec<(u32, u64)>,
+}
+
+/// Where a committed transaction's records went: `(topic, partition, first
+/// offset, record count)` for each partition.
+pub(crate) type Placed = Vec<(Arc<str>, u32, u64, u64)>;
+
+impl Shared {
+    /// Opens the transaction log (a writing broker's) and keeps what it
+    /// holds unsettled for the topics' recovery.
+    pub(crate) fn open_transactions(&self) -> Result<()> {
+        let (log, unsettled, event) = TransactionLog::open(&self.dir, self.config.recovery, Arc::clone(&self.health))?;
+        if let Some(event) = event {
+            self.report.lock().push(event);
+        }
+        *self.txns.log.lock() = Some(Arc::new(log));
+        *self.txns.unsettled.lock() = unsettled;
+        Ok(())
+    }
+
+    /// For a partition's recovery: whether transaction `txn`, whose frames
+    /// end partition `partition` of topic `topic_id` at `end` without a
+    /// marker, was committed.
+    pub(crate) fn txn_committed(&self, topic_id: &TopicId, partition: u32, txn: u64, end: u64) -> bool {
+        self.txns.unsettled.lock().committed(topic_id, partition, txn, end)
+    }
+
+    /// After every topic is open: applies the unsettled commits' group
+    /// offsets again (where they move a group forward), and marks
+    /// everything settled.
+    pub(crate) fn finish_transaction_recovery(&self) -> Result<()> {
+        let Some(log) = self.txns.log.lock().clone() else { return Ok(()) };
+        let unsettled = std::mem::take(&mut *self.txns.unsettled.lock());
+        let mut by_group: std::collections::BTreeMap<(String, String), Vec<(u32, u64)>> = Default::default();
+        for d in &unsettled.commits {
+            for o in &d.offsets {
+                by_group.entry((o.group.clone(), o.topic.clone())).or_default().push((o.partition, o.offset));
+            }
+        }
+        for ((group, topic), offsets) in by_group {
+            // A topic deleted since has no group left to move.
+            let Some(state) = self.topics.read().get(&topic).cloned() else { continue };
+            self.group_state(&group, &state).roll_forward(&offsets)?;
+        }
+        log.mark_settled(true)
+    }
+
+    /// Commits a transaction (see the module docs). `Ok` carries where its
+    /// records went, and the failure of a sync made after the decision, if
+    /// any: the transaction is committed then, but may not survive a
+    /// machine crash.
+    pub(crate) fn commit_transaction(
+        &self,
+        id: u64,
+        mut shares: Vec<ShareInput>,
+        mut groups: Vec<GroupInput>,
+    ) -> Result<(Placed, Result<()>)> {
+        self.check_writable("commit a transaction")?;
+        if self.is_closed() {
+            return Err(Error::Closed);
+        }
+        let Some(txn_log) = self.txns.log.lock().clone() else { return Err(Error::Closed) };
+        self.settle_done();
+        let now = now_millis();
+        // 1. The groups, held and checked.
+        groups.sort_by(|a, b| (&a.state.name, &a.state.topic.name).cmp(&(&b.state.name, &b.state.topic.name)));
+        let holds: Vec<_> = groups.iter().map(|g| g.state.hold_for_transaction()).collect();
+        for g in &groups {
+            g.state.check_transactional(g.member, &g.offsets)?;
+        }
+        // 2. The partitions, locked in order, each with room for its share.
+        shares.retain(|s| !s.records.is_empty());
+        shares.sort_by(|a, b| (&a.topic.name, a.partition).cmp(&(&b.topic.name, b.partition)));
+        let logs: Vec<&Arc<PartitionLog>> = shares.iter().map(|s| &s.topic.partitions[s.partition as usize]).collect();
+        let refs: Vec<Vec<&Record<'_>>> = shares.iter().map(|s| s.records.iter().collect()).collect();
+        let sizes: Vec<Vec<usize>> = refs.iter().map(|r| r.iter().map(|r| frame::record_len(r)).collect()).collect();
+        let mut guards: Vec<_> = logs.iter().map(|log| log.lock_writer()).collect();
+        for ((log, w), sizes) in logs.iter().zip(guards.iter_mut()).zip(&sizes) {
+            log.txn_prepare(w, share_bytes(sizes), now)?;
+        }
+        // 3. The shares, written unpublished.
+        let mut written: Vec<TxnShare> = Vec::with_capacity(shares.len());
+        for (((log, w), refs), sizes) in logs.iter().zip(guards.iter_mut()).zip(&refs).zip(&sizes) {
+            written.push(log.txn_write(w, refs, sizes, id, now));
+        }
+        let abort = |written: Vec<TxnShare>, e: Error| {
+            for (log, share) in logs.iter().zip(written) {
+                log.txn_discard(share);
+            }
+            Err(e)
+        };
+        // 4. On disk first where a partition syncs every write.
+        let durable = logs.iter().any(|log| log.txn_needs_sync());
+        if durable {
+            for (log, share) in logs.iter().zip(&written) {
+                if let Err(e) = log.txn_sync(share) {
+                    return abort(written, e);
+                }
+            }
+        }
+        // 5. The decision.
+        let decision = Decision {
+            id,
+            parts: shares
+                .iter()
+                .zip(&written)
+                .map(|(s, w)| PartDecision {
+                    topic: s.topic.name.to_string(),
+                    topic_id: s.topic.partitions[s.partition as usize].id.topic_id,
+                    partition: s.partition,
+                    first: w.first,
+                    marker: w.marker,
+                })
+                .collect(),
+            offsets: groups
+                .iter()
+                .flat_map(|g| {
+                    g.offsets.iter().map(|&(partition, offset)| GroupOffset {
+                        group: g.state.name.clone(),
+                        topic: g.state.topic.name.to_string(),
+                        partition,
+                        offset,
+                    })
+                })
+                .collect(),
+        };
+        let (entry, mut synced) = match txn_log.append_commit(&decision, durable) {
+            Ok(appended) => appended,
+            Err(e) => return abort(written, e),
+        };
+        // 6. Committed: markers, and everything published.
+        let placed: Placed = shares
+            .iter()
+            .zip(&written)
+            .map(|(s, w)| (Arc::clone(&s.topic.name), s.partition, w.first, s.records.len() as u64))
+            .collect();
+        for ((log, w), share) in logs.iter().zip(guards.iter_mut()).zip(written) {
+            if let Err(e) = log.txn_publish(w, share, id, now) {
+                synced = synced.and(Err(e));
+            }
+        }
+        drop(guards);
+        for log in &logs {
+            log.notify_consumers();
+        }
+        // 7. The groups' offsets.
+        let completions: Vec<Arc<Completion>> =
+            groups.iter().map(|g| g.state.apply_transactional(&g.offsets)).collect();
+        drop(holds);
+        for g in &groups {
+            g.state.schedule_write();
+        }
+        if completions.is_empty() {
+            // Committed already: a failure to mark it settled only means
+            // recovery looks at it again.
+            if let Err(e) = txn_log.settle(entry) {
+                log::warn!("millpond: could not mark a transaction settled: {e}");
+            }
+        } else {
+            self.txns.pending.lock().push((entry, completions));
+        }
+        Ok((placed, synced))
+    }
+
+    /// Settles the commits whose groups' offsets files are written.
+    pub(crate) fn settle_done(&self) {
+        let Some(log) = self.txns.log.lock().clone() else { return };
+        let done: Vec<u64> = {
+            let mut pending = self.txns.pending.lock();
+            let (done, waiting): (Vec<_>, Vec<_>) =
+                std::mem::take(&mut *pending).into_iter().partition(|(_, c)| c.iter().all(|c| c.is_done()));
+            *pending = waiting;
+            // A commit whose group write failed stays unsettled: recovery
+            // applies its offsets again.
+            done.into_iter().filter(|(_, c)| c.iter().all(|c| c.failure().is_none())).map(|(o, _)| o).collect()
+        };
+        for offset in done {
+            if let Err(e) = log.settle(offset) {
+                log::warn!("millpond: could not mark transactions settled: {e}");
+            }
+        }
+    }
+
+    /// At close, after the groups wrote their offsets: settles what it can,
+    /// marks it, and closes the transaction log.
+    pub(crate) fn close_transactions(&self) -> Result<()> {
+        self.settle_done();
+        let Some(log) = self.txns.log.lock().take() else { return Ok(()) };
+        let marked = log.mark_settled(true);
+        let closed = log.close(Error::Closed);
+        marked.and(closed)
+    }
+}

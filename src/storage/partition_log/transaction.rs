@@ -1,0 +1,229 @@
+//! One partition's part in a transaction: its records written as
+//! transactional frames above the published end (so no reader in this
+//! process sees them), then, after the transaction's decision, its commit
+//! marker and the publication of all of it at once; or, if the transaction
+//! does not commit, the frames zeroed again.
+//!
+//! The whole share goes in one segment, rolled to first if the active one
+//! has no room for it (made larger than `segment_bytes` if the share needs
+//! it), so a reader moving on at a roll can never step over unpublished
+//! frames, and a crash leaves them only at the end of the active segment,
+//! where recovery finds them (see `Scanner::open_txn`).
+
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
+
+use crate::error::{Error, Result};
+use crate::storage::frame;
+use crate::storage::index::IndexEntry;
+use crate::storage::partition_log::state::{PartitionLog, Writer};
+use crate::storage::policy::FsyncPolicy;
+use crate::storage::record::Record;
+use crate::storage::segment::{self, Segment};
+
+/// Records of a share go in frames of about this many bytes, so a frame
+/// stays small enough for readers in other processes to read at once.
+const FRAME_BYTES: usize = 256 << 10;
+
+/// A share written and not yet published: where it lies in the active
+/// segment and what it holds.
+#[derive(Debug)]
+pub(crate) struct TxnShare {
+    /// The segment it was written to (the active one, which cannot change
+    /// while the writer lock is held).
+    seg: Arc<Segment>,
+    /// Its first byte: the published end when it was written.
+    start: u32,
+    /// One past its last frame's last byte; the marker goes here.
+    end: u32,
+    /// Its first record's offset.
+    pub(crate) first: u64,
+    /// One past its last record: the marker's offset.
+    pub(crate) marker: u64,
+    max_ts: i64,
+    /// `(position, base offset)` of each frame, for the index.
+    frames: Vec<(u32, u64)>,
+}
+
+/// Splits records of encoded sizes `sizes` into frames of about
+/// [`FRAME_BYTES`]: `(first, end, planned bytes)`.
+fn chunks(sizes: &[usize]) -> Vec<(usize, usize, usize)> {
+    let mut out = Vec::new();
+    let mut i = 0;
+    while i < sizes.len() {
+        let mut len = frame::MAX_HEADER_LEN;
+        let mut j = i;
+        while j < sizes.len() && (j == i || len + sizes[j] <= FRAME_BYTES) {
+            len += sizes[j];
+            j += 1;
+        }
+        out.push((i, j, len));
+        i = j;
+    }
+    out
+}
+
+/// Bytes a share of records of `sizes` takes at most, its marker included.
+pub(crate) fn share_bytes(sizes: &[usize]) -> usize {
+    chunks(sizes).iter().map(|c| c.2).sum::<usize>() + frame::MARKER_LEN
+}
+
+impl PartitionLog {
+    /// Under the writer lock: checks that the partition takes writes and
+    /// makes room for a share of `bytes` (see [`share_bytes`]) in the
+    /// active segment, rolling to a new one (as large as the share needs)
+    /// if it has none. A roll publishes only an empty segment; on error
+    /// nothing was written.
+    pub(crate) fn txn_prepare(&self, w: &mut Writer, bytes: usize, now: i64) -> Result<()> {
+        self.ready_to_write(w)?;
+        if bytes <= w.active.free() {
+            return Ok(());
+        }
+        let capacity = self.settings.segment_bytes.max(u64::from(segment::DATA_START) + bytes as u64);
+        if capacity > u64::from(u32::MAX) {
+            return Err(Error::TransactionTooLarge {
+                topic: self.topic_name().to_string(),
+                partition: self.partition(),
+                bytes: bytes as u64,
+                limit: u64::from(u32::MAX - segment::DATA_START),
+            });
+        }
+        let epoch = w.epoch.unwrap_or(0);
+        let seg = Segment::create(&self.dir, w.next_offset, capacity, self.id.clone(), epoch, now)?;
+        self.roll_to(w, seg);
+        Ok(())
+    }
+
+    /// Under the writer lock, after [`PartitionLog::txn_prepare`] made room:
+    /// writes `records` (of encoded sizes `sizes`) as frames of transaction
+    /// `txn`, unpublished. Cannot fail.
+    pub(crate) fn txn_write(
+        &self,
+        w: &mut Writer,
+        records: &[&Record<'_>],
+        sizes: &[usize],
+        txn: u64,
+        now: i64,
+    ) -> TxnShare {
+        let seg = Arc::clone(&w.active);
+        let start = seg.committed();
+        let origin = seg.origin();
+        let mut share = TxnShare {
+            seg,
+            start,
+            end: start,
+            first: w.next_offset,
+            marker: w.next_offset,
+            max_ts: i64::MIN,
+            frames: vec![],
+        };
+        for (i, j, len) in chunks(sizes) {
+            let base = share.marker;
+            // SAFETY: the writer lock is held (`w`), and `txn_prepare` made
+            // room for the whole share above the published end.
+            let header = unsafe {
+                share.seg.write_unpublished(share.end, len, |buf| {
+                    frame::encode_txn_frame(buf, origin, base, records[i..j].iter().copied(), now, Some(txn))
+                })
+            };
+            share.frames.push((share.end, base));
+            share.end += header.len;
+            share.marker = header.next_offset();
+            share.max_ts = share.max_ts.max(header.max_timestamp);
+        }
+        share
+    }
+
+    /// Whether a transaction writing here must be on disk before its
+    /// decision is: the partition's policy syncs every write.
+    pub(crate) fn txn_needs_sync(&self) -> bool {
+        self.settings.fsync == FsyncPolicy::Always
+    }
+
+    /// msyncs a written share's frames (before the decision is written).
+    pub(crate) fn txn_sync(&self, share: &TxnShare) -> Result<()> {
+        share.seg.sync_bytes(share.start, share.end)
+    }
+
+    /// Removes a share whose transaction does not commit: its bytes are
+    /// zeroed, and nothing of it was ever published.
+    pub(crate) fn txn_discard(&self, share: TxnShare) {
+        share.seg.zero_unpublished(share.start, share.end);
+    }
+
+    /// Under the writer lock, after the decision: writes the share's commit
+    /// marker and publishes the share, then applies the fsync policy.
+    pub(crate) fn txn_publish(&self, w: &mut Writer, share: TxnShare, txn: u64, now: i64) -> Result<()> {
+        let origin = share.seg.origin();
+        let at = share.end;
+        // SAFETY: the writer lock is held; `txn_prepare` counted the marker's
+        // `MARKER_LEN` bytes after the frames.
+        let marker = unsafe {
+            share.seg.write_unpublished(at, frame::MARKER_LEN, |buf| {
+                frame::encode_marker(buf, origin, share.marker, txn, now)
+            })
+        };
+        let end = at + marker.len;
+        let next = marker.next_offset();
+        let max_ts = share.max_ts.max(marker.max_timestamp);
+        // The high watermark first, as in `write_frame`.
+        self.high_watermark.store(next, Ordering::Release);
+        share.seg.publish(end, next, max_ts);
+        for &(pos, base) in &share.frames {
+            if w.last_index_pos.is_none_or(|last| pos - last >= self.settings.index_interval) {
+                w.active.push_index(IndexEntry {
+                    rel_offset: (base - w.active.base_offset) as u32,
+                    position: pos,
+                    max_ts_before: w.max_ts,
+                });
+                w.last_index_pos = Some(pos);
+            }
+        }
+        w.max_ts = w.max_ts.max(max_ts);
+        w.next_offset = next;
+        if let Some(p) = &self.prefault {
+            let Writer { active, prepared, .. } = w;
+            p.after_write(active, end, prepared);
+        }
+        self.published(w, share.first)
+    }
+
+    /// At open, for a transaction whose frames recovery found at the end of
+    /// the active segment and whose commit the transaction log holds: the
+    /// commit marker the crash kept from being written.
+    pub(crate) fn append_recovered_marker(&self, txn: u64) -> Result<()> {
+        let now = crate::storage::record::now_millis();
+        let mut w = self.lock_writer();
+        self.txn_prepare(&mut w, frame::MARKER_LEN, now)?;
+        let seg = Arc::clone(&w.active);
+        let at = seg.committed();
+        let share = TxnShare {
+            seg,
+            start: at,
+            end: at,
+            first: w.next_offset,
+            marker: w.next_offset,
+            max_ts: i64::MIN,
+            frames: vec![],
+        };
+        let result = self.txn_publish(&mut w, share, txn, now);
+        drop(w);
+        self.notify_consumers();
+        result
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_share_is_split_into_frames_of_about_256_kib_and_one_large_record_is_a_frame_alone() {
+        let sizes = vec![100 << 10; 5];
+        let c = chunks(&sizes);
+        assert_eq!(c.iter().map(|c| (c.0, c.1)).collect::<Vec<_>>(), vec![(0, 2), (2, 4), (4, 5)]);
+        let c = chunks(&[1 << 20, 10]);
+        assert_eq!(c.iter().map(|c| (c.0, c.1)).collect::<Vec<_>>(), vec![(0, 1), (1, 2)]);
+        assert_eq!(share_bytes(&[10]), frame::MAX_HEADER_LEN + 10 + frame::MARKER_LEN);
+    }
+}
