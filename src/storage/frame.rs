@@ -43,8 +43,8 @@
 //! a frame copied into another segment would otherwise validate there at
 //! other offsets; instead it fails its CRC, and is never served.
 //!
-//! A frame's header is 9 to 51 bytes ([`MAX_HEADER_LEN`]); for one record
-//! in a fresh segment, 9 to 15. Both checks involve a non-zero constant, so
+//! A frame's header is 9 to 51 bytes ([`MAX_HEADER_LEN`]), 8 more in a
+//! transactional frame; for one record in a fresh segment, 9 to 15. Both checks involve a non-zero constant, so
 //! the zero-filled preallocated tail of a segment never validates as a
 //! frame (sled's trick): a zero length has a check byte that is not zero.
 //!
@@ -84,11 +84,12 @@ pub(crate) const FLAG_TRANSACTIONAL: u8 = 0x02;
 pub(crate) const FLAG_CONTROL: u8 = 0x04;
 /// The value of a commit marker's record.
 pub(crate) const MARKER_COMMIT: u8 = 1;
-/// The most bytes a frame header takes (every varint at its widest, and a
-/// transaction id).
-pub(crate) const MAX_HEADER_LEN: usize = 5 + 1 + 4 + 1 + 10 + 5 + 5 + 10 + 10 + 8;
+/// The most bytes a frame header takes (every varint at its widest).
+pub(crate) const MAX_HEADER_LEN: usize = 5 + 1 + 4 + 1 + 10 + 5 + 5 + 10 + 10;
+/// The most bytes a transactional frame's header takes (with its id).
+pub(crate) const MAX_TXN_HEADER_LEN: usize = MAX_HEADER_LEN + 8;
 /// The most bytes a commit marker takes.
-pub(crate) const MARKER_LEN: usize = MAX_HEADER_LEN + 4;
+pub(crate) const MARKER_LEN: usize = MAX_TXN_HEADER_LEN + 4;
 /// The most bytes a record's length, offset and timestamp fields take.
 pub(crate) const RECORD_OVERHEAD: usize = 5 + 5 + 10;
 /// The fewest bytes a record of a multi-record frame takes.
@@ -773,7 +774,7 @@ pub(crate) fn encode_frame<'r, 'a: 'r>(
 }
 
 /// [`encode_frame`], for the transaction `txn` if it is `Some` (a
-/// transactional frame).
+/// transactional frame, whose header may take [`MAX_TXN_HEADER_LEN`]).
 pub(crate) fn encode_txn_frame<'r, 'a: 'r>(
     out: &mut [u8],
     origin: Origin,
@@ -998,7 +999,7 @@ mod tests {
     #[test]
     fn a_transactional_frame_carries_its_id_and_a_marker_is_a_checked_commit() {
         let records = [Record::new(b"a").key(b"k"), Record::new(b"b")];
-        let len = MAX_HEADER_LEN + records.iter().map(record_len).sum::<usize>();
+        let len = MAX_TXN_HEADER_LEN + records.iter().map(record_len).sum::<usize>();
         let mut out = vec![0u8; len];
         let h = encode_txn_frame(&mut out, ORIGIN, 100, records.iter(), 1234, Some(0xDEAD_BEEF_0102_0304));
         out.truncate(h.frame_len());

@@ -51,7 +51,7 @@ fn chunks(sizes: &[usize]) -> Vec<(usize, usize, usize)> {
     let mut out = Vec::new();
     let mut i = 0;
     while i < sizes.len() {
-        let mut len = frame::MAX_HEADER_LEN;
+        let mut len = frame::MAX_TXN_HEADER_LEN;
         let mut j = i;
         while j < sizes.len() && (j == i || len + sizes[j] <= FRAME_BYTES) {
             len += sizes[j];
@@ -216,6 +216,9 @@ impl PartitionLog {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::storage::partition_log::settings::LogSettings;
+    use crate::storage::policy::{CleanupPolicy, RecoveryMode};
+    use std::path::{Path, PathBuf};
 
     #[test]
     fn a_share_is_split_into_frames_of_about_256_kib_and_one_large_record_is_a_frame_alone() {
@@ -224,6 +227,150 @@ mod tests {
         assert_eq!(c.iter().map(|c| (c.0, c.1)).collect::<Vec<_>>(), vec![(0, 2), (2, 4), (4, 5)]);
         let c = chunks(&[1 << 20, 10]);
         assert_eq!(c.iter().map(|c| (c.0, c.1)).collect::<Vec<_>>(), vec![(0, 1), (1, 2)]);
-        assert_eq!(share_bytes(&[10]), frame::MAX_HEADER_LEN + 10 + frame::MARKER_LEN);
+        assert_eq!(share_bytes(&[10]), frame::MAX_TXN_HEADER_LEN + 10 + frame::MARKER_LEN);
+    }
+
+    fn root(tag: &str) -> PathBuf {
+        let root = std::env::temp_dir().join(format!("millpond-unit-txn-{tag}-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&root);
+        std::fs::create_dir_all(&root).unwrap();
+        root
+    }
+
+    fn open(
+        dir: &Path,
+        committed: &dyn Fn(u64, u64) -> bool,
+    ) -> (PartitionLog, Option<crate::storage::recovery_event::RecoveryEvent>) {
+        let settings = LogSettings {
+            segment_bytes: 64 << 10,
+            index_interval: 4096,
+            fsync: FsyncPolicy::Never,
+            retention_bytes: None,
+            retention: None,
+            cleanup: CleanupPolicy::Delete,
+            tombstone_retention: std::time::Duration::from_secs(1),
+        };
+        PartitionLog::open(
+            &dir.join("0"),
+            Arc::from("t"),
+            [7; 16],
+            0,
+            settings,
+            RecoveryMode::default(),
+            None,
+            Arc::default(),
+            committed,
+        )
+        .unwrap()
+    }
+
+    fn values(log: PartitionLog) -> Vec<Vec<u8>> {
+        let log = Arc::new(log);
+        let mut cursor = log.cursor_at(log.log_start()).unwrap();
+        let mut out = Vec::new();
+        while let Some(found) = cursor.next_found().unwrap() {
+            out.push(cursor.message(&found).value().to_vec());
+        }
+        out
+    }
+
+    /// Plain records `a`, `b`, then a transaction's three records written
+    /// but never published, as a crash between its writing and its
+    /// decision (or its marker) leaves them; returns the share's end.
+    fn crash_mid_transaction(dir: &Path, txn: u64) -> u64 {
+        let (log, _) = open(dir, &|_, _| false);
+        let plain = [Record::new("a"), Record::new("b")];
+        let refs: Vec<&Record<'_>> = plain.iter().collect();
+        let sizes: Vec<usize> = refs.iter().map(|r| frame::record_len(r)).collect();
+        log.append(&refs, &sizes).unwrap();
+        let records = [Record::new("t1"), Record::new("t2"), Record::new("t3")];
+        let refs: Vec<&Record<'_>> = records.iter().collect();
+        let sizes: Vec<usize> = refs.iter().map(|r| frame::record_len(r)).collect();
+        let mut w = log.lock_writer();
+        log.txn_prepare(&mut w, share_bytes(&sizes), 5).unwrap();
+        let share = log.txn_write(&mut w, &refs, &sizes, txn, 5);
+        assert_eq!((share.first, share.marker), (2, 5));
+        assert_eq!(log.high_watermark(), 2, "nothing of the share is published");
+        drop(w);
+        // No close: the mapping's bytes are in the file, as after kill -9.
+        drop(log);
+        share.marker
+    }
+
+    #[test]
+    fn a_transaction_left_without_its_decision_is_aborted_at_open_and_reported() {
+        let dir = root("abort");
+        crash_mid_transaction(&dir, 42);
+        let (log, event) = open(&dir, &|_, _| false);
+        let event = event.expect("the aborted records are reported");
+        assert!(event.reason.contains("transaction 000000000000002a"), "{}", event.reason);
+        assert!(event.reason.contains("3 records were aborted"), "{}", event.reason);
+        assert_eq!(log.high_watermark(), 2);
+        // Appends go on where the plain records end.
+        let r = Record::new("c");
+        log.append(&[&r], &[frame::record_len(&r)]).unwrap();
+        assert_eq!(values(log), vec![b"a".to_vec(), b"b".to_vec(), b"c".to_vec()]);
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[test]
+    fn a_transaction_whose_commit_was_decided_gets_its_marker_at_open() {
+        let dir = root("rollforward");
+        let end = crash_mid_transaction(&dir, 43);
+        let asked = std::sync::Mutex::new(Vec::new());
+        let (log, event) = open(&dir, &|txn, at| {
+            asked.lock().unwrap().push((txn, at));
+            txn == 43 && at == end
+        });
+        assert!(event.is_none(), "nothing was dropped");
+        assert_eq!(*asked.lock().unwrap(), vec![(43, 5)]);
+        assert_eq!(log.high_watermark(), 6, "three records and the marker");
+        drop(log);
+        // The marker is on disk: the next open asks nothing.
+        let (log, event) = open(&dir, &|_, _| panic!("no open transaction is left"));
+        assert!(event.is_none());
+        assert_eq!(values(log), ["a", "b", "t1", "t2", "t3"].map(|v| v.as_bytes().to_vec()).to_vec());
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[test]
+    fn a_decision_for_other_records_than_those_found_aborts_them() {
+        let dir = root("mismatch");
+        let end = crash_mid_transaction(&dir, 44);
+        let (log, event) = open(&dir, &|txn, at| txn == 44 && at == end + 1);
+        assert!(event.is_some());
+        assert_eq!(values(log), vec![b"a".to_vec(), b"b".to_vec()]);
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[test]
+    fn a_published_share_is_read_at_once_its_marker_stepped_over_and_a_discarded_one_leaves_nothing() {
+        let dir = root("publish");
+        let (log, _) = open(&dir, &|_, _| false);
+        let log = Arc::new(log);
+        let records = [Record::new("x"), Record::new("y")];
+        let refs: Vec<&Record<'_>> = records.iter().collect();
+        let sizes: Vec<usize> = refs.iter().map(|r| frame::record_len(r)).collect();
+        // Discarded: zeroed, nothing published, the next share goes in its place.
+        let mut w = log.lock_writer();
+        log.txn_prepare(&mut w, share_bytes(&sizes), 5).unwrap();
+        let share = log.txn_write(&mut w, &refs, &sizes, 1, 5);
+        log.txn_discard(share);
+        let share = log.txn_write(&mut w, &refs, &sizes, 2, 5);
+        assert_eq!(share.first, 0);
+        let mut cursor = log.cursor_at(0).unwrap();
+        assert!(cursor.next_found().unwrap().is_none(), "unpublished");
+        log.txn_publish(&mut w, share, 2, 5).unwrap();
+        drop(w);
+        assert_eq!(log.high_watermark(), 3);
+        let mut seen = Vec::new();
+        while let Some(found) = cursor.next_found().unwrap() {
+            seen.push(cursor.message(&found).value().to_vec());
+        }
+        assert_eq!(seen, vec![b"x".to_vec(), b"y".to_vec()]);
+        assert_eq!(cursor.position(), 3, "the position covers the marker");
+        drop(cursor);
+        drop(log);
+        std::fs::remove_dir_all(&dir).unwrap();
     }
 }
