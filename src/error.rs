@@ -98,7 +98,7 @@ pub enum Error {
 
     /// A transaction's records for one partition take more bytes than one
     /// segment can hold (a share of a transaction goes in one segment, of
-    /// at most 4 GiB). Nothing was written.
+    /// at most 2 GiB). Nothing was written.
     #[error(
         "a transaction's records for topic {topic:?} partition {partition} take {bytes} bytes, more than the {limit} one segment can hold; nothing was written"
     )]

@@ -12,4 +12,5 @@ pub(crate) mod open;
 pub(crate) mod read_only;
 pub(crate) mod shared;
 pub(crate) mod topic;
+pub(crate) mod transaction_state;
 pub(crate) mod transactions;

@@ -13,7 +13,7 @@ use parking_lot::{Mutex, RwLock};
 
 use crate::broker::config::BrokerConfig;
 use crate::broker::damaged_topic::DamagedTopic;
-use crate::broker::transactions::Transactions;
+use crate::broker::transaction_state::Transactions;
 use crate::error::{Error, Result};
 use crate::group::commit_thread::CommitThread;
 use crate::group::coordinator::GroupState;
@@ -78,7 +78,7 @@ pub(crate) struct Shared {
     pub(crate) wake: Option<Arc<WakeFile>>,
     /// A read-only broker's tailing thread (`storage/tailing.rs`).
     pub(crate) tailing: Option<Tailing>,
-    /// The transaction log and the commits in progress (`broker/transactions.rs`).
+    /// The transaction log and the commits in progress (`broker/transaction_state.rs`).
     pub(crate) txns: Transactions,
 }
 

@@ -31,8 +31,6 @@
 
 use std::sync::Arc;
 
-use parking_lot::Mutex;
-
 use crate::broker::shared::Shared;
 use crate::error::{Error, Result};
 use crate::group::commit_queue::Completion;
@@ -42,21 +40,8 @@ use crate::storage::partition_log::state::PartitionLog;
 use crate::storage::partition_log::transaction::{TxnShare, share_bytes};
 use crate::storage::record::{Record, now_millis};
 use crate::storage::segment_header::TopicId;
-use crate::storage::transaction_log::{Decision, GroupOffset, PartDecision, TransactionLog, Unsettled};
+use crate::storage::transaction_log::{Decision, GroupOffset, PartDecision, TransactionLog};
 use crate::topic::state::TopicState;
-
-/// A broker's transaction machinery: its log, what recovery found in it,
-/// and the commits whose group offsets are still being written.
-#[derive(Debug, Default)]
-pub(crate) struct Transactions {
-    log: Mutex<Option<Arc<TransactionLog>>>,
-    /// The commits recovery found unsettled (between opening the log and
-    /// the end of the broker's open).
-    unsettled: Mutex<Unsettled>,
-    /// Commits waiting for their groups' offsets files: the entry's offset
-    /// and the group writes.
-    pending: Mutex<Vec<(u64, Vec<Arc<Completion>>)>>,
-}
 
 /// One partition's records in a commit.
 pub(crate) struct ShareInput {
@@ -79,7 +64,13 @@ pub(crate) type Placed = Vec<(Arc<str>, u32, u64, u64)>;
 impl Shared {
     /// Opens the transaction log (a writing broker's) and keeps what it
     /// holds unsettled for the topics' recovery.
+    /// A broker that never committed a transaction has none: the log is
+    /// created by the first commit.
     pub(crate) fn open_transactions(&self) -> Result<()> {
+        match std::fs::symlink_metadata(self.dir.join(crate::storage::transaction_log::DIR)) {
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(()),
+            _ => {}
+        }
         let (log, unsettled, event) = TransactionLog::open(&self.dir, self.config.recovery, Arc::clone(&self.health))?;
         if let Some(event) = event {
             self.report.lock().push(event);
@@ -130,7 +121,7 @@ impl Shared {
         if self.is_closed() {
             return Err(Error::Closed);
         }
-        let Some(txn_log) = self.txns.log.lock().clone() else { return Err(Error::Closed) };
+        let txn_log = self.transaction_log()?;
         self.settle_done();
         let now = now_millis();
         // 1. The groups, held and checked.
@@ -231,6 +222,18 @@ impl Shared {
             self.txns.pending.lock().push((entry, completions));
         }
         Ok((placed, synced))
+    }
+
+    /// The transaction log, created on first use.
+    fn transaction_log(&self) -> Result<Arc<TransactionLog>> {
+        let mut log = self.txns.log.lock();
+        if let Some(log) = &*log {
+            return Ok(Arc::clone(log));
+        }
+        let (opened, _, _) = TransactionLog::open(&self.dir, self.config.recovery, Arc::clone(&self.health))?;
+        let opened = Arc::new(opened);
+        *log = Some(Arc::clone(&opened));
+        Ok(opened)
     }
 
     /// Settles the commits whose groups' offsets files are written.

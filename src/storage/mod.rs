@@ -11,6 +11,7 @@ pub(crate) mod cursor;
 pub(crate) mod durable_appender;
 pub(crate) mod epochs;
 pub(crate) mod frame;
+pub(crate) mod frame_error;
 pub(crate) mod fsutil;
 pub(crate) mod headers;
 pub(crate) mod health;

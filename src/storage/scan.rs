@@ -43,6 +43,28 @@ impl Scan {
         ) || matches!(self.stop, Some((_, e)) if e == INSIDE_OPEN_TXN)
     }
 
+    /// Settles a transaction whose frames end the valid data without their
+    /// commit marker: kept, with its id returned for the caller to add the
+    /// marker, if `committed(id, end of its records)` says the transaction
+    /// log holds its commit for exactly these records; else aborted (a crash
+    /// before its decision): the scan as it stood before its first frame,
+    /// with the reason to report.
+    pub(crate) fn resolve_open_txn(
+        mut self,
+        committed: &dyn Fn(u64, u64) -> bool,
+    ) -> (Scan, Option<u64>, Option<String>) {
+        let Some((txn, before)) = self.open_txn.take() else { return (self, None, None) };
+        if committed(txn, self.next_offset) {
+            return (self, Some(txn), None);
+        }
+        let reason = format!(
+            "transaction {txn:016x} was still open when the writer stopped (no commit was decided): \
+             its {} records were aborted",
+            self.records - before.records
+        );
+        (*before, None, Some(reason))
+    }
+
     /// Whether the scan ended at clean, zero-filled (never written) space or
     /// exactly at the end of the bytes.
     pub(crate) fn ended_cleanly(&self) -> bool {

@@ -27,6 +27,8 @@ use crate::storage::recovery_event::RecoveryEvent;
 use crate::storage::scan;
 use crate::storage::segment_header::{self, Refusal, SegmentHeader, TopicId};
 
+mod unpublished;
+
 /// Which topic and partition a segment belongs to, for error messages.
 #[derive(Debug, Clone)]
 pub(crate) struct PartitionId {
@@ -376,27 +378,12 @@ impl Segment {
         if scan.stopped_at_foreign_frame() {
             return Err(corrupt(format!("{stop_reason}; the segment was left as it is")));
         }
-        // A transaction's frames at the end without their commit marker:
-        // kept, and the marker added by the caller, if the transaction log
-        // holds its commit for exactly these records; else aborted (a
-        // crash before its decision), with whatever torn bytes follow them.
-        let mut scan = scan;
-        let mut pending_marker = None;
-        let mut aborted = false;
-        if let Some((txn, before)) = scan.open_txn.take() {
-            if committed(txn, scan.next_offset) {
-                pending_marker = Some(txn);
-            } else {
-                aborted = true;
-                stop_reason = format!(
-                    "transaction {txn:016x} was still open when the writer stopped (no commit was decided): \
-                     its {} records were aborted",
-                    scan.records - before.records
-                );
-                scan = *before;
-            }
+        // A transaction's frames at the end without their commit marker.
+        let (scan, pending_marker, aborted) = scan.resolve_open_txn(committed);
+        if let Some(reason) = &aborted {
+            stop_reason = reason.clone();
         }
-        if !aborted && garbage_end > scan.valid_end && mode == RecoveryMode::FailOnCorruptTail {
+        if aborted.is_none() && garbage_end > scan.valid_end && mode == RecoveryMode::FailOnCorruptTail {
             return Err(corrupt(format!("{stop_reason}; {} bytes would be dropped", garbage_end - scan.valid_end)));
         }
         // Real blocks under the whole capacity. On a full disk the segment is
@@ -727,69 +714,6 @@ impl Segment {
         // Release: a reader that sees the new length also sees the frame's bytes.
         self.published.committed.store(pos + header.len, Ordering::Release);
         (pos, header)
-    }
-
-    /// Writes a frame at `pos` (at or above the committed length) without
-    /// publishing it: readers in this process never read past the committed
-    /// length, so they see nothing of it until [`Segment::publish`]. A
-    /// transaction writes its frames so, and publishes them after its
-    /// decision. Returns the frame's header.
-    ///
-    /// # Safety
-    ///
-    /// The caller holds the partition's writer lock, which is the only way
-    /// to reach this method for the active segment, and `[pos, pos + len)`
-    /// lies at or above the committed length and inside the writable space.
-    pub(crate) unsafe fn write_unpublished(
-        &self,
-        pos: u32,
-        len: usize,
-        encode: impl FnOnce(&mut [u8]) -> FrameHeader,
-    ) -> FrameHeader {
-        debug_assert!(!self.is_sealed());
-        debug_assert!(pos >= self.published.committed.load(Ordering::Relaxed));
-        debug_assert!(pos as usize + len <= self.writable as usize);
-        // SAFETY: the range lies at or above `committed`, which readers never
-        // read past, and the caller holds the writer lock, so this is the only
-        // reference to it (mmap.rs, contract 3).
-        let buf = unsafe { self.map.slice_mut(pos as usize, len) };
-        let header = encode(buf);
-        debug_assert!(header.frame_len() <= len);
-        header
-    }
-
-    /// Publishes frames written by [`Segment::write_unpublished`] up to
-    /// `end`, whose records end at `next_offset` with timestamps up to
-    /// `max_timestamp`. Only the writer (holding its lock) calls it.
-    pub(crate) fn publish(&self, end: u32, next_offset: u64, max_timestamp: i64) {
-        debug_assert!(end >= self.published.committed.load(Ordering::Relaxed) && end <= self.writable);
-        if max_timestamp > self.published.max_timestamp.load(Ordering::Relaxed) {
-            self.published.max_timestamp.store(max_timestamp, Ordering::Relaxed);
-        }
-        self.published.next_offset.store(next_offset, Ordering::Release);
-        // Release: a reader that sees the new length also sees the frames' bytes.
-        self.published.committed.store(end, Ordering::Release);
-    }
-
-    /// Zeroes unpublished bytes `[from, to)`: frames written for a
-    /// transaction that will not commit (writer lock held, as for
-    /// [`Segment::write_unpublished`]).
-    pub(crate) fn zero_unpublished(&self, from: u32, to: u32) {
-        debug_assert!(from >= self.published.committed.load(Ordering::Relaxed) && to <= self.writable);
-        if to > from {
-            // SAFETY: as in `write_unpublished`: above `committed`, under the writer lock.
-            unsafe { self.map.slice_mut(from as usize, (to - from) as usize) }.fill(0);
-        }
-    }
-
-    /// msyncs bytes `[from, to)`, published or not.
-    pub(crate) fn sync_bytes(&self, from: u32, to: u32) -> Result<()> {
-        if to > from {
-            self.map
-                .flush_range(from as usize, (to - from) as usize)
-                .map_err(Error::io_at("msync segment", &self.path))?;
-        }
-        Ok(())
     }
 
     /// Adds a sparse index entry for a frame already published.

@@ -45,9 +45,9 @@ pub(crate) const DIR: &str = "transactions";
 const NAME: &str = "__transactions";
 /// Its identity, in every segment header.
 const ID: TopicId = *b"millpond-txn-log";
-/// Segments of 1 MiB: a commit takes about a hundred bytes, and retention
-/// works in whole segments.
-const SEGMENT_BYTES: u64 = 1 << 20;
+/// Segments of 256 KiB: a commit takes about a hundred bytes, and
+/// settled segments are deleted whole.
+const SEGMENT_BYTES: u64 = 256 << 10;
 /// A settled mark is written after this many commits settled (and at
 /// open and close), so that recovery has little to look at again.
 const SETTLE_EVERY: u64 = 256;

@@ -65,7 +65,7 @@ use crate::storage::record::Record;
 ///   [`BrokerConfig::transaction_timeout`](crate::BrokerConfig::transaction_timeout)
 ///   (default 60 s) cannot send or commit: [`Error::TransactionTimedOut`].
 /// - Its records for one partition go in one segment, made larger than
-///   the topic's `segment_bytes` if they need it (at most 4 GiB):
+///   the topic's `segment_bytes` if they need it (at most 2 GiB):
 ///   [`Error::TransactionTooLarge`].
 /// - A group member whose positions it commits must not commit on its own:
 ///   join with `auto_commit(AutoCommit::Off)` and `commit_on_revoke(false)`.

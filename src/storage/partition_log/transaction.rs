@@ -80,12 +80,12 @@ impl PartitionLog {
             return Ok(());
         }
         let capacity = self.settings.segment_bytes.max(u64::from(segment::DATA_START) + bytes as u64);
-        if capacity > u64::from(u32::MAX) {
+        if capacity > segment::MAX_SEGMENT_BYTES {
             return Err(Error::TransactionTooLarge {
                 topic: self.topic_name().to_string(),
                 partition: self.partition(),
                 bytes: bytes as u64,
-                limit: u64::from(u32::MAX - segment::DATA_START),
+                limit: segment::MAX_SEGMENT_BYTES - u64::from(segment::DATA_START),
             });
         }
         let epoch = w.epoch.unwrap_or(0);
