@@ -215,7 +215,7 @@ fn readers_never_see_a_transaction_in_part_while_commits_and_plain_sends_race() 
             while !stop.load(Ordering::Relaxed) {
                 p.send(Record::new(format!("P{i}")).partition((i % 4) as u32)).unwrap();
                 i += 1;
-                if i % 64 == 0 {
+                if i.is_multiple_of(64) {
                     std::thread::yield_now();
                 }
             }
