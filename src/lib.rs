@@ -82,6 +82,31 @@
 //! # Ok::<(), Box<dyn std::error::Error>>(())
 //! ```
 //!
+//! ## Exactly-once
+//!
+//! A [`Transaction`] sends records to any partitions of any topics and adds
+//! a group member's positions; [`Transaction::commit`] makes all of it
+//! visible and committed together, or nothing of it, across crashes:
+//!
+//! ```
+//! use millpond::{AutoCommit, Broker, Record, TopicConfig};
+//! # let dir = std::env::temp_dir().join(format!("millpond-doc-tour-txn-{}", std::process::id()));
+//! let broker = Broker::open(&dir)?;
+//! let orders = broker.create_topic("orders", TopicConfig::default())?;
+//! let invoices = broker.create_topic("invoices", TopicConfig::default().partitions(2))?;
+//! orders.producer().send(Record::new("order-1").key("customer-7"))?;
+//! let group = orders.group("invoicing")?.auto_commit(AutoCommit::Off).commit_on_revoke(false);
+//! let mut member = group.join()?;
+//! let order = member.recv()?;
+//! let mut txn = broker.transaction()?;
+//! txn.send(&invoices, Record::new(format!("invoice for {:?}", order.value())).key("customer-7"))?;
+//! txn.commit_offsets(&mut member)?; // the order counts as handled only if the invoice is there
+//! txn.commit()?;
+//! assert_eq!(group.committed()?[&0], 1);
+//! # drop((member, group, orders, invoices, broker)); std::fs::remove_dir_all(&dir)?;
+//! # Ok::<(), Box<dyn std::error::Error>>(())
+//! ```
+//!
 //! ## Readers in other processes
 //!
 //! One process writes a directory; any number of others read it live,
@@ -108,6 +133,7 @@
 //! | `flush` returned `Ok` (or the [`FsyncPolicy`] synced) | everything sent before it survives a crash of the machine |
 //! | crash while writing | recovery truncates the torn tail; no torn or corrupt record is ever returned |
 //! | a failed msync/fsync | the partition refuses further writes ([`Error::Poisoned`]) |
+//! | [`Transaction::commit`] returned `Ok` | all its records are visible and its group offsets committed; a crash before that leaves none of it, on any partition |
 //!
 //! ## Where to go next
 //!
@@ -121,6 +147,7 @@
 //!   [`GroupMember::commit_async`], a [`Committer`]), rebalances, and what
 //!   an operator does with a group ([`Group::describe`],
 //!   [`Group::reset_offsets`], [`Group::delete`]).
+//! - [`Transaction`]: exactly-once consume-transform-produce.
 //! - The on-disk formats are byte tables in the source: frames
 //!   (`src/storage/frame.rs`), segment indexes (`src/storage/index.rs`),
 //!   epoch histories (`src/storage/epochs.rs`), topic metadata

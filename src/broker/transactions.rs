@@ -99,12 +99,20 @@ impl Shared {
                 by_group.entry((o.group.clone(), o.topic.clone())).or_default().push((o.partition, o.offset));
             }
         }
+        let mut all_applied = true;
         for ((group, topic), offsets) in by_group {
             // A topic deleted since has no group left to move.
             let Some(state) = self.topics.read().get(&topic).cloned() else { continue };
-            self.group_state(&group, &state).roll_forward(&offsets)?;
+            if let Err(e) = self.group_state(&group, &state).roll_forward(&offsets) {
+                // The broker opens all the same; the commits stay unsettled,
+                // so the next open applies them again.
+                log::error!(
+                    "millpond: group {group:?} topic {topic:?}: could not apply a committed transaction's offsets: {e}"
+                );
+                all_applied = false;
+            }
         }
-        log.mark_settled(true)
+        if all_applied { log.mark_settled(true) } else { Ok(()) }
     }
 
     /// Commits a transaction (see the module docs). `Ok` carries where its
@@ -120,6 +128,9 @@ impl Shared {
         self.check_writable("commit a transaction")?;
         if self.is_closed() {
             return Err(Error::Closed);
+        }
+        if shares.iter().all(|s| s.records.is_empty()) && groups.is_empty() {
+            return Ok((Vec::new(), Ok(())));
         }
         let txn_log = self.transaction_log()?;
         self.settle_done();
