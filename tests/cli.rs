@@ -516,6 +516,38 @@ fn dump_lists_every_frame_of_a_good_segment_and_where_it_ends() {
     assert_eq!((j["damage"].clone(), j["header"]["base_offset"].clone()), (json!(false), json!(0)));
 }
 
+#[test]
+fn dump_marks_a_transactions_frames_and_its_commit_marker_and_consume_skips_the_marker() {
+    let dir = TempDir::new("cli-dump-txn");
+    {
+        let broker = Broker::open(dir.path()).unwrap();
+        let topic = broker.create_topic("t", TopicConfig::default()).unwrap();
+        topic.producer().send(Record::new("plain")).unwrap();
+        let mut txn = broker.transaction().unwrap();
+        txn.send_batch(&topic, [Record::new("a"), Record::new("b")]).unwrap();
+        txn.commit().unwrap();
+    }
+    let segment = layout::segment_files(dir.path(), "t", 0).remove(0);
+    let j = run(tool(), &["--json", "dump", segment.to_str().unwrap()], None).expect(0).json();
+    let frames = j["frames"].as_array().unwrap();
+    assert_eq!(frames.len(), 3);
+    assert_eq!((frames[0]["transaction"].clone(), frames[0]["commit_marker"].clone()), (json!(null), json!(false)));
+    let id = frames[1]["transaction"].as_str().unwrap().to_string();
+    assert_eq!((frames[1]["record_count"].clone(), frames[1]["commit_marker"].clone()), (json!(2), json!(false)));
+    assert_eq!(
+        (frames[2]["transaction"].as_str(), frames[2]["commit_marker"].clone()),
+        (Some(id.as_str()), json!(true))
+    );
+    let text = run(tool(), &["dump", segment.to_str().unwrap()], None).expect(0);
+    assert!(
+        text.lines().iter().any(|l| l.ends_with(&format!("ok  commit marker of transaction {id}"))),
+        "{:?}",
+        text.lines()
+    );
+    let r = cli(dir.path(), &["consume", "t", "--from", "earliest", "--format", "raw"]).expect(0);
+    assert_eq!(r.lines(), ["plain", "a", "b"]);
+}
+
 /// `ms` as the tool prints times: RFC 3339 in UTC with milliseconds.
 fn millpond_time(ms: i64) -> String {
     assert!((T0..T0 + 60_000).contains(&ms), "only times of the first minute of T0 are spelled here");

@@ -208,6 +208,10 @@ pub struct DumpedFrame {
     pub base_timestamp: i64,
     /// Largest timestamp of its records.
     pub max_timestamp: i64,
+    /// The id of the transaction that wrote it, if one did.
+    pub transaction: Option<u64>,
+    /// Whether it is a transaction's commit marker (one record, no data).
+    pub commit_marker: bool,
     header: FrameHeader,
     bytes: Vec<u8>,
 }
@@ -553,6 +557,8 @@ impl DumpFrames<'_> {
             record_count: header.record_count,
             base_timestamp: header.base_timestamp,
             max_timestamp: header.max_timestamp,
+            transaction: header.txn,
+            commit_marker: header.control,
             header,
             bytes,
         }))

@@ -155,7 +155,11 @@ fn print_frame(f: &DumpedFrame, records: bool, out: &mut Out) -> Result<(), CliE
         &f.last_offset.to_string(),
         &f.record_count.to_string(),
         &format_rfc3339(f.max_timestamp),
-        "ok",
+        &match (f.transaction, f.commit_marker) {
+            (Some(t), true) => format!("ok  commit marker of transaction {t:016x}"),
+            (Some(t), false) => format!("ok  transaction {t:016x}"),
+            _ => "ok".to_string(),
+        },
     ))?;
     if records {
         for r in f.records() {
@@ -192,6 +196,8 @@ fn frame_json(f: &DumpedFrame) -> Value {
         "record_count": f.record_count,
         "base_timestamp": f.base_timestamp,
         "max_timestamp": f.max_timestamp,
+        "transaction": f.transaction.map(|t| format!("{t:016x}")),
+        "commit_marker": f.commit_marker,
         "crc": "ok",
     })
 }
