@@ -241,6 +241,11 @@ impl Shared {
         if let Some(log) = &*log {
             return Ok(Arc::clone(log));
         }
+        // Closing takes the log under this lock after marking the broker
+        // closed: none is created after it.
+        if self.is_closed() {
+            return Err(Error::Closed);
+        }
         let (opened, _, _) = TransactionLog::open(&self.dir, self.config.recovery, Arc::clone(&self.health))?;
         let opened = Arc::new(opened);
         *log = Some(Arc::clone(&opened));
