@@ -16,7 +16,8 @@ pub struct PartitionStats {
     pub log_start: u64,
     /// One past the last record.
     pub high_watermark: u64,
-    /// Records stored (`high_watermark - log_start`; compaction gaps included).
+    /// Records stored (`high_watermark - log_start`: offsets, so compaction
+    /// gaps and transactions' commit markers are included).
     pub records: u64,
     /// Bytes of segment data on disk.
     pub bytes: u64,
