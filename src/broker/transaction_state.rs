@@ -5,18 +5,13 @@ use std::sync::Arc;
 
 use parking_lot::Mutex;
 
-use crate::group::commit_queue::Completion;
 use crate::storage::transaction_log::{TransactionLog, Unsettled};
 
-/// A broker's transaction machinery: its log, what recovery found in it,
-/// and the commits whose group offsets are still being written.
+/// A broker's transaction machinery: its log, and what recovery found in it.
 #[derive(Debug, Default)]
 pub(crate) struct Transactions {
     pub(crate) log: Mutex<Option<Arc<TransactionLog>>>,
     /// The commits recovery found unsettled (between opening the log and
     /// the end of the broker's open).
     pub(crate) unsettled: Mutex<Unsettled>,
-    /// Commits waiting for their groups' offsets files: the entry's offset
-    /// and the group writes.
-    pub(crate) pending: Mutex<Vec<(u64, Vec<Arc<Completion>>)>>,
 }

@@ -33,7 +33,6 @@ use std::sync::Arc;
 
 use crate::broker::shared::Shared;
 use crate::error::{Error, Result};
-use crate::group::commit_queue::Completion;
 use crate::group::coordinator::GroupState;
 use crate::storage::frame;
 use crate::storage::partition_log::state::PartitionLog;
@@ -50,11 +49,14 @@ pub(crate) struct ShareInput {
     pub(crate) records: Vec<Record<'static>>,
 }
 
-/// One group's offsets in a commit: those of `member`.
+/// One group's offsets in a commit: those of `member`, whose `fence` is
+/// set (to a partition plus one) when it gave up a partition with records
+/// received and not committed.
 pub(crate) struct GroupInput {
     pub(crate) state: Arc<GroupState>,
     pub(crate) member: u64,
     pub(crate) offsets: Vec<(u32, u64)>,
+    pub(crate) fence: Arc<std::sync::atomic::AtomicU64>,
 }
 
 /// Where a committed transaction's records went: `(topic, partition, first
@@ -87,32 +89,53 @@ impl Shared {
         self.txns.unsettled.lock().committed(topic_id, partition, txn, end)
     }
 
-    /// After every topic is open: applies the unsettled commits' group
-    /// offsets again (where they move a group forward), and marks
-    /// everything settled.
+    /// After every topic is open: applies again the unsettled commits'
+    /// group offsets (those no later write of the group's file holds), in
+    /// order, settles what is done, and writes a checkpoint.
     pub(crate) fn finish_transaction_recovery(&self) -> Result<()> {
         let Some(log) = self.txns.log.lock().clone() else { return Ok(()) };
         let unsettled = std::mem::take(&mut *self.txns.unsettled.lock());
-        let mut by_group: std::collections::BTreeMap<(String, String), Vec<(u32, u64)>> = Default::default();
-        for d in &unsettled.commits {
-            for o in &d.offsets {
-                by_group.entry((o.group.clone(), o.topic.clone())).or_default().push((o.partition, o.offset));
+        let topic_of = |name: &str, id: &TopicId| {
+            self.topics.read().get(name).filter(|t| t.partitions.first().is_some_and(|p| p.id.topic_id == *id)).cloned()
+        };
+        for (entry, decision) in &unsettled.commits {
+            for (group, topic) in decision.groups() {
+                let offsets: Vec<&GroupOffset> =
+                    decision.offsets.iter().filter(|o| o.group == group && o.topic == topic).collect();
+                // A topic deleted (or deleted and created again) since took
+                // its groups' offsets with it: nothing to apply.
+                let applied = match offsets.first().and_then(|o| topic_of(&topic, &o.topic_id)) {
+                    None => Ok(()),
+                    Some(state) => {
+                        let pairs: Vec<(u32, u64)> = offsets.iter().map(|o| (o.partition, o.offset)).collect();
+                        self.group_state(&group, &state).roll_forward(&pairs)
+                    }
+                };
+                match applied {
+                    Ok(()) => log.settle(&[*entry], Some((&group, &topic)), true)?,
+                    // The broker opens all the same; the commit stays
+                    // unsettled, and the next open applies it again.
+                    Err(e) => log::error!(
+                        "millpond: group {group:?} topic {topic:?}: could not apply a committed transaction's offsets: {e}"
+                    ),
+                }
+            }
+            // Its markers were added as its topics opened: synced before
+            // the checkpoint covers the commit. A topic that did not open
+            // (damaged) keeps the commit unsettled for the next open.
+            for part in &decision.parts {
+                if let Some(t) = topic_of(&part.topic, &part.topic_id)
+                    && let Some(p) = t.partitions.get(part.partition as usize)
+                {
+                    p.flush()?;
+                }
+            }
+            let damaged = decision.parts.iter().any(|p| self.damaged.read().contains_key(&p.topic));
+            if decision.offsets.is_empty() && !damaged {
+                log.settle(&[*entry], None, false)?;
             }
         }
-        let mut all_applied = true;
-        for ((group, topic), offsets) in by_group {
-            // A topic deleted since has no group left to move.
-            let Some(state) = self.topics.read().get(&topic).cloned() else { continue };
-            if let Err(e) = self.group_state(&group, &state).roll_forward(&offsets) {
-                // The broker opens all the same; the commits stay unsettled,
-                // so the next open applies them again.
-                log::error!(
-                    "millpond: group {group:?} topic {topic:?}: could not apply a committed transaction's offsets: {e}"
-                );
-                all_applied = false;
-            }
-        }
-        if all_applied { log.mark_settled(true) } else { Ok(()) }
+        log.checkpoint(true)
     }
 
     /// Commits a transaction (see the module docs). `Ok` carries where its
@@ -133,13 +156,24 @@ impl Shared {
             return Ok((Vec::new(), Ok(())));
         }
         let txn_log = self.transaction_log()?;
-        self.settle_done();
         let now = now_millis();
         // 1. The groups, held and checked.
         groups.sort_by(|a, b| (&a.state.name, &a.state.topic.name).cmp(&(&b.state.name, &b.state.topic.name)));
         let holds: Vec<_> = groups.iter().map(|g| g.state.hold_for_transaction()).collect();
         for g in &groups {
             g.state.check_transactional(g.member, &g.offsets)?;
+            // A partition revoked with records received and not committed:
+            // the transaction may hold output of records its next owner
+            // processes too (Kafka fences such a producer). Told once; the
+            // application rewinds (`GroupMember::seek_to_committed`).
+            let revoked = g.fence.swap(0, std::sync::atomic::Ordering::AcqRel);
+            if revoked != 0 {
+                return Err(Error::NotAssigned {
+                    topic: g.state.topic.name.to_string(),
+                    group: g.state.name.clone(),
+                    partition: (revoked - 1) as u32,
+                });
+            }
         }
         // 2. The partitions, locked in order, each with room for its share.
         shares.retain(|s| !s.records.is_empty());
@@ -191,6 +225,7 @@ impl Shared {
                     g.offsets.iter().map(|&(partition, offset)| GroupOffset {
                         group: g.state.name.clone(),
                         topic: g.state.topic.name.to_string(),
+                        topic_id: g.state.topic.partitions.first().map_or([0; 16], |p| p.id.topic_id),
                         partition,
                         offset,
                     })
@@ -208,7 +243,8 @@ impl Shared {
             .map(|(s, w)| (Arc::clone(&s.topic.name), s.partition, w.first, s.records.len() as u64))
             .collect();
         for ((log, w), share) in logs.iter().zip(guards.iter_mut()).zip(written) {
-            if let Err(e) = log.txn_publish(w, share, id, now) {
+            // A durable transaction's markers are synced on every partition.
+            if let Err(e) = log.txn_publish(w, share, id, now, durable) {
                 synced = synced.and(Err(e));
             }
         }
@@ -216,21 +252,21 @@ impl Shared {
         for log in &logs {
             log.notify_consumers();
         }
-        // 7. The groups' offsets.
-        let completions: Vec<Arc<Completion>> =
-            groups.iter().map(|g| g.state.apply_transactional(&g.offsets)).collect();
+        // 7. The groups' offsets: in memory now, in their files by the
+        // commit thread, which settles the commit for each group.
+        for g in &groups {
+            g.state.apply_transactional(&g.offsets, &txn_log, entry);
+        }
         drop(holds);
         for g in &groups {
             g.state.schedule_write();
         }
-        if completions.is_empty() {
-            // Committed already: a failure to mark it settled only means
-            // recovery looks at it again.
-            if let Err(e) = txn_log.settle(entry) {
+        if groups.is_empty() {
+            // Committed and published: a failure to mark it settled only
+            // means recovery looks at it again.
+            if let Err(e) = txn_log.settle(&[entry], None, false) {
                 log::warn!("millpond: could not mark a transaction settled: {e}");
             }
-        } else {
-            self.txns.pending.lock().push((entry, completions));
         }
         Ok((placed, synced))
     }
@@ -252,31 +288,11 @@ impl Shared {
         Ok(opened)
     }
 
-    /// Settles the commits whose groups' offsets files are written.
-    pub(crate) fn settle_done(&self) {
-        let Some(log) = self.txns.log.lock().clone() else { return };
-        let done: Vec<u64> = {
-            let mut pending = self.txns.pending.lock();
-            let (done, waiting): (Vec<_>, Vec<_>) =
-                std::mem::take(&mut *pending).into_iter().partition(|(_, c)| c.iter().all(|c| c.is_done()));
-            *pending = waiting;
-            // A commit whose group write failed stays unsettled: recovery
-            // applies its offsets again.
-            done.into_iter().filter(|(_, c)| c.iter().all(|c| c.failure().is_none())).map(|(o, _)| o).collect()
-        };
-        for offset in done {
-            if let Err(e) = log.settle(offset) {
-                log::warn!("millpond: could not mark transactions settled: {e}");
-            }
-        }
-    }
-
     /// At close, after the groups wrote their offsets: settles what it can,
     /// marks it, and closes the transaction log.
     pub(crate) fn close_transactions(&self) -> Result<()> {
-        self.settle_done();
         let Some(log) = self.txns.log.lock().take() else { return Ok(()) };
-        let marked = log.mark_settled(true);
+        let marked = log.checkpoint(true);
         let closed = log.close(Error::Closed);
         marked.and(closed)
     }

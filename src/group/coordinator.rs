@@ -39,6 +39,7 @@ use crate::group::commit_thread::{CommitThread, ScheduledWrite};
 use crate::group::offsets::{Committed, OffsetsFile};
 use crate::storage::health::{BackgroundError, BackgroundTask};
 use crate::storage::notify::Notifier;
+use crate::storage::transaction_log::TransactionLog;
 use crate::topic::group_progress::GroupProgress;
 use crate::topic::state::TopicState;
 
@@ -84,6 +85,11 @@ struct Inner {
     current_damaged: bool,
     /// `committed` holds a transaction's offsets not yet in the file.
     file_behind: bool,
+    /// The transaction log entries of the commits whose offsets `committed`
+    /// holds and the file not yet, and the log: settled for this group by
+    /// the next successful write of the file.
+    txn_unwritten: Vec<u64>,
+    txn_log: Option<Arc<TransactionLog>>,
     /// Set when the broker closed or the topic was deleted: no more commits.
     closed: Option<Error>,
 }
@@ -319,30 +325,53 @@ impl GroupState {
 
     /// A committed transaction's `offsets` (checked by
     /// [`check_transactional`](GroupState::check_transactional) under the
-    /// same hold): committed at once, written to the offsets file by the
-    /// commit thread once the caller, after releasing the hold, calls
+    /// same hold), its entry `entry` in `txn_log`: committed at once, and
+    /// written to the offsets file by the commit thread once the caller,
+    /// after releasing the hold, calls
     /// [`schedule_write`](GroupState::schedule_write) (which may write on
-    /// the calling thread). The completion tells when the file has them.
-    pub(crate) fn apply_transactional(&self, offsets: &[(u32, u64)]) -> Arc<Completion> {
+    /// the calling thread). The write settles the entry for this group.
+    pub(crate) fn apply_transactional(&self, offsets: &[(u32, u64)], txn_log: &Arc<TransactionLog>, entry: u64) {
         {
             let mut inner = self.inner.lock();
             match self.committed_loaded(&mut inner) {
                 Ok(committed) => committed.extend(offsets.iter().copied()),
-                Err(e) => return Completion::ready(Err(e)),
+                // Left unsettled: recovery applies the offsets at the next open.
+                Err(_) => return,
             }
             inner.file_behind = true;
+            inner.txn_unwritten.push(entry);
+            inner.txn_log.get_or_insert_with(|| Arc::clone(txn_log));
             self.publish_committed(&offsets.iter().copied().collect());
         }
-        let done = Completion::pending();
+        // The offsets are in `committed` already: the request only asks
+        // for a write (so a later reset or commit is never undone by it).
         let request = CommitRequest {
             member: 0,
-            offsets: offsets.to_vec(),
+            offsets: vec![],
             background: true,
             transactional: true,
-            done: Arc::clone(&done),
+            done: Completion::pending(),
         };
         self.commits.push(request, false);
-        done
+    }
+
+    /// After the offsets file was written with everything `committed`
+    /// holds (`store` held): the transactions whose offsets it now holds
+    /// are settled for this group, on disk before anything else may write
+    /// the file (so recovery never applies them over a later change).
+    fn settle_written(&self, inner: &mut Inner) {
+        inner.file_behind = false;
+        let entries = std::mem::take(&mut inner.txn_unwritten);
+        let Some(log) = &inner.txn_log else { return };
+        if let Err(e) = log.settle(&entries, Some((&self.name, &self.topic.name)), true) {
+            log::warn!(
+                "millpond: group {:?} topic {:?}: could not mark transactions settled (recovery will apply their \
+                 offsets again): {e}",
+                self.name,
+                self.topic.name
+            );
+            inner.txn_unwritten = entries;
+        }
     }
 
     /// Has what is queued written by the commit thread (see
@@ -353,22 +382,17 @@ impl GroupState {
         }
     }
 
-    /// At open, a transaction's `offsets` that its commit may not have
-    /// written to the offsets file: written now where they move the group
-    /// forward (a later commit may have moved it further already).
+    /// At open, a committed transaction's `offsets` that the offsets file
+    /// may not hold (its commit was not settled for this group, so nothing
+    /// wrote the file after it): written now.
     pub(crate) fn roll_forward(&self, offsets: &[(u32, u64)]) -> Result<()> {
         let _store = self.store.lock();
         let mut inner = self.inner.lock();
         let mut next = self.committed_loaded(&mut inner)?.clone();
-        let mut moved = false;
         for &(p, o) in offsets {
-            if p < self.partitions() && next.get(&p).is_none_or(|&c| c < o) {
+            if p < self.partitions() {
                 next.insert(p, o.min(self.topic.partitions[p as usize].high_watermark()));
-                moved = true;
             }
-        }
-        if !moved {
-            return Ok(());
         }
         self.file.store(&self.with_epochs(&next), inner.current_damaged)?;
         inner.current_damaged = false;
@@ -506,7 +530,7 @@ impl GroupState {
             Ok(()) => {
                 let mut inner = self.inner.lock();
                 inner.current_damaged = false;
-                inner.file_behind = false;
+                self.settle_written(&mut inner);
                 self.publish_committed(&next);
                 inner.committed = Some(next);
                 Some(Ok(()))
@@ -582,6 +606,7 @@ impl GroupState {
         // and read the old offsets while the new ones are being stored.
         self.file.store(&with_epochs, inner.current_damaged)?;
         inner.current_damaged = false;
+        self.settle_written(&mut inner);
         self.publish_committed(&next);
         inner.committed = Some(next);
         Ok(())
@@ -605,6 +630,8 @@ impl GroupState {
         inner.committed = Some(BTreeMap::new());
         inner.load_warning = None;
         inner.current_damaged = false;
+        // Transactions' offsets not written yet are deleted with the rest.
+        self.settle_written(&mut inner);
         Ok(())
     }
 
@@ -639,6 +666,9 @@ impl GroupState {
         let written = if matches!(reason, Error::Closed) {
             self.write_batch(pending)
         } else {
+            // The topic is deleted, its groups' offsets with it: nothing of
+            // a transaction is left to apply for it.
+            self.settle_written(&mut self.inner.lock());
             Written::refused(pending, &reason)
         };
         self.inner.lock().closed = Some(reason);

@@ -69,8 +69,8 @@ pub struct GroupMember {
     consumer: Consumer,
 }
 
-/// A member's group, id and positions, for a transaction.
-pub(crate) type TransactionParts = (Arc<GroupState>, u64, Vec<(u32, u64)>);
+/// A member's group, id, positions and revocation fence, for a transaction.
+pub(crate) type TransactionParts = (Arc<GroupState>, u64, Vec<(u32, u64)>, Arc<std::sync::atomic::AtomicU64>);
 
 impl std::fmt::Debug for GroupMember {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -105,7 +105,8 @@ impl GroupMember {
             });
         }
         let (state, id) = m.committer_parts();
-        Ok((state, id, self.consumer.positions()))
+        let fence = m.fence();
+        Ok((state, id, self.consumer.positions(), fence))
     }
 
     /// Installs a listener told of every rebalance: partitions revoked
@@ -293,6 +294,49 @@ impl GroupMember {
             });
         }
         self.consumer.seek(partition, offset)
+    }
+
+    /// Moves every owned partition's position back to the group's committed
+    /// offset (a partition without one: as the group's
+    /// [`OffsetReset`](crate::OffsetReset) says): to process again what was
+    /// received since the last commit — after a [`Transaction`](crate::Transaction)
+    /// carrying this member's positions was aborted or failed, say.
+    ///
+    /// ```
+    /// use millpond::{AutoCommit, Broker, Record, TopicConfig};
+    /// # let dir = std::env::temp_dir().join(format!("millpond-doc-member-seekcommitted-{}", std::process::id()));
+    /// let broker = Broker::open(&dir)?;
+    /// let topic = broker.create_topic("t", TopicConfig::default())?;
+    /// topic.producer().send_batch((0..5).map(|i| Record::new(format!("{i}"))))?;
+    /// let mut m = topic.group("g")?.auto_commit(AutoCommit::Off).commit_on_revoke(false).join()?;
+    /// m.recv()?;
+    /// m.commit()?; // one record processed
+    /// assert_eq!(m.try_iter().count(), 4);
+    /// m.seek_to_committed()?;
+    /// assert_eq!(m.position(0)?, 1);
+    /// # drop((m, topic, broker)); std::fs::remove_dir_all(&dir)?;
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn seek_to_committed(&mut self) -> Result<()> {
+        let (state, _) = self.membership()?.committer_parts();
+        let committed = state.committed()?;
+        let reset = self.membership()?.reset();
+        for p in self.consumer.assignment() {
+            match committed.get(&p) {
+                Some(&o) => self.consumer.seek(p, o)?,
+                None => match reset {
+                    crate::client::consumer_group::policy::OffsetReset::Latest => {
+                        let end = self.consumer.topic().high_watermark(p)?;
+                        self.consumer.seek(p, end)?
+                    }
+                    _ => {
+                        let start = self.consumer.topic().log_start(p)?;
+                        self.consumer.seek(p, start)?
+                    }
+                },
+            }
+        }
+        Ok(())
     }
 
     /// Moves every owned partition's position to its earliest stored offset

@@ -40,6 +40,12 @@ pub(crate) struct Membership {
     /// Partitions this member owns but could not open, retried now and then
     /// (see [`Unopened`]).
     unopened: BTreeMap<u32, Unopened>,
+    /// A partition given up (revoked) while records of it were received and
+    /// not committed, plus one; 0 for none. A transaction carrying this
+    /// member's positions must not commit then: its output may hold records
+    /// the partition's next owner processes again. Shared with
+    /// transactions (see [`Membership::fence`]).
+    revoked_uncommitted: Arc<std::sync::atomic::AtomicU64>,
 }
 
 /// An interval auto-commit requested: the positions, and its completion.
@@ -92,6 +98,7 @@ impl Membership {
             unannounced: Vec::new(),
             lagged: Vec::new(),
             unopened: BTreeMap::new(),
+            revoked_uncommitted: Arc::default(),
         }
     }
 
@@ -133,6 +140,12 @@ impl Membership {
     /// The group and this member's id, for a `Committer`.
     pub(crate) fn committer_parts(&self) -> (Arc<GroupState>, u64) {
         (Arc::clone(&self.state), self.id)
+    }
+
+    /// The flag a transaction checks before committing this member's
+    /// positions (see `revoked_uncommitted`).
+    pub(crate) fn fence(&self) -> Arc<std::sync::atomic::AtomicU64> {
+        Arc::clone(&self.revoked_uncommitted)
     }
 
     /// Why this member's offsets cannot go into a transaction, if they
@@ -281,6 +294,11 @@ impl Membership {
                         member: self.id,
                         seeks: Default::default(),
                     });
+                }
+                if !self.commit_on_revoke
+                    && let Some(&(p, _)) = positions.iter().find(|&&(p, o)| self.state.progress.committed(p) != Some(o))
+                {
+                    self.revoked_uncommitted.store(u64::from(p) + 1, std::sync::atomic::Ordering::Release);
                 }
                 let committed = if self.commit_on_revoke { self.state.commit(self.id, &positions) } else { Ok(()) };
                 for &p in &revoked {

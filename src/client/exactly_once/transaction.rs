@@ -49,15 +49,28 @@ use crate::storage::record::Record;
 /// # Durability
 ///
 /// When `commit` returns, the transaction survives the process crashing
-/// (kill -9) at any point. It survives the machine crashing if one of its
-/// partitions has [`FsyncPolicy::Always`](crate::FsyncPolicy::Always):
-/// then everything it wrote is synced before its commit is decided, and the
-/// decision before `commit` returns. Otherwise it is as durable as plain
-/// sends to those topics are (see the README's guarantees), and its group
-/// offsets are synced when the broker's commit thread writes them, within
-/// milliseconds. A transaction is never partly there after recovery: a
+/// (kill -9) at any point, and a process crash never leaves it in part: a
 /// crash before its decision removes its records from every partition;
-/// after it, recovery completes it.
+/// after it, recovery completes it (its markers, its group offsets).
+///
+/// Against the machine crashing, a transaction with a partition of
+/// [`FsyncPolicy::Always`](crate::FsyncPolicy::Always) is *durable*: its
+/// records are synced before its commit is decided, the decision and every
+/// partition's marker before `commit` returns; it survives whole. Any
+/// other transaction is as durable as plain sends to its topics are, and
+/// **not atomic against a machine crash**: the kernel writes unsynced pages
+/// back in any order, so a power loss may keep one partition's share and
+/// lose another's, as with `send_batch` (see the README's guarantees). Its
+/// group offsets are synced when the broker's commit thread writes them,
+/// within milliseconds.
+///
+/// # After a failed commit
+///
+/// On `Err` (but [`Error::TransactionNotDurable`]), nothing of the
+/// transaction was written or committed — but the group member whose
+/// positions it carried has read past its input: rewind it with
+/// [`GroupMember::seek_to_committed`] (or drop it and join again) before
+/// the next transaction, or that input is never processed.
 ///
 /// # Limits
 ///
@@ -275,10 +288,12 @@ impl Transaction {
     /// the later positions replace the earlier ones.
     ///
     /// When the transaction commits, the member must still own those
-    /// partitions, as for [`GroupMember::commit`]; if it lost one in a
-    /// rebalance meanwhile, the commit fails with [`Error::NotAssigned`] and
-    /// nothing is written (the partition's new owner resumes from the last
-    /// committed offsets, so nothing is processed twice into the output).
+    /// partitions, as for [`GroupMember::commit`], and must not have given
+    /// up any partition it had received records of since its last commit
+    /// (Kafka fences such a producer): else the commit fails with
+    /// [`Error::NotAssigned`] and nothing is written, since the output may
+    /// hold records that partition's next owner processes too. Then rewind
+    /// ([`GroupMember::seek_to_committed`]) and start a new transaction.
     ///
     /// Errors: [`Error::InvalidConfig`] for a member that commits on its own
     /// (it must be joined with `auto_commit(AutoCommit::Off)` and
@@ -293,9 +308,9 @@ impl Transaction {
                 reason: format!("group member of topic {:?} belongs to another broker", member.topic().name()),
             });
         }
-        let (state, member_id, offsets) = member.transaction_parts()?;
+        let (state, member_id, offsets, fence) = member.transaction_parts()?;
         let key = (state.name.clone(), state.topic.name.to_string());
-        self.groups.insert(key, GroupInput { state, member: member_id, offsets });
+        self.groups.insert(key, GroupInput { state, member: member_id, offsets, fence });
         Ok(())
     }
 

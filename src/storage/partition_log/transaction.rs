@@ -153,7 +153,9 @@ impl PartitionLog {
 
     /// Under the writer lock, after the decision: writes the share's commit
     /// marker and publishes the share, then applies the fsync policy.
-    pub(crate) fn txn_publish(&self, w: &mut Writer, share: TxnShare, txn: u64, now: i64) -> Result<()> {
+    /// With `sync`, the partition is synced whatever its policy (a durable
+    /// transaction's markers are on disk before the commit is settled).
+    pub(crate) fn txn_publish(&self, w: &mut Writer, share: TxnShare, txn: u64, now: i64, sync: bool) -> Result<()> {
         let origin = share.seg.origin();
         let at = share.end;
         // SAFETY: the writer lock is held; `txn_prepare` counted the marker's
@@ -185,7 +187,8 @@ impl PartitionLog {
             let Writer { active, prepared, .. } = w;
             p.after_write(active, end, prepared);
         }
-        self.published(w, share.first)
+        let policy = self.published(w, share.first);
+        if sync && policy.is_ok() && !self.txn_needs_sync() { self.sync_locked(w) } else { policy }
     }
 
     /// At open, for a transaction whose frames recovery found at the end of
@@ -206,7 +209,7 @@ impl PartitionLog {
             max_ts: i64::MIN,
             frames: vec![],
         };
-        let result = self.txn_publish(&mut w, share, txn, now);
+        let result = self.txn_publish(&mut w, share, txn, now, false);
         drop(w);
         self.notify_consumers();
         result
@@ -360,7 +363,7 @@ mod tests {
         assert_eq!(share.first, 0);
         let mut cursor = log.cursor_at(0).unwrap();
         assert!(cursor.next_found().unwrap().is_none(), "unpublished");
-        log.txn_publish(&mut w, share, 2, 5).unwrap();
+        log.txn_publish(&mut w, share, 2, 5, false).unwrap();
         drop(w);
         assert_eq!(log.high_watermark(), 3);
         let mut seen = Vec::new();
