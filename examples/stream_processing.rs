@@ -507,12 +507,12 @@ mod tests {
         let dir = std::env::temp_dir().join(format!("millpond-stream-processing-test-{}", std::process::id()));
         let _ = std::fs::remove_dir_all(&dir);
         let seed = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_nanos() as u64;
-        let outcome = super::run(&dir, 30_000, 6, seed);
+        let outcome = super::run(&dir, 40_000, 6, seed);
         std::fs::remove_dir_all(&dir).unwrap();
         let o = outcome.unwrap();
         println!("{o:?}");
         assert_eq!(o.kills, 6, "seed {seed}");
-        assert_eq!(o.outputs, 30_000);
+        assert_eq!(o.outputs, 40_000);
         assert_eq!(o.duplicates, 0);
     }
 }
