@@ -9,7 +9,9 @@
 //! throughout. Pass `quick` for a smaller run, `contended` for only the row
 //! of four producers on one partition (to compare changes to the append
 //! path; with `quick`, on fewer records), `cross` for only the rows of
-//! reader processes. The figures are only
+//! reader processes, `txn` for only the rows of transactions, `send` for
+//! only single sends on a fresh topic (one line: to compare two builds by
+//! their whole process's time). The figures are only
 //! meaningful in release mode on an otherwise idle machine; `cargo test`
 //! runs a tiny version that checks every workload delivers every record, not
 //! the speed.
@@ -26,6 +28,8 @@ use millpond::{AutoCommit, Broker, BrokerConfig, FsyncPolicy, Record, StartFrom,
 
 #[path = "bench_support/cross_process.rs"]
 mod cross_process;
+#[path = "bench_support/transactions.rs"]
+mod transactions;
 
 type BoxError = Box<dyn std::error::Error + Send + Sync>;
 
@@ -1096,6 +1100,7 @@ fn run(dir: &Path, s: Sizes) -> Result<Vec<Row>, BoxError> {
         ratios: vec![((small.max(1) as f64) / (big.max(1) as f64), "1,000 records' growth / ours")],
         target: "~1.0 (flat)",
     });
+    rows.extend(transactions::rows(dir, s.records)?);
     Ok(rows)
 }
 
@@ -1241,6 +1246,20 @@ fn main() -> Result<(), BoxError> {
         print(&[row?]);
         return Ok(());
     }
+    if std::env::args().any(|a| a == "txn") {
+        // Only the rows of transactions.
+        let rows = transactions::rows(&dir, sizes.records);
+        tidy(&dir);
+        print(&rows?);
+        return Ok(());
+    }
+    if std::env::args().any(|a| a == "send") {
+        // Only single sends on a fresh topic, for comparing builds.
+        let ours = medians(3, || Ok([send_rate(&dir, sizes.records, BrokerConfig::default())?]));
+        tidy(&dir);
+        println!("append, 1 producer, send per record (median of 3): {}", mps(ours?[0]));
+        return Ok(());
+    }
     if std::env::args().any(|a| a == "cross") {
         // Only the rows of reader processes.
         let rows = cross_process_rows(&dir, sizes);
@@ -1289,7 +1308,7 @@ mod tests {
         let rows = super::run(&dir, sizes);
         super::tidy(&dir);
         let rows = rows.unwrap();
-        assert_eq!(rows.len(), 23);
+        assert_eq!(rows.len(), 26);
         assert!(rows.iter().all(|r| !r.ratios.is_empty() && r.ratios.iter().all(|(x, _)| x.is_finite() && *x > 0.0)));
         // Every row that has commitlog as a baseline says so in its ratios.
         let against_commitlog =
