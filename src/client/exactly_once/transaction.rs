@@ -126,11 +126,11 @@ pub struct Transaction {
     started: Instant,
     timeout: Duration,
     /// Records by (topic, partition).
-    shares: BTreeMap<(String, u32), ShareInput>,
+    shares: BTreeMap<(Arc<str>, u32), ShareInput>,
     /// The offsets to commit, by (group, topic).
     groups: BTreeMap<(String, String), GroupInput>,
     /// One producer per topic: its checks, partitioner and round robin.
-    producers: HashMap<String, Producer>,
+    producers: HashMap<Arc<str>, Producer>,
     records: usize,
 }
 
@@ -216,7 +216,7 @@ impl Transaction {
         if let Some(e) = topic.unusable() {
             return Err(e);
         }
-        let producer = self.producers.entry(topic.name().to_string()).or_insert_with(|| topic.producer());
+        let producer = self.producers.entry(Arc::clone(&topic.inner.name)).or_insert_with(|| topic.producer());
         // The same name, but a topic deleted and created again since.
         if !Arc::ptr_eq(&producer.topic().inner, &topic.inner) {
             return Err(Error::TopicDeleted { topic: topic.name().to_string() });
@@ -243,8 +243,10 @@ impl Transaction {
         Ok(partition)
     }
 
-    /// Adds records for `topic`, as [`send`](Transaction::send) does each
-    /// one; all or none of them (the transaction is unchanged on error).
+    /// Adds records for `topic`, as [`Producer::send_batch`] places them
+    /// (keyless records without a partition of one batch go to one
+    /// partition, the next in turn); all or none of them (the transaction
+    /// is unchanged on error).
     ///
     /// ```
     /// use millpond::{Broker, Record, TopicConfig};
@@ -252,8 +254,9 @@ impl Transaction {
     /// let broker = Broker::open(&dir)?;
     /// let topic = broker.create_topic("t", TopicConfig::default().partitions(4))?;
     /// let mut txn = broker.transaction()?;
-    /// txn.send_batch(&topic, (0..1000).map(|i| Record::new(format!("{i}"))))?;
-    /// assert_eq!(txn.len(), 1000);
+    /// txn.send_batch(&topic, (0..1000).map(|i| Record::new(format!("{i}")).key(format!("k{i}"))))?;
+    /// txn.send_batch(&topic, (0..10).map(|i| Record::new(format!("keyless {i}"))))?; // one partition
+    /// assert_eq!(txn.len(), 1010);
     /// assert_eq!(txn.commit()?.parts().len(), 4);
     /// # drop(topic); drop(broker); std::fs::remove_dir_all(&dir)?;
     /// # Ok::<(), Box<dyn std::error::Error>>(())
@@ -262,9 +265,10 @@ impl Transaction {
         self.check_open()?;
         let producer = self.producer_for(topic)?;
         let mut checked = Vec::new();
+        let sticky = producer.round_robin();
         for record in records {
             producer.check(&record)?;
-            let partition = producer.choose(&record, || producer.round_robin())?;
+            let partition = producer.choose(&record, || sticky)?;
             checked.push((partition, record.into_owned()));
         }
         for (partition, record) in checked {
@@ -276,7 +280,7 @@ impl Transaction {
     fn push(&mut self, topic: &Topic, partition: u32, record: Record<'static>) {
         self.records += 1;
         self.shares
-            .entry((topic.name().to_string(), partition))
+            .entry((Arc::clone(&topic.inner.name), partition))
             .or_insert_with(|| ShareInput { topic: Arc::clone(&topic.inner), partition, records: Vec::new() })
             .records
             .push(record);
