@@ -609,6 +609,7 @@ pub(crate) fn split_header(b: &[u8]) -> Option<(&str, &[u8], &[u8])> {
 
 /// Writes a frame of `records` at the start of `out` (at least
 /// [`MAX_HEADER_LEN`] plus the records' encoded sizes long). Returns its header.
+#[inline(always)]
 fn encode<'r>(
     out: &mut [u8],
     origin: Origin,
@@ -707,6 +708,7 @@ pub(crate) fn encode_frame<'r, 'a: 'r>(
 
 /// [`encode_frame`], for the transaction `txn` if it is `Some` (a
 /// transactional frame, whose header may take [`MAX_TXN_HEADER_LEN`]).
+#[inline]
 pub(crate) fn encode_txn_frame<'r, 'a: 'r>(
     out: &mut [u8],
     origin: Origin,
