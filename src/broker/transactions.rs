@@ -36,7 +36,7 @@ use crate::error::{Error, Result};
 use crate::group::coordinator::GroupState;
 use crate::storage::frame;
 use crate::storage::partition_log::state::PartitionLog;
-use crate::storage::partition_log::transaction::{TxnShare, share_bytes};
+use crate::storage::partition_log::transaction::TxnShare;
 use crate::storage::record::{Record, now_millis};
 use crate::storage::segment_header::TopicId;
 use crate::storage::transaction_log::{Decision, GroupOffset, PartDecision, TransactionLog};
@@ -183,7 +183,7 @@ impl Shared {
         let sizes: Vec<Vec<usize>> = refs.iter().map(|r| r.iter().map(|r| frame::record_len(r)).collect()).collect();
         let mut guards: Vec<_> = logs.iter().map(|log| log.lock_writer()).collect();
         for ((log, w), sizes) in logs.iter().zip(guards.iter_mut()).zip(&sizes) {
-            log.txn_prepare(w, share_bytes(sizes), now)?;
+            log.txn_prepare(w, log.txn_share_bytes(sizes), now)?;
         }
         // 3. The shares, written unpublished.
         let mut written: Vec<TxnShare> = Vec::with_capacity(shares.len());

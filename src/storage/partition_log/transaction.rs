@@ -45,15 +45,15 @@ pub(crate) struct TxnShare {
     frames: Vec<(u32, u64)>,
 }
 
-/// Splits records of encoded sizes `sizes` into frames of about
-/// [`FRAME_BYTES`]: `(first, end, planned bytes)`.
-fn chunks(sizes: &[usize]) -> Vec<(usize, usize, usize)> {
+/// Splits records of encoded sizes `sizes` into frames of at most `limit`
+/// bytes (a frame holds one record at least): `(first, end, planned bytes)`.
+fn chunks(sizes: &[usize], limit: usize) -> Vec<(usize, usize, usize)> {
     let mut out = Vec::new();
     let mut i = 0;
     while i < sizes.len() {
         let mut len = frame::MAX_TXN_HEADER_LEN;
         let mut j = i;
-        while j < sizes.len() && (j == i || len + sizes[j] <= FRAME_BYTES) {
+        while j < sizes.len() && (j == i || len + sizes[j] <= limit) {
             len += sizes[j];
             j += 1;
         }
@@ -63,12 +63,27 @@ fn chunks(sizes: &[usize]) -> Vec<(usize, usize, usize)> {
     out
 }
 
-/// Bytes a share of records of `sizes` takes at most, its marker included.
-pub(crate) fn share_bytes(sizes: &[usize]) -> usize {
-    chunks(sizes).iter().map(|c| c.2).sum::<usize>() + frame::MARKER_LEN
+/// Bytes a share of records of `sizes`, in frames of at most `limit`
+/// bytes, takes at most, its marker included.
+fn share_bytes(sizes: &[usize], limit: usize) -> usize {
+    chunks(sizes, limit).iter().map(|c| c.2).sum::<usize>() + frame::MARKER_LEN
 }
 
 impl PartitionLog {
+    /// The largest frame of a share: [`FRAME_BYTES`], and never more than a
+    /// segment of the topic holds, so that readers in other processes,
+    /// which believe no frame longer than that, read every one.
+    fn txn_frame_limit(&self) -> usize {
+        let segment = usize::try_from(self.settings.segment_bytes).unwrap_or(usize::MAX);
+        FRAME_BYTES.min(segment.saturating_sub(segment::DATA_START as usize + frame::MARKER_LEN))
+    }
+
+    /// Bytes the share of records of `sizes` takes at most here, its marker
+    /// included (what [`PartitionLog::txn_prepare`] makes room for).
+    pub(crate) fn txn_share_bytes(&self, sizes: &[usize]) -> usize {
+        share_bytes(sizes, self.txn_frame_limit())
+    }
+
     /// Under the writer lock: checks that the partition takes writes and
     /// makes room for a share of `bytes` (see [`share_bytes`]) in the
     /// active segment, rolling to a new one (as large as the share needs)
@@ -117,7 +132,7 @@ impl PartitionLog {
             max_ts: i64::MIN,
             frames: vec![],
         };
-        for (i, j, len) in chunks(sizes) {
+        for (i, j, len) in chunks(sizes, self.txn_frame_limit()) {
             let base = share.marker;
             // SAFETY: the writer lock is held (`w`), and `txn_prepare` made
             // room for the whole share above the published end.
@@ -224,13 +239,15 @@ mod tests {
     use std::path::{Path, PathBuf};
 
     #[test]
-    fn a_share_is_split_into_frames_of_about_256_kib_and_one_large_record_is_a_frame_alone() {
+    fn a_share_is_split_into_frames_of_at_most_256_kib_or_a_segment_and_one_large_record_is_a_frame_alone() {
         let sizes = vec![100 << 10; 5];
-        let c = chunks(&sizes);
+        let c = chunks(&sizes, FRAME_BYTES);
         assert_eq!(c.iter().map(|c| (c.0, c.1)).collect::<Vec<_>>(), vec![(0, 2), (2, 4), (4, 5)]);
-        let c = chunks(&[1 << 20, 10]);
+        let c = chunks(&[1 << 20, 10], FRAME_BYTES);
         assert_eq!(c.iter().map(|c| (c.0, c.1)).collect::<Vec<_>>(), vec![(0, 1), (1, 2)]);
-        assert_eq!(share_bytes(&[10]), frame::MAX_TXN_HEADER_LEN + 10 + frame::MARKER_LEN);
+        assert_eq!(share_bytes(&[10], FRAME_BYTES), frame::MAX_TXN_HEADER_LEN + 10 + frame::MARKER_LEN);
+        // Small segments: small frames.
+        assert_eq!(chunks(&[1000; 10], 4096).len(), 3);
     }
 
     fn root(tag: &str) -> PathBuf {
@@ -290,7 +307,7 @@ mod tests {
         let refs: Vec<&Record<'_>> = records.iter().collect();
         let sizes: Vec<usize> = refs.iter().map(|r| frame::record_len(r)).collect();
         let mut w = log.lock_writer();
-        log.txn_prepare(&mut w, share_bytes(&sizes), 5).unwrap();
+        log.txn_prepare(&mut w, log.txn_share_bytes(&sizes), 5).unwrap();
         let share = log.txn_write(&mut w, &refs, &sizes, txn, 5);
         assert_eq!((share.first, share.marker), (2, 5));
         assert_eq!(log.high_watermark(), 2, "nothing of the share is published");
@@ -356,7 +373,7 @@ mod tests {
         let sizes: Vec<usize> = refs.iter().map(|r| frame::record_len(r)).collect();
         // Discarded: zeroed, nothing published, the next share goes in its place.
         let mut w = log.lock_writer();
-        log.txn_prepare(&mut w, share_bytes(&sizes), 5).unwrap();
+        log.txn_prepare(&mut w, log.txn_share_bytes(&sizes), 5).unwrap();
         let share = log.txn_write(&mut w, &refs, &sizes, 1, 5);
         log.txn_discard(share);
         let share = log.txn_write(&mut w, &refs, &sizes, 2, 5);
