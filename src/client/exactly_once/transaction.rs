@@ -79,7 +79,10 @@ use crate::storage::record::Record;
 ///   (default 60 s) cannot send or commit: [`Error::TransactionTimedOut`].
 /// - Its records for one partition go in one segment, made larger than
 ///   the topic's `segment_bytes` if they need it (at most 2 GiB):
-///   [`Error::TransactionTooLarge`].
+///   [`Error::TransactionTooLarge`]. Where the partition's newest segment
+///   is empty and too small for them (a new partition's, or one a crash
+///   left), a lone commit marker closes it first, so they start one
+///   offset later.
 /// - A group member whose positions it commits must not commit on its own:
 ///   join with `auto_commit(AutoCommit::Off)` and `commit_on_revoke(false)`.
 /// - Transactions do not wait for a topic's [`Backlog`](crate::Backlog)

@@ -103,6 +103,27 @@ impl PartitionLog {
                 limit: segment::MAX_SEGMENT_BYTES - u64::from(segment::DATA_START),
             });
         }
+        // An empty active segment too small for the share holds the base
+        // the next segment would need: it is rolled past with a lone commit
+        // marker (no transaction's; readers step over it, as over any
+        // marker), which takes one offset.
+        if w.active.committed() == segment::DATA_START
+            && w.active.base_offset == w.next_offset
+            && frame::MARKER_LEN <= w.active.free()
+        {
+            let seg = Arc::clone(&w.active);
+            let at = seg.committed();
+            let filler = TxnShare {
+                seg,
+                start: at,
+                end: at,
+                first: w.next_offset,
+                marker: w.next_offset,
+                max_ts: i64::MIN,
+                frames: vec![],
+            };
+            self.txn_publish(w, filler, 0, now, false)?;
+        }
         let epoch = w.epoch.unwrap_or(0);
         let seg = Segment::create(&self.dir, w.next_offset, capacity, self.id.clone(), epoch, now)?;
         self.roll_to(w, seg);
