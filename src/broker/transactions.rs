@@ -159,9 +159,9 @@ impl Shared {
         let now = now_millis();
         // 1. The groups, held and checked.
         groups.sort_by(|a, b| (&a.state.name, &a.state.topic.name).cmp(&(&b.state.name, &b.state.topic.name)));
-        let holds: Vec<_> = groups.iter().map(|g| g.state.hold_for_transaction()).collect();
-        for g in &groups {
-            g.state.check_transactional(g.member, &g.offsets)?;
+        let mut holds: Vec<_> = groups.iter().map(|g| g.state.hold_for_transaction()).collect();
+        for (g, hold) in groups.iter().zip(&holds) {
+            hold.check(g.member, &g.offsets)?;
             // A partition revoked with records received and not committed:
             // the transaction may hold output of records its next owner
             // processes too (Kafka fences such a producer). Told once; the
@@ -254,8 +254,8 @@ impl Shared {
         }
         // 7. The groups' offsets: in memory now, in their files by the
         // commit thread, which settles the commit for each group.
-        for g in &groups {
-            g.state.apply_transactional(&g.offsets, &txn_log, entry);
+        for (g, hold) in groups.iter().zip(holds.iter_mut()) {
+            hold.apply(&g.offsets, &txn_log, entry);
         }
         drop(holds);
         for g in &groups {

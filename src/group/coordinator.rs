@@ -90,6 +90,10 @@ struct Inner {
     /// the next successful write of the file.
     txn_unwritten: Vec<u64>,
     txn_log: Option<Arc<TransactionLog>>,
+    /// A write of the file is running without `inner`; and the offsets
+    /// transactions applied meanwhile, which it must not undo.
+    writing: bool,
+    txn_touched: Vec<(u32, u64)>,
     /// Set when the broker closed or the topic was deleted: no more commits.
     closed: Option<Error>,
 }
@@ -109,6 +113,52 @@ impl Written {
     /// Every request of `batch` refused with (a copy of) `reason`.
     fn refused(batch: Vec<CommitRequest>, reason: &Error) -> Written {
         Written { outcomes: batch.into_iter().map(|r| (r.done, Err(copy_error(reason)))).collect(), health: None }
+    }
+}
+
+/// A transaction's hold on a group (see [`GroupState::hold_for_transaction`]).
+pub(crate) struct TransactionHold<'a> {
+    state: &'a GroupState,
+    inner: parking_lot::MutexGuard<'a, Inner>,
+}
+
+impl TransactionHold<'_> {
+    /// Checks that `member` may commit `offsets` now, as a commit would.
+    pub(crate) fn check(&self, member: u64, offsets: &[(u32, u64)]) -> Result<()> {
+        self.state.check_against(&self.inner, member, offsets)
+    }
+
+    /// A committed transaction's `offsets` (checked by
+    /// [`check`](TransactionHold::check) under this hold), its entry `entry`
+    /// in `txn_log`: committed at once, and written to the offsets file by
+    /// the commit thread once the caller, after releasing the hold, calls
+    /// [`GroupState::schedule_write`] (which may write on the calling
+    /// thread). The write settles the entry for this group.
+    pub(crate) fn apply(&mut self, offsets: &[(u32, u64)], txn_log: &Arc<TransactionLog>, entry: u64) {
+        let state = self.state;
+        let inner = &mut *self.inner;
+        match state.committed_loaded(inner) {
+            Ok(committed) => committed.extend(offsets.iter().copied()),
+            // Left unsettled: recovery applies the offsets at the next open.
+            Err(_) => return,
+        }
+        inner.file_behind = true;
+        inner.txn_unwritten.push(entry);
+        if inner.writing {
+            inner.txn_touched.extend(offsets.iter().copied());
+        }
+        inner.txn_log.get_or_insert_with(|| Arc::clone(txn_log));
+        state.publish_committed(&offsets.iter().copied().collect());
+        // The offsets are in `committed` already: the request only asks
+        // for a write (so a later reset or commit is never undone by it).
+        let request = CommitRequest {
+            member: 0,
+            offsets: vec![],
+            background: true,
+            transactional: true,
+            done: Completion::pending(),
+        };
+        state.commits.push(request, false);
     }
 }
 
@@ -311,48 +361,12 @@ impl GroupState {
         done.wait()
     }
 
-    /// Holds off every other writer of the offsets file, and every change
-    /// of ownership, while a transaction checks and commits this group's
-    /// offsets (lock order: groups' stores, then partitions' writers).
-    pub(crate) fn hold_for_transaction(&self) -> parking_lot::MutexGuard<'_, ()> {
-        self.store.lock()
-    }
-
-    /// Checks that `member` may commit `offsets` now, as a commit would.
-    pub(crate) fn check_transactional(&self, member: u64, offsets: &[(u32, u64)]) -> Result<()> {
-        self.check_request(member, offsets)
-    }
-
-    /// A committed transaction's `offsets` (checked by
-    /// [`check_transactional`](GroupState::check_transactional) under the
-    /// same hold), its entry `entry` in `txn_log`: committed at once, and
-    /// written to the offsets file by the commit thread once the caller,
-    /// after releasing the hold, calls
-    /// [`schedule_write`](GroupState::schedule_write) (which may write on
-    /// the calling thread). The write settles the entry for this group.
-    pub(crate) fn apply_transactional(&self, offsets: &[(u32, u64)], txn_log: &Arc<TransactionLog>, entry: u64) {
-        {
-            let mut inner = self.inner.lock();
-            match self.committed_loaded(&mut inner) {
-                Ok(committed) => committed.extend(offsets.iter().copied()),
-                // Left unsettled: recovery applies the offsets at the next open.
-                Err(_) => return,
-            }
-            inner.file_behind = true;
-            inner.txn_unwritten.push(entry);
-            inner.txn_log.get_or_insert_with(|| Arc::clone(txn_log));
-            self.publish_committed(&offsets.iter().copied().collect());
-        }
-        // The offsets are in `committed` already: the request only asks
-        // for a write (so a later reset or commit is never undone by it).
-        let request = CommitRequest {
-            member: 0,
-            offsets: vec![],
-            background: true,
-            transactional: true,
-            done: Completion::pending(),
-        };
-        self.commits.push(request, false);
+    /// Holds the group while a transaction checks and commits its offsets:
+    /// no ownership changes and no commit applies meanwhile (lock order:
+    /// groups, then partitions' writers). Its offsets file may be being
+    /// written meanwhile: the write keeps what the transaction applies.
+    pub(crate) fn hold_for_transaction(&self) -> TransactionHold<'_> {
+        TransactionHold { state: self, inner: self.inner.lock() }
     }
 
     /// After the offsets file was written with everything `committed`
@@ -362,7 +376,15 @@ impl GroupState {
     fn settle_written(&self, inner: &mut Inner) {
         inner.file_behind = false;
         let entries = std::mem::take(&mut inner.txn_unwritten);
-        let Some(log) = &inner.txn_log else { return };
+        if let Some(log) = inner.txn_log.clone() {
+            self.settle(&log, entries);
+        }
+    }
+
+    /// Marks `entries` settled for this group, synced (see
+    /// [`settle_written`](GroupState::settle_written)). A failure only means
+    /// recovery applies their offsets again, which the file then holds.
+    fn settle(&self, log: &TransactionLog, entries: Vec<u64>) {
         if let Err(e) = log.settle(&entries, Some((&self.name, &self.topic.name)), true) {
             log::warn!(
                 "millpond: group {:?} topic {:?}: could not mark transactions settled (recovery will apply their \
@@ -370,7 +392,6 @@ impl GroupState {
                 self.name,
                 self.topic.name
             );
-            inner.txn_unwritten = entries;
         }
     }
 
@@ -522,25 +543,46 @@ impl GroupState {
             return Written { outcomes, health: None };
         }
         let current_damaged = inner.current_damaged;
+        // The transactions whose offsets this write holds; those applied
+        // while it runs (without `inner`) are for the next write.
+        let settling = std::mem::take(&mut inner.txn_unwritten);
+        inner.writing = true;
         drop(inner);
         // Each commit carries the epoch of the last record it covers.
         let with_epochs = self.with_epochs(&next);
         let written = self.file.store(&with_epochs, current_damaged);
+        let mut inner = self.inner.lock();
+        inner.writing = false;
+        let touched = std::mem::take(&mut inner.txn_touched);
         let health = match &written {
             Ok(()) => {
-                let mut inner = self.inner.lock();
                 inner.current_damaged = false;
-                self.settle_written(&mut inner);
+                // Transactions applied meanwhile stay in `committed`.
+                next.extend(touched);
+                inner.file_behind = !inner.txn_unwritten.is_empty();
                 self.publish_committed(&next);
                 inner.committed = Some(next);
+                let log = inner.txn_log.clone();
+                drop(inner);
+                // Still under `store`: settled before anything else may
+                // write the file.
+                if let Some(log) = log {
+                    self.settle(&log, settling);
+                }
                 Some(Ok(()))
             }
             // Nobody may be looking at an asynchronous request's outcome:
             // reported too.
-            Err(e) if background => Some(Err(
-                BackgroundError::new(BackgroundTask::Commit, copy_error(e)).of_group(&self.name, &self.topic.name)
-            )),
-            Err(_) => None,
+            Err(e) => {
+                inner.txn_unwritten.splice(0..0, settling);
+                drop(inner);
+                // Nobody may be looking at an asynchronous request's
+                // outcome: reported too.
+                background.then(|| {
+                    Err(BackgroundError::new(BackgroundTask::Commit, copy_error(e))
+                        .of_group(&self.name, &self.topic.name))
+                })
+            }
         };
         outcomes.extend(accepted.into_iter().map(|done| {
             let outcome = match &written {
