@@ -222,6 +222,20 @@ impl PartitionLog {
         // most `len` bytes (its header at most `MAX_HEADER_LEN`).
         let (pos, header) =
             unsafe { w.active.append(len, |buf| frame::encode_frame(buf, origin, base, records.iter().copied(), now)) };
+        self.index_frame(w, pos, base);
+        w.max_ts = w.max_ts.max(header.max_timestamp);
+        w.next_offset = header.next_offset();
+        if let Some(p) = &self.prefault {
+            let Writer { active, prepared, .. } = w;
+            p.after_write(active, pos + header.len, prepared);
+        }
+    }
+
+    /// Adds a sparse index entry for the frame at `pos` (first offset
+    /// `base`) of the active segment, if `index_interval_bytes` have passed
+    /// since the last one.
+    #[inline(always)]
+    pub(crate) fn index_frame(&self, w: &mut Writer, pos: u32, base: u64) {
         if w.last_index_pos.is_none_or(|last| pos - last >= self.settings.index_interval) {
             w.active.push_index(IndexEntry {
                 rel_offset: (base - w.active.base_offset) as u32,
@@ -229,12 +243,6 @@ impl PartitionLog {
                 max_ts_before: w.max_ts,
             });
             w.last_index_pos = Some(pos);
-        }
-        w.max_ts = w.max_ts.max(header.max_timestamp);
-        w.next_offset = header.next_offset();
-        if let Some(p) = &self.prefault {
-            let Writer { active, prepared, .. } = w;
-            p.after_write(active, pos + header.len, prepared);
         }
     }
 

@@ -67,14 +67,7 @@ impl PartitionLog {
             if !(by_bytes || by_age) {
                 break;
             }
-            // Delist first, so no reader finds a slot whose file is gone; a
-            // file that then cannot be unlinked reappears at the next open
-            // (harmless: the log start just moves back).
-            self.slots.write().retain(|s| s.base != oldest.base);
-            self.log_start.store(next.base, Ordering::Release);
-            for path in [log_path(&self.dir, oldest.base), index_path(&self.dir, oldest.base)] {
-                fsutil::remove_if_present(&path, "delete segment (retention)")?;
-            }
+            self.delete_oldest(oldest, next, "delete segment (retention)")?;
             deleted += 1;
         }
         if deleted > 0 {
@@ -100,13 +93,22 @@ impl PartitionLog {
             if next.base > offset {
                 break;
             }
-            self.slots.write().retain(|s| s.base != oldest.base);
-            self.log_start.store(next.base, Ordering::Release);
-            for path in [log_path(&self.dir, oldest.base), index_path(&self.dir, oldest.base)] {
-                fsutil::remove_if_present(&path, "delete segment (settled transactions)")?;
-            }
+            self.delete_oldest(oldest, next, "delete segment (settled transactions)")?;
             deleted += 1;
         }
         Ok(deleted)
+    }
+
+    /// Deletes the oldest segment, `oldest`, whose successor is `next`.
+    /// Delisted first, so no reader finds a slot whose file is gone; a file
+    /// that then cannot be unlinked reappears at the next open (harmless:
+    /// the log start just moves back).
+    fn delete_oldest(&self, oldest: &Slot, next: &Slot, op: &'static str) -> Result<()> {
+        self.slots.write().retain(|s| s.base != oldest.base);
+        self.log_start.store(next.base, Ordering::Release);
+        for path in [log_path(&self.dir, oldest.base), index_path(&self.dir, oldest.base)] {
+            fsutil::remove_if_present(&path, op)?;
+        }
+        Ok(())
     }
 }

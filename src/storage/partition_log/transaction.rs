@@ -15,7 +15,6 @@ use std::sync::atomic::Ordering;
 
 use crate::error::{Error, Result};
 use crate::storage::frame;
-use crate::storage::index::IndexEntry;
 use crate::storage::partition_log::state::{PartitionLog, Writer};
 use crate::storage::policy::FsyncPolicy;
 use crate::storage::record::Record;
@@ -43,6 +42,24 @@ pub(crate) struct TxnShare {
     max_ts: i64,
     /// `(position, base offset)` of each frame, for the index.
     frames: Vec<(u32, u64)>,
+}
+
+impl TxnShare {
+    /// A share with nothing in it yet, at the published end of the active
+    /// segment (writer lock held: `w`).
+    fn empty(w: &Writer) -> TxnShare {
+        let seg = Arc::clone(&w.active);
+        let start = seg.committed();
+        TxnShare {
+            seg,
+            start,
+            end: start,
+            first: w.next_offset,
+            marker: w.next_offset,
+            max_ts: i64::MIN,
+            frames: vec![],
+        }
+    }
 }
 
 /// Splits records of encoded sizes `sizes` into frames of at most `limit`
@@ -111,17 +128,7 @@ impl PartitionLog {
             && w.active.base_offset == w.next_offset
             && frame::MARKER_LEN <= w.active.free()
         {
-            let seg = Arc::clone(&w.active);
-            let at = seg.committed();
-            let filler = TxnShare {
-                seg,
-                start: at,
-                end: at,
-                first: w.next_offset,
-                marker: w.next_offset,
-                max_ts: i64::MIN,
-                frames: vec![],
-            };
+            let filler = TxnShare::empty(w);
             self.txn_publish(w, filler, 0, now, false)?;
         }
         let epoch = w.epoch.unwrap_or(0);
@@ -141,18 +148,8 @@ impl PartitionLog {
         txn: u64,
         now: i64,
     ) -> TxnShare {
-        let seg = Arc::clone(&w.active);
-        let start = seg.committed();
-        let origin = seg.origin();
-        let mut share = TxnShare {
-            seg,
-            start,
-            end: start,
-            first: w.next_offset,
-            marker: w.next_offset,
-            max_ts: i64::MIN,
-            frames: vec![],
-        };
+        let mut share = TxnShare::empty(w);
+        let origin = share.seg.origin();
         for (i, j, len) in chunks(sizes, self.txn_frame_limit()) {
             let base = share.marker;
             // SAFETY: the writer lock is held (`w`), and `txn_prepare` made
@@ -208,14 +205,7 @@ impl PartitionLog {
         self.high_watermark.store(next, Ordering::Release);
         share.seg.publish(end, next, max_ts);
         for &(pos, base) in &share.frames {
-            if w.last_index_pos.is_none_or(|last| pos - last >= self.settings.index_interval) {
-                w.active.push_index(IndexEntry {
-                    rel_offset: (base - w.active.base_offset) as u32,
-                    position: pos,
-                    max_ts_before: w.max_ts,
-                });
-                w.last_index_pos = Some(pos);
-            }
+            self.index_frame(w, pos, base);
         }
         w.max_ts = w.max_ts.max(max_ts);
         w.next_offset = next;
@@ -234,17 +224,7 @@ impl PartitionLog {
         let now = crate::storage::record::now_millis();
         let mut w = self.lock_writer();
         self.txn_prepare(&mut w, frame::MARKER_LEN, now)?;
-        let seg = Arc::clone(&w.active);
-        let at = seg.committed();
-        let share = TxnShare {
-            seg,
-            start: at,
-            end: at,
-            first: w.next_offset,
-            marker: w.next_offset,
-            max_ts: i64::MIN,
-            frames: vec![],
-        };
+        let share = TxnShare::empty(&w);
         let result = self.txn_publish(&mut w, share, txn, now, false);
         drop(w);
         self.notify_consumers();
