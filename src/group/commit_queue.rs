@@ -134,6 +134,10 @@ pub(crate) struct CommitRequest {
     /// Written for a committed transaction, whose checks were made when it
     /// committed: applied even if its member has left since.
     pub(crate) transactional: bool,
+    /// When it was made, in the group's order of requests and transactions
+    /// (`GroupState::next_seq`): a transaction's offsets applied after it
+    /// are not undone by it.
+    pub(crate) seq: u64,
     pub(crate) done: Arc<Completion>,
 }
 
@@ -264,6 +268,7 @@ mod tests {
                 offsets: vec![],
                 background: true,
                 transactional: false,
+                seq: 0,
                 done: Arc::clone(&queued)
             },
             true
@@ -276,6 +281,7 @@ mod tests {
                 offsets: vec![],
                 background: true,
                 transactional: false,
+                seq: 0,
                 done: Arc::clone(&late)
             },
             true

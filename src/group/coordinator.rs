@@ -61,6 +61,8 @@ pub(crate) struct GroupState {
     committer: Arc<CommitThread>,
     /// Bumped on every change members must react to.
     generation: AtomicU64,
+    /// Orders commit requests and transactions' offsets (see `next_seq`).
+    request_seq: AtomicU64,
     /// Wakes members blocked in a receive call when the generation changes.
     pub(crate) notifier: Notifier,
     /// Members now, readable without the lock (for back-pressure).
@@ -94,6 +96,9 @@ struct Inner {
     /// transactions applied meanwhile, which it must not undo.
     writing: bool,
     txn_touched: Vec<(u32, u64)>,
+    /// Per partition, when a transaction last applied an offset (see
+    /// [`CommitRequest::seq`]).
+    txn_seq: BTreeMap<u32, u64>,
     /// Set when the broker closed or the topic was deleted: no more commits.
     closed: Option<Error>,
 }
@@ -151,11 +156,16 @@ impl TransactionHold<'_> {
         state.publish_committed(&offsets.iter().copied().collect());
         // The offsets are in `committed` already: the request only asks
         // for a write (so a later reset or commit is never undone by it).
+        let seq = state.next_seq();
+        for &(p, _) in offsets {
+            inner.txn_seq.insert(p, seq);
+        }
         let request = CommitRequest {
             member: 0,
             offsets: vec![],
             background: true,
             transactional: true,
+            seq,
             done: Completion::pending(),
         };
         state.commits.push(request, false);
@@ -205,6 +215,7 @@ impl GroupState {
             commits: CommitQueue::default(),
             committer,
             generation: AtomicU64::new(1),
+            request_seq: AtomicU64::new(0),
             notifier: Notifier::default(),
             progress: Arc::new(GroupProgress::new(topic_partitions)),
         }
@@ -218,6 +229,12 @@ impl GroupState {
         for log in &self.topic.partitions {
             log.space.notify();
         }
+    }
+
+    /// The next number in the order of this group's commit requests and
+    /// transactions' offsets.
+    fn next_seq(&self) -> u64 {
+        self.request_seq.fetch_add(1, Ordering::Relaxed)
     }
 
     /// The current generation (`Acquire`: pairs with the bump's `Release`).
@@ -354,6 +371,7 @@ impl GroupState {
             offsets: offsets.to_vec(),
             background: false,
             transactional: false,
+            seq: self.next_seq(),
             done: Arc::clone(&done),
         };
         self.commits.push(request, false);
@@ -376,22 +394,29 @@ impl GroupState {
     fn settle_written(&self, inner: &mut Inner) {
         inner.file_behind = false;
         let entries = std::mem::take(&mut inner.txn_unwritten);
-        if let Some(log) = inner.txn_log.clone() {
-            self.settle(&log, entries);
+        if let Some(log) = inner.txn_log.clone()
+            && let Err(entries) = self.settle(&log, entries)
+        {
+            inner.txn_unwritten.splice(0..0, entries);
         }
     }
 
     /// Marks `entries` settled for this group, synced (see
-    /// [`settle_written`](GroupState::settle_written)). A failure only means
-    /// recovery applies their offsets again, which the file then holds.
-    fn settle(&self, log: &TransactionLog, entries: Vec<u64>) {
-        if let Err(e) = log.settle(&entries, Some((&self.name, &self.topic.name)), true) {
-            log::warn!(
-                "millpond: group {:?} topic {:?}: could not mark transactions settled (recovery will apply their \
-                 offsets again): {e}",
-                self.name,
-                self.topic.name
-            );
+    /// [`settle_written`](GroupState::settle_written)). On failure they are
+    /// returned, to be settled by the next write (until then recovery would
+    /// apply their offsets again).
+    fn settle(&self, log: &TransactionLog, entries: Vec<u64>) -> std::result::Result<(), Vec<u64>> {
+        match log.settle(&entries, Some((&self.name, &self.topic.name)), true) {
+            Ok(()) => Ok(()),
+            Err(e) => {
+                log::warn!(
+                    "millpond: group {:?} topic {:?}: could not mark transactions settled (the next write of the \
+                     offsets file tries again): {e}",
+                    self.name,
+                    self.topic.name
+                );
+                Err(entries)
+            }
         }
     }
 
@@ -435,6 +460,7 @@ impl GroupState {
             offsets: offsets.to_vec(),
             background: true,
             transactional: false,
+            seq: self.next_seq(),
             done: Arc::clone(&done),
         };
         if self.commits.push(request, true) {
@@ -531,7 +557,10 @@ impl GroupState {
             };
             match checked {
                 Ok(()) => {
-                    next.extend(request.offsets.iter().copied());
+                    // A request older than a transaction's offset for a
+                    // partition does not undo it.
+                    let newer = |&&(p, _): &&(u32, u64)| inner.txn_seq.get(&p).is_none_or(|&t| t < request.seq);
+                    next.extend(request.offsets.iter().filter(newer).copied());
                     background |= request.background;
                     accepted.push(request.done);
                 }
@@ -566,8 +595,12 @@ impl GroupState {
                 drop(inner);
                 // Still under `store`: settled before anything else may
                 // write the file.
-                if let Some(log) = log {
-                    self.settle(&log, settling);
+                if let Some(log) = log
+                    && let Err(settling) = self.settle(&log, settling)
+                {
+                    let mut inner = self.inner.lock();
+                    inner.txn_unwritten.splice(0..0, settling);
+                    inner.file_behind = true;
                 }
                 Some(Ok(()))
             }

@@ -46,6 +46,9 @@ pub(crate) struct Membership {
     /// the partition's next owner processes again. Shared with
     /// transactions (see [`Membership::fence`]).
     revoked_uncommitted: Arc<std::sync::atomic::AtomicU64>,
+    /// Where each owned partition's cursor started when this member took
+    /// it: a position still there received nothing of it.
+    taken_at: BTreeMap<u32, u64>,
 }
 
 /// An interval auto-commit requested: the positions, and its completion.
@@ -99,6 +102,7 @@ impl Membership {
             lagged: Vec::new(),
             unopened: BTreeMap::new(),
             revoked_uncommitted: Arc::default(),
+            taken_at: BTreeMap::new(),
         }
     }
 
@@ -295,14 +299,20 @@ impl Membership {
                         seeks: Default::default(),
                     });
                 }
+                // Received and not committed: moved since taken, and not
+                // where the group's commit is.
+                let uncommitted = |&&(p, o): &&(u32, u64)| {
+                    self.taken_at.get(&p) != Some(&o) && self.state.progress.committed(p) != Some(o)
+                };
                 if !self.commit_on_revoke
-                    && let Some(&(p, _)) = positions.iter().find(|&&(p, o)| self.state.progress.committed(p) != Some(o))
+                    && let Some(&(p, _)) = positions.iter().find(uncommitted)
                 {
                     self.revoked_uncommitted.store(u64::from(p) + 1, std::sync::atomic::Ordering::Release);
                 }
                 let committed = if self.commit_on_revoke { self.state.commit(self.id, &positions) } else { Ok(()) };
                 for &p in &revoked {
                     cursors.remove(p);
+                    self.taken_at.remove(&p);
                 }
                 // Released even if the commit failed, so the group goes on;
                 // the new owner then re-reads from the last good commit.
@@ -400,6 +410,7 @@ impl Membership {
                     });
                 }
                 assigned.push((p, c.position()));
+                self.taken_at.insert(p, c.position());
                 cursors.add(c);
             }
             Err(e) => {
