@@ -367,3 +367,51 @@ fn a_durable_transaction_is_synced_and_the_log_settles_across_reopens() {
     // The transaction log is no user topic.
     assert_eq!(broker.topics().len(), 2);
 }
+
+#[test]
+fn a_share_larger_than_an_empty_active_segment_rolls_past_it_with_a_lone_marker_readers_step_over() {
+    use millpond::{DumpEntry, SegmentDump};
+    use support::layout::{segment_bases, segment_path};
+    let dir = TempDir::new("txn-lone-marker");
+    let config = TopicConfig::default().segment_bytes(16 << 10).max_record_bytes(1024);
+    let value = |i: usize| format!("{i:04}{}", "x".repeat(900));
+    {
+        let broker = Broker::open(dir.path()).unwrap();
+        let topic = broker.create_topic("t", config).unwrap();
+        // 40 records of about 1 KiB: more than the empty 16 KiB active
+        // segment holds.
+        let mut txn = broker.transaction().unwrap();
+        txn.send_batch(&topic, (0..40).map(|i| Record::new(value(i)).partition(0))).unwrap();
+        let committed = txn.commit().unwrap();
+        let part = &committed.parts()[0];
+        assert_eq!((part.first_offset(), part.records()), (1, 40), "offset 0 is the lone marker");
+        assert_eq!(topic.high_watermark(0).unwrap(), 42, "the lone marker, 40 records, their marker");
+        let mut c = topic.consumer_of(&[0], StartFrom::Earliest).unwrap();
+        let got: Vec<(u64, Vec<u8>)> =
+            std::iter::from_fn(|| c.try_recv().unwrap()).map(|m| (m.offset(), m.value().to_vec())).collect();
+        assert_eq!(got, (0..40).map(|i| (i as u64 + 1, value(i).into_bytes())).collect::<Vec<_>>());
+        // Plain sends go on after the transaction's marker.
+        assert_eq!(topic.producer().send(Record::new("plain").partition(0)).unwrap().offset, 42);
+    }
+    // On disk: the first segment holds the lone marker only (no
+    // transaction's, id 0); the share has a segment of its own, as large as
+    // it needs.
+    assert_eq!(segment_bases(dir.path(), "t", 0)[..2], [0, 1]);
+    let dump = SegmentDump::open(segment_path(dir.path(), "t", 0, 0)).unwrap();
+    let frames: Vec<_> = dump
+        .frames()
+        .filter_map(|e| match e.unwrap() {
+            DumpEntry::Frame(f) => Some(f),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(frames.len(), 1);
+    assert!(frames[0].commit_marker && frames[0].transaction == Some(0) && frames[0].base_offset == 0);
+    // A reopened broker reads the same, from the start and from the marker.
+    let broker = Broker::open(dir.path()).unwrap();
+    assert!(broker.recovery_report().is_empty(), "{:?}", broker.recovery_report());
+    let topic = broker.topic("t").unwrap();
+    let mut c = topic.consumer_of(&[0], StartFrom::Offset(0)).unwrap();
+    assert_eq!(c.try_recv().unwrap().map(|m| m.offset()), Some(1));
+    assert_eq!(all(&topic).len(), 41);
+}
